@@ -1,13 +1,14 @@
 """The ``cantata`` command.
 
-Subcommands grow with the framework; today ``cantata protocol`` prints the
-protocol inventory: every client and server event this version speaks, with
-the SDK class name behind each GA wire type.
+* ``cantata serve``: the local Realtime engine alone, for any client;
+* ``cantata protocol``: the protocol inventory, every client and server event
+  this version speaks, with the SDK class name behind each GA wire type.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -33,10 +34,70 @@ def _protocol(_: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import trio
+
+    from framework.engine import Engine, Rules, RulesError, serve_engine
+
+    try:
+        rules = Rules.from_file(args.rules) if args.rules else None
+    except RulesError as e:
+        print(f"cantata serve: {e}", file=sys.stderr)
+        return 2
+    engine = Engine(
+        rules=rules,
+        api_key=args.api_key,
+        max_session_s=args.max_session_seconds,
+        latency_ms=args.latency_ms,
+        drop_after_events=args.drop_after_events,
+    )
+
+    async def run() -> None:
+        # Ctrl-C (or SIGTERM) cancels the server's nursery: connections close and
+        # the process exits 0 instead of printing a KeyboardInterrupt traceback.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                url = await nursery.start(
+                    lambda task_status: serve_engine(
+                        engine, host=args.host, port=args.port, task_status=task_status
+                    )
+                )
+                print(engine.banner(url), flush=True)
+                print("Ready. Press Ctrl-C to stop.", flush=True)
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+        print("Stopped.", flush=True)
+
+    try:
+        trio.run(run)
+    except OSError as e:
+        print(f"cantata serve: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cantata`` console script."""
     parser = argparse.ArgumentParser(prog="cantata", description="Realtime voice and text agents.")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run the local Realtime engine")
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve_cmd.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    serve_cmd.add_argument("--rules", help="TOML rules file for the scripted brain")
+    serve_cmd.add_argument("--api-key", help="require this key from clients")
+    serve_cmd.add_argument(
+        "--max-session-seconds", type=float, help="test knob: sessions expire after this long"
+    )
+    serve_cmd.add_argument(
+        "--latency-ms", type=int, default=0, help="test knob: delay before every event sent"
+    )
+    serve_cmd.add_argument(
+        "--drop-after-events", type=int, help="test knob: drop each connection after N events"
+    )
+    serve_cmd.set_defaults(handler=_serve)
+
     protocol_cmd = commands.add_parser("protocol", help="list the protocol's event types")
     protocol_cmd.set_defaults(handler=_protocol)
     args = parser.parse_args(argv)

@@ -142,6 +142,12 @@ class UnknownClientEvent(_RawWrapper):
 class UnknownItem(_RawWrapper):
     """A conversation item of an unknown ``type`` (or message ``role``), kept whole."""
 
+    @property
+    def id(self) -> str | None:
+        """The item's ``id``, when it has a string one."""
+        value = self.raw.get("id")
+        return value if isinstance(value, str) else None
+
 
 @attrs.frozen
 class UnknownVariant(_RawWrapper):

@@ -16,10 +16,8 @@ from ._legacy import TranscriptionSessionUpdate
 from ._response import RealtimeResponseCreateParams
 from ._session import SessionConfig
 
-wire = attrs.frozen(kw_only=True, repr=False)
 
-
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class SessionUpdateEvent(WireObject):
     """Changes the session: only the fields present in ``session`` change."""
 
@@ -28,7 +26,7 @@ class SessionUpdateEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferAppendEvent(WireObject):
     """Appends base64 audio, in the session's input format, to the input buffer."""
 
@@ -37,7 +35,7 @@ class InputAudioBufferAppendEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferCommitEvent(WireObject):
     """Turns the input buffer into a user message (manual turns)."""
 
@@ -45,7 +43,7 @@ class InputAudioBufferCommitEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferClearEvent(WireObject):
     """Drops the audio in the input buffer."""
 
@@ -53,7 +51,7 @@ class InputAudioBufferClearEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class OutputAudioBufferClearEvent(WireObject):
     """Cuts off the audio being played (WebRTC and SIP connections only)."""
 
@@ -61,7 +59,7 @@ class OutputAudioBufferClearEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemCreateEvent(WireObject):
     """Adds an item to the conversation, at the end or after ``previous_item_id``."""
 
@@ -71,7 +69,7 @@ class ConversationItemCreateEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemRetrieveEvent(WireObject):
     """Asks for the server's copy of an item, audio included."""
 
@@ -80,7 +78,7 @@ class ConversationItemRetrieveEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemTruncateEvent(WireObject):
     """Cuts an assistant audio item at the point the user actually heard."""
 
@@ -91,7 +89,7 @@ class ConversationItemTruncateEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemDeleteEvent(WireObject):
     """Removes an item from the conversation."""
 
@@ -100,7 +98,7 @@ class ConversationItemDeleteEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseCreateEvent(WireObject):
     """Asks the model for a response, optionally with per-response overrides."""
 
@@ -109,7 +107,7 @@ class ResponseCreateEvent(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseCancelEvent(WireObject):
     """Cancels the active response (or the one named by ``response_id``)."""
 

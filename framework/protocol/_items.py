@@ -14,8 +14,6 @@ import attrs
 
 from ._base import UNSET, UnknownItem, Unset, WireObject
 
-wire = attrs.frozen(kw_only=True, repr=False)
-
 ItemStatus: TypeAlias = Literal["completed", "incomplete", "in_progress"]
 """The status of an item; informational when a client sends it."""
 
@@ -23,7 +21,7 @@ ItemStatus: TypeAlias = Literal["completed", "incomplete", "in_progress"]
 # --- message content -------------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class SystemMessageContent(WireObject):
     """Text of a system message."""
 
@@ -31,7 +29,7 @@ class SystemMessageContent(WireObject):
     text: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class UserMessageContent(WireObject):
     """One part of a user message: text, audio (base64) or an image (data URI)."""
 
@@ -43,7 +41,7 @@ class UserMessageContent(WireObject):
     detail: Literal["auto", "low", "high"] | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class AssistantMessageContent(WireObject):
     """One part of an assistant message: text, or audio with its transcript."""
 
@@ -56,7 +54,7 @@ class AssistantMessageContent(WireObject):
 # --- items -------------------------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeConversationItemSystemMessage(WireObject):
     """A system message: extra context or instructions added mid-conversation."""
 
@@ -68,7 +66,7 @@ class RealtimeConversationItemSystemMessage(WireObject):
     status: ItemStatus | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeConversationItemUserMessage(WireObject):
     """A user message, typed by the client or committed from input audio."""
 
@@ -80,7 +78,7 @@ class RealtimeConversationItemUserMessage(WireObject):
     status: ItemStatus | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeConversationItemAssistantMessage(WireObject):
     """An assistant message produced by a response (or text history from a client)."""
 
@@ -92,7 +90,7 @@ class RealtimeConversationItemAssistantMessage(WireObject):
     status: ItemStatus | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeConversationItemFunctionCall(WireObject):
     """The model's call of a function tool, with JSON-encoded arguments."""
 
@@ -105,7 +103,7 @@ class RealtimeConversationItemFunctionCall(WireObject):
     status: ItemStatus | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeConversationItemFunctionCallOutput(WireObject):
     """The client's answer to a function call, as free text."""
 
@@ -117,7 +115,7 @@ class RealtimeConversationItemFunctionCallOutput(WireObject):
     status: ItemStatus | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class McpListedTool(WireObject):
     """A tool an MCP server offers, as listed in an ``mcp_list_tools`` item."""
 
@@ -127,7 +125,7 @@ class McpListedTool(WireObject):
     annotations: Any | Unset = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeMcpListTools(WireObject):
     """The tools the server imported from one hosted MCP server."""
 
@@ -137,7 +135,7 @@ class RealtimeMcpListTools(WireObject):
     id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeMcpProtocolError(WireObject):
     """An MCP call failed at the MCP protocol level (a JSON-RPC error)."""
 
@@ -146,7 +144,7 @@ class RealtimeMcpProtocolError(WireObject):
     message: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeMcpToolExecutionError(WireObject):
     """An MCP tool ran and reported a failure."""
 
@@ -154,7 +152,7 @@ class RealtimeMcpToolExecutionError(WireObject):
     message: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeMcphttpError(WireObject):
     """An MCP server could not be reached or answered with an HTTP error."""
 
@@ -169,7 +167,7 @@ McpCallError: TypeAlias = (
 """Why a hosted MCP call failed, tagged on ``type``."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeMcpToolCall(WireObject):
     """A call of a hosted MCP tool, made by the server, with its output or error."""
 
@@ -183,7 +181,7 @@ class RealtimeMcpToolCall(WireObject):
     error: McpCallError | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeMcpApprovalRequest(WireObject):
     """The server asks the client to approve a hosted MCP tool call."""
 
@@ -194,7 +192,7 @@ class RealtimeMcpApprovalRequest(WireObject):
     arguments: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeMcpApprovalResponse(WireObject):
     """The client's decision on an ``mcp_approval_request``."""
 
@@ -220,7 +218,7 @@ ConversationItem: TypeAlias = (
 """Any conversation item, tagged on ``type`` and, for messages, on ``role``."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseItemReference(WireObject):
     """A reference to an existing item, allowed only in ``response.create`` input."""
 
@@ -235,7 +233,7 @@ ResponseInputItem: TypeAlias = ConversationItem | ResponseItemReference
 # --- transcription details ---------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class LogProbProperties(WireObject):
     """The log probability of one transcribed token."""
 
@@ -244,7 +242,7 @@ class LogProbProperties(WireObject):
     bytes: Sequence[int]
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionLanguage(WireObject):
     """A language detected in transcribed audio."""
 

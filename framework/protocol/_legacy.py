@@ -23,12 +23,10 @@ from ._session import (
     TracingConfiguration,
 )
 
-wire = attrs.frozen(kw_only=True, repr=False)
-
 LegacyAudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class LegacyTurnDetection(WireObject):
     """Legacy flat turn-detection settings (both VAD kinds in one object)."""
 
@@ -42,7 +40,7 @@ class LegacyTurnDetection(WireObject):
     interrupt_response: bool | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeSession(WireObject):
     """Legacy: the flat pre-GA session object.
 
@@ -73,7 +71,7 @@ class RealtimeSession(WireObject):
     prompt: ResponsePrompt | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class LegacyItemContent(WireObject):
     """Content of a legacy flat item."""
 
@@ -84,7 +82,7 @@ class LegacyItemContent(WireObject):
     transcript: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemWithReference(WireObject):
     """Legacy: the beta flat item that could also be an ``item_reference``.
 
@@ -104,7 +102,7 @@ class ConversationItemWithReference(WireObject):
     output: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class LegacyTranscriptionSession(WireObject):
     """The flat transcription-session settings of ``transcription_session.update``."""
 
@@ -115,7 +113,7 @@ class LegacyTranscriptionSession(WireObject):
     turn_detection: LegacyTurnDetection | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionSessionUpdate(WireObject):
     """Legacy client event ``transcription_session.update``.
 
@@ -129,7 +127,7 @@ class TranscriptionSessionUpdate(WireObject):
     event_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionSessionUpdatedEvent(WireObject):
     """Legacy server event ``transcription_session.updated``.
 

@@ -21,8 +21,6 @@ from ._session import (
     VoiceID,
 )
 
-wire = attrs.frozen(kw_only=True, repr=False)
-
 ResponseStatus: TypeAlias = Literal["completed", "cancelled", "failed", "incomplete", "in_progress"]
 """The lifecycle state of a response."""
 
@@ -32,7 +30,7 @@ ResponseStatusReason: TypeAlias = Literal[
 """Why a response was cancelled or left incomplete."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseAudioOutput(WireObject):
     """The output format and voice a response used."""
 
@@ -40,14 +38,14 @@ class ResponseAudioOutput(WireObject):
     voice: Voice | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseAudio(WireObject):
     """Audio settings of a response."""
 
     output: ResponseAudioOutput | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseStatusError(WireObject):
     """What made a response fail."""
 
@@ -56,7 +54,7 @@ class ResponseStatusError(WireObject):
     message: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeResponseStatus(WireObject):
     """Details of a final status: the cancel/incomplete reason, or the failure."""
 
@@ -65,7 +63,7 @@ class RealtimeResponseStatus(WireObject):
     error: ResponseStatusError | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class CachedTokensDetails(WireObject):
     """The cached share of the input tokens, by kind."""
 
@@ -74,7 +72,7 @@ class CachedTokensDetails(WireObject):
     image_tokens: int | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeResponseUsageInputTokenDetails(WireObject):
     """Input tokens of a response, by kind (cached tokens are a subset)."""
 
@@ -85,7 +83,7 @@ class RealtimeResponseUsageInputTokenDetails(WireObject):
     cached_tokens_details: CachedTokensDetails | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeResponseUsageOutputTokenDetails(WireObject):
     """Output tokens of a response, by kind."""
 
@@ -93,7 +91,7 @@ class RealtimeResponseUsageOutputTokenDetails(WireObject):
     audio_tokens: int | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeResponseUsage(WireObject):
     """Token usage of one response, as billed."""
 
@@ -104,7 +102,7 @@ class RealtimeResponseUsage(WireObject):
     output_token_details: RealtimeResponseUsageOutputTokenDetails | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeResponse(WireObject):
     """A response: its id, status, output items (without audio bytes) and usage."""
 
@@ -121,7 +119,7 @@ class RealtimeResponse(WireObject):
     metadata: Mapping[str, str] | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseAudioOutputParams(WireObject):
     """Output format and voice for one response, overriding the session's."""
 
@@ -129,14 +127,14 @@ class ResponseAudioOutputParams(WireObject):
     voice: Voice | str | VoiceID | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeResponseCreateAudioOutput(WireObject):
     """Audio settings of ``response.create``."""
 
     output: ResponseAudioOutputParams | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeResponseCreateParams(WireObject):
     """Per-response overrides of ``response.create``.
 

@@ -19,13 +19,10 @@ from ._legacy import TranscriptionSessionUpdatedEvent
 from ._response import RealtimeResponse
 from ._session import SessionConfig
 
-wire = attrs.frozen(kw_only=True, repr=False)
-
-
 # --- payload parts ---------------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class Conversation(WireObject):
     """The default conversation of a session (legacy ``conversation.created``)."""
 
@@ -33,7 +30,7 @@ class Conversation(WireObject):
     object: Literal["realtime.conversation"] | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ContentPart(WireObject):
     """A content part in ``response.content_part.added``/``done``.
 
@@ -47,7 +44,7 @@ class ContentPart(WireObject):
     transcript: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionError(WireObject):
     """Why transcribing a user audio item failed."""
 
@@ -57,7 +54,7 @@ class TranscriptionError(WireObject):
     param: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionInputTokenDetails(WireObject):
     """Input tokens of a transcription, by kind."""
 
@@ -65,7 +62,7 @@ class TranscriptionInputTokenDetails(WireObject):
     audio_tokens: int | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionTokenUsage(WireObject):
     """Usage of a transcription model billed by tokens."""
 
@@ -76,7 +73,7 @@ class TranscriptionTokenUsage(WireObject):
     input_token_details: TranscriptionInputTokenDetails | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionDurationUsage(WireObject):
     """Usage of a transcription model billed by audio duration."""
 
@@ -90,7 +87,7 @@ TranscriptionUsage: TypeAlias = (
 """Usage of a transcription, tagged on ``type``."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RateLimit(WireObject):
     """One rate limit: its ceiling, what remains, and when it resets."""
 
@@ -100,7 +97,7 @@ class RateLimit(WireObject):
     reset_seconds: float | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeError(WireObject):
     """The body of an ``error`` event; ``event_id`` names the client event at fault."""
 
@@ -114,7 +111,7 @@ class RealtimeError(WireObject):
 # --- events ----------------------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class SessionCreatedEvent(WireObject):
     """The first event of every connection: the session's effective configuration."""
 
@@ -123,7 +120,7 @@ class SessionCreatedEvent(WireObject):
     session: SessionConfig
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class SessionUpdatedEvent(WireObject):
     """The full effective configuration after a ``session.update``."""
 
@@ -132,7 +129,7 @@ class SessionUpdatedEvent(WireObject):
     session: SessionConfig
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationCreatedEvent(WireObject):
     """Legacy: announced the default conversation; GA servers no longer send it."""
 
@@ -141,7 +138,7 @@ class ConversationCreatedEvent(WireObject):
     conversation: Conversation
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemCreatedEvent(WireObject):
     """Legacy: an item was created; GA servers send ``conversation.item.added``/``done``."""
 
@@ -151,7 +148,7 @@ class ConversationItemCreatedEvent(WireObject):
     previous_item_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemAdded(WireObject):
     """An item entered the default conversation (audio bytes omitted)."""
 
@@ -161,7 +158,7 @@ class ConversationItemAdded(WireObject):
     previous_item_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemDone(WireObject):
     """An item of the default conversation is final (audio bytes omitted)."""
 
@@ -171,7 +168,7 @@ class ConversationItemDone(WireObject):
     previous_item_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemRetrieved(WireObject):
     """The server's copy of an item, audio included, answering a retrieve."""
 
@@ -180,7 +177,7 @@ class ConversationItemRetrieved(WireObject):
     item: ConversationItem
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemDeletedEvent(WireObject):
     """An item was removed from the conversation."""
 
@@ -189,7 +186,7 @@ class ConversationItemDeletedEvent(WireObject):
     item_id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemTruncatedEvent(WireObject):
     """An assistant audio item was cut where the user stopped hearing it."""
 
@@ -200,7 +197,7 @@ class ConversationItemTruncatedEvent(WireObject):
     audio_end_ms: int
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemInputAudioTranscriptionDeltaEvent(WireObject):
     """More text of a user audio item's transcript."""
 
@@ -214,7 +211,7 @@ class ConversationItemInputAudioTranscriptionDeltaEvent(WireObject):
     logprobs: Sequence[LogProbProperties] | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemInputAudioTranscriptionCompletedEvent(WireObject):
     """The final transcript of a user audio item, with its usage."""
 
@@ -230,7 +227,7 @@ class ConversationItemInputAudioTranscriptionCompletedEvent(WireObject):
     languages: Sequence[TranscriptionLanguage] | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemInputAudioTranscriptionFailedEvent(WireObject):
     """Transcribing a user audio item failed."""
 
@@ -243,7 +240,7 @@ class ConversationItemInputAudioTranscriptionFailedEvent(WireObject):
     error: TranscriptionError
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ConversationItemInputAudioTranscriptionSegment(WireObject):
     """A transcribed segment with its speaker label (diarizing models)."""
 
@@ -260,7 +257,7 @@ class ConversationItemInputAudioTranscriptionSegment(WireObject):
     end: float
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferCommittedEvent(WireObject):
     """The input buffer became a user message item."""
 
@@ -270,7 +267,7 @@ class InputAudioBufferCommittedEvent(WireObject):
     previous_item_id: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferClearedEvent(WireObject):
     """The input buffer was emptied on request."""
 
@@ -278,7 +275,7 @@ class InputAudioBufferClearedEvent(WireObject):
     event_id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferSpeechStartedEvent(WireObject):
     """Turn detection heard speech start (offset includes the prefix padding)."""
 
@@ -288,7 +285,7 @@ class InputAudioBufferSpeechStartedEvent(WireObject):
     audio_start_ms: int
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferSpeechStoppedEvent(WireObject):
     """Turn detection heard speech end (offset includes the silence)."""
 
@@ -298,7 +295,7 @@ class InputAudioBufferSpeechStoppedEvent(WireObject):
     audio_end_ms: int
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferTimeoutTriggered(WireObject):
     """No speech for ``idle_timeout_ms``: the silence is committed and answered."""
 
@@ -309,7 +306,7 @@ class InputAudioBufferTimeoutTriggered(WireObject):
     audio_end_ms: int
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class OutputAudioBufferStarted(WireObject):
     """The server began playing a response's audio (WebRTC and SIP only)."""
 
@@ -318,7 +315,7 @@ class OutputAudioBufferStarted(WireObject):
     response_id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class OutputAudioBufferStopped(WireObject):
     """A response's audio finished playing (WebRTC and SIP only)."""
 
@@ -327,7 +324,7 @@ class OutputAudioBufferStopped(WireObject):
     response_id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class OutputAudioBufferCleared(WireObject):
     """A response's audio was cut off (WebRTC and SIP only)."""
 
@@ -336,7 +333,7 @@ class OutputAudioBufferCleared(WireObject):
     response_id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseCreatedEvent(WireObject):
     """A response began (status ``in_progress``, no output yet)."""
 
@@ -345,7 +342,7 @@ class ResponseCreatedEvent(WireObject):
     response: RealtimeResponse
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseDoneEvent(WireObject):
     """A response ended, whatever its final status; output without audio bytes."""
 
@@ -354,7 +351,7 @@ class ResponseDoneEvent(WireObject):
     response: RealtimeResponse
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseOutputItemAddedEvent(WireObject):
     """A response started producing an item."""
 
@@ -365,7 +362,7 @@ class ResponseOutputItemAddedEvent(WireObject):
     item: ConversationItem
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseOutputItemDoneEvent(WireObject):
     """A response finished an item (also when interrupted)."""
 
@@ -376,7 +373,7 @@ class ResponseOutputItemDoneEvent(WireObject):
     item: ConversationItem
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseContentPartAddedEvent(WireObject):
     """A content part was added to an assistant item."""
 
@@ -389,7 +386,7 @@ class ResponseContentPartAddedEvent(WireObject):
     part: ContentPart
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseContentPartDoneEvent(WireObject):
     """A content part of an assistant item is final."""
 
@@ -402,7 +399,7 @@ class ResponseContentPartDoneEvent(WireObject):
     part: ContentPart
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseTextDeltaEvent(WireObject):
     """More text of an ``output_text`` part."""
 
@@ -415,7 +412,7 @@ class ResponseTextDeltaEvent(WireObject):
     delta: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseTextDoneEvent(WireObject):
     """The full text of an ``output_text`` part."""
 
@@ -428,7 +425,7 @@ class ResponseTextDoneEvent(WireObject):
     text: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseAudioDeltaEvent(WireObject):
     """More audio (base64, session output format) of an ``output_audio`` part."""
 
@@ -441,7 +438,7 @@ class ResponseAudioDeltaEvent(WireObject):
     delta: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseAudioDoneEvent(WireObject):
     """An ``output_audio`` part has no more audio."""
 
@@ -453,7 +450,7 @@ class ResponseAudioDoneEvent(WireObject):
     content_index: int
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseAudioTranscriptDeltaEvent(WireObject):
     """More transcript of the audio being produced."""
 
@@ -468,7 +465,7 @@ class ResponseAudioTranscriptDeltaEvent(WireObject):
     delta: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseAudioTranscriptDoneEvent(WireObject):
     """The full transcript of an ``output_audio`` part."""
 
@@ -481,7 +478,7 @@ class ResponseAudioTranscriptDoneEvent(WireObject):
     transcript: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseFunctionCallArgumentsDeltaEvent(WireObject):
     """More of a function call's JSON arguments."""
 
@@ -496,7 +493,7 @@ class ResponseFunctionCallArgumentsDeltaEvent(WireObject):
     delta: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseFunctionCallArgumentsDoneEvent(WireObject):
     """A function call's complete arguments (``name`` is absent from older servers)."""
 
@@ -510,7 +507,7 @@ class ResponseFunctionCallArgumentsDoneEvent(WireObject):
     name: str | Unset = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseMcpCallArgumentsDelta(WireObject):
     """More of a hosted MCP call's JSON arguments."""
 
@@ -523,7 +520,7 @@ class ResponseMcpCallArgumentsDelta(WireObject):
     obfuscation: str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseMcpCallArgumentsDone(WireObject):
     """A hosted MCP call's complete arguments."""
 
@@ -535,7 +532,7 @@ class ResponseMcpCallArgumentsDone(WireObject):
     arguments: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseMcpCallInProgress(WireObject):
     """The server started a hosted MCP call."""
 
@@ -545,7 +542,7 @@ class ResponseMcpCallInProgress(WireObject):
     output_index: int
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseMcpCallCompleted(WireObject):
     """A hosted MCP call succeeded."""
 
@@ -555,7 +552,7 @@ class ResponseMcpCallCompleted(WireObject):
     output_index: int
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseMcpCallFailed(WireObject):
     """A hosted MCP call failed; the item's ``error`` says why."""
 
@@ -565,7 +562,7 @@ class ResponseMcpCallFailed(WireObject):
     output_index: int
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class McpListToolsInProgress(WireObject):
     """The server is listing a hosted MCP server's tools."""
 
@@ -574,7 +571,7 @@ class McpListToolsInProgress(WireObject):
     item_id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class McpListToolsCompleted(WireObject):
     """The server listed a hosted MCP server's tools."""
 
@@ -583,7 +580,7 @@ class McpListToolsCompleted(WireObject):
     item_id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class McpListToolsFailed(WireObject):
     """Listing a hosted MCP server's tools failed."""
 
@@ -592,7 +589,7 @@ class McpListToolsFailed(WireObject):
     item_id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RateLimitsUpdatedEvent(WireObject):
     """Rate limits at the start of a response (output tokens reserved)."""
 
@@ -601,7 +598,7 @@ class RateLimitsUpdatedEvent(WireObject):
     rate_limits: Sequence[RateLimit]
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeErrorEvent(WireObject):
     """Something went wrong; most errors leave the session open."""
 
@@ -610,7 +607,7 @@ class RealtimeErrorEvent(WireObject):
     error: RealtimeError
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferDtmfEventReceivedEvent(WireObject):
     """A telephone keypad press on a SIP call; this event has no ``event_id``."""
 

@@ -18,8 +18,6 @@ import attrs
 
 from ._base import UNSET, UnknownVariant, Unset, WireObject
 
-wire = attrs.frozen(kw_only=True, repr=False)
-
 NoiseReductionType: TypeAlias = Literal["near_field", "far_field"]
 """Where the microphone is: close to the mouth, or across the room."""
 
@@ -44,7 +42,7 @@ IncludeOption: TypeAlias = Literal["item.input_audio_transcription.logprobs"]
 # --- audio formats -----------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class AudioPCM(WireObject):
     """16-bit little-endian mono PCM; the protocol only allows a 24 kHz rate.
 
@@ -55,14 +53,14 @@ class AudioPCM(WireObject):
     rate: Literal[24000] | int | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class AudioPCMU(WireObject):
     """G.711 mu-law at 8 kHz, as telephony uses it."""
 
     type: Literal["audio/pcmu"] = "audio/pcmu"
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class AudioPCMA(WireObject):
     """G.711 A-law at 8 kHz, as telephony outside North America uses it."""
 
@@ -76,7 +74,7 @@ RealtimeAudioFormats: TypeAlias = AudioPCM | AudioPCMU | AudioPCMA | UnknownVari
 # --- input processing ---------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class NoiseReduction(WireObject):
     """Noise suppression applied to input audio before VAD and the model."""
 
@@ -84,7 +82,7 @@ class NoiseReduction(WireObject):
     strength: float | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class AudioTranscription(WireObject):
     """How (and whether) input audio is transcribed alongside the model."""
 
@@ -96,7 +94,7 @@ class AudioTranscription(WireObject):
     delay: RealtimeReasoningEffort | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ServerVad(WireObject):
     """Energy-based turn detection: speech starts above a threshold, ends after silence."""
 
@@ -109,7 +107,7 @@ class ServerVad(WireObject):
     interrupt_response: bool | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class SemanticVad(WireObject):
     """Model-based turn detection; ``eagerness`` sets how soon a turn is taken as over."""
 
@@ -128,7 +126,7 @@ RealtimeTranscriptionSessionAudioInputTurnDetection: TypeAlias = (
 """Turn detection of a transcription session; ``None`` means manual commits."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeAudioConfigInput(WireObject):
     """Input side of a realtime session: format, noise reduction, transcription, VAD."""
 
@@ -138,14 +136,14 @@ class RealtimeAudioConfigInput(WireObject):
     turn_detection: RealtimeAudioInputTurnDetection | Unset = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class VoiceID(WireObject):
     """A custom voice, referenced by its id."""
 
     id: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeAudioConfigOutput(WireObject):
     """Output side of a realtime session: format, voice and speaking speed."""
 
@@ -154,7 +152,7 @@ class RealtimeAudioConfigOutput(WireObject):
     speed: float | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeAudioConfig(WireObject):
     """The audio configuration of a realtime session."""
 
@@ -165,7 +163,7 @@ class RealtimeAudioConfig(WireObject):
 # --- tools ---------------------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeFunctionTool(WireObject):
     """A function the model may call; the client runs it and returns the output."""
 
@@ -175,7 +173,7 @@ class RealtimeFunctionTool(WireObject):
     parameters: Any | Unset = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class McpToolFilter(WireObject):
     """Selects MCP tools by name and/or by their read-only annotation."""
 
@@ -183,7 +181,7 @@ class McpToolFilter(WireObject):
     tool_names: Sequence[str] | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class McpToolApprovalFilter(WireObject):
     """Which MCP tools always need approval and which never do."""
 
@@ -204,7 +202,7 @@ McpConnectorId: TypeAlias = Literal[
 """The hosted service connectors known today."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class McpTool(WireObject):
     """A remote MCP server whose tools the Realtime server itself calls (hosted MCP).
 
@@ -238,7 +236,7 @@ RealtimeToolsConfig: TypeAlias = Sequence[RealtimeToolsConfigUnion]
 """The tools of a session."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ToolChoiceFunction(WireObject):
     """Forces the model to call the named function."""
 
@@ -246,7 +244,7 @@ class ToolChoiceFunction(WireObject):
     name: str
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ToolChoiceMcp(WireObject):
     """Forces the model to call a tool (or any tool) of the labelled MCP server."""
 
@@ -264,7 +262,7 @@ RealtimeToolChoiceConfig: TypeAlias = (
 # --- tracing, truncation, reasoning, prompt -------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TracingConfiguration(WireObject):
     """Names and metadata for the traces of a session."""
 
@@ -277,14 +275,14 @@ RealtimeTracingConfig: TypeAlias = Literal["auto"] | str | TracingConfiguration 
 """Tracing of a session: ``"auto"``, a configuration, or ``None`` for off."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TokenLimits(WireObject):
     """A custom token budget for the conversation after the instructions."""
 
     post_instructions: int | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeTruncationRetentionRatio(WireObject):
     """Truncation that keeps a fraction of the context, to truncate less often."""
 
@@ -299,14 +297,14 @@ RealtimeTruncation: TypeAlias = (
 """What happens when the conversation outgrows the context window."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeReasoning(WireObject):
     """Reasoning settings of reasoning-capable realtime models."""
 
     effort: RealtimeReasoningEffort | str | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class ResponsePrompt(WireObject):
     """A stored prompt template and the values of its variables.
 
@@ -322,7 +320,7 @@ class ResponsePrompt(WireObject):
 # --- sessions -----------------------------------------------------------------
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeSessionCreateRequest(WireObject):
     """The configuration of a realtime (speech-to-speech or text) session.
 
@@ -348,7 +346,7 @@ class RealtimeSessionCreateRequest(WireObject):
     reasoning: RealtimeReasoning | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeTranscriptionSessionAudioInput(WireObject):
     """Input side of a transcription session."""
 
@@ -358,14 +356,14 @@ class RealtimeTranscriptionSessionAudioInput(WireObject):
     turn_detection: RealtimeTranscriptionSessionAudioInputTurnDetection | Unset = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeTranscriptionSessionAudio(WireObject):
     """The audio configuration of a transcription session (input only)."""
 
     input: RealtimeTranscriptionSessionAudioInput | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeTranscriptionSessionCreateRequest(WireObject):
     """The configuration of a transcription-only session: audio in, transcripts out."""
 
@@ -380,7 +378,7 @@ SessionConfig: TypeAlias = (
 """Either kind of session configuration, tagged on ``type``."""
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeTranscriptionSessionTurnDetection(WireObject):
     """Turn detection as a transcription session's server object reports it."""
 
@@ -390,7 +388,7 @@ class RealtimeTranscriptionSessionTurnDetection(WireObject):
     silence_duration_ms: int | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionSessionResponseAudioInput(WireObject):
     """Input audio settings in a transcription session's server object."""
 
@@ -400,14 +398,14 @@ class TranscriptionSessionResponseAudioInput(WireObject):
     turn_detection: RealtimeTranscriptionSessionTurnDetection | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class TranscriptionSessionResponseAudio(WireObject):
     """Audio settings in a transcription session's server object."""
 
     input: TranscriptionSessionResponseAudioInput | Unset | None = UNSET
 
 
-@wire
+@attrs.frozen(kw_only=True, repr=False)
 class RealtimeTranscriptionSessionCreateResponse(WireObject):
     """A transcription session as the server describes it (with its id and expiry)."""
 

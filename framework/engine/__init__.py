@@ -1,0 +1,83 @@
+"""The local Realtime engine: a protocol-faithful server that runs offline.
+
+It speaks the server side of the same protocol as the hosted API, over a real
+WebSocket (``ws://127.0.0.1:PORT/v1/realtime``), with the same session,
+conversation, input-buffer, response, function-call and error semantics, so
+that every bot, example and test runs without a key or a network. What it
+*says* comes from a pluggable brain (by default a deterministic scripted model
+driven by a rules file), its ears and voice from pluggable transcribers and
+synthesizers. It depends on ``framework.protocol`` and ``framework.audio`` only.
+"""
+
+from ._brain import (
+    DEFAULT_RULES as DEFAULT_RULES,
+)
+from ._brain import (
+    Brain as Brain,
+)
+from ._brain import (
+    BrainOutput as BrainOutput,
+)
+from ._brain import (
+    BrainRequest as BrainRequest,
+)
+from ._brain import (
+    CallFunction as CallFunction,
+)
+from ._brain import (
+    Rule as Rule,
+)
+from ._brain import (
+    Rules as Rules,
+)
+from ._brain import (
+    RulesError as RulesError,
+)
+from ._brain import (
+    Say as Say,
+)
+from ._brain import (
+    ScriptedBrain as ScriptedBrain,
+)
+from ._brain import (
+    latest_user_text as latest_user_text,
+)
+from ._server import (
+    Engine as Engine,
+)
+from ._server import (
+    RunningEngine as RunningEngine,
+)
+from ._server import (
+    open_engine as open_engine,
+)
+from ._server import (
+    serve_engine as serve_engine,
+)
+from ._session import (
+    Connection as Connection,
+)
+from ._session import (
+    Disconnected as Disconnected,
+)
+from ._session import (
+    EngineSession as EngineSession,
+)
+from ._session import (
+    SessionOptions as SessionOptions,
+)
+from ._speech import (
+    NoTranscriber as NoTranscriber,
+)
+from ._speech import (
+    Synthesizer as Synthesizer,
+)
+from ._speech import (
+    ToneSynthesizer as ToneSynthesizer,
+)
+from ._speech import (
+    Transcriber as Transcriber,
+)
+from ._speech import (
+    TranscriptionUnavailable as TranscriptionUnavailable,
+)

@@ -1,0 +1,330 @@
+"""The Realtime WebSocket connection, as a client, on trio-websocket.
+
+:func:`open_connection` owns one WebSocket and one nursery holding its
+keepalive task. Events go out as JSON text frames (:func:`to_json` checks
+them first) and come back parsed into typed server events. When the peer
+closes or the line drops, the next ``send``/``receive`` raises
+:class:`ConnectionClosed` with the close code and reason; iteration ends
+quietly on a normal close.
+
+API keys live only in request headers: never in the URL, a repr, a log line
+or an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import trio
+import trio_websocket
+
+from framework.protocol import ClientEvent, ServerEvent, parse_server_event, to_json
+
+HOSTED_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_MODEL = "gpt-realtime"
+# An audio delta of a few seconds is several hundred kilobytes of base64, and
+# conversation.item.retrieved carries a whole item's audio.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+KEEPALIVE_INTERVAL_S = 20.0
+KEEPALIVE_TIMEOUT_S = 10.0
+
+_log = logging.getLogger("cantata.transport")
+
+
+class ConnectionClosed(Exception):
+    """The connection ended: closed by either side, dropped, or never opened.
+
+    Attributes:
+        code: the WebSocket close code (1006 when the line dropped; the HTTP
+            status when the server refused the handshake).
+        reason: the close reason, or a sentence saying what happened.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"connection closed ({code}): {reason}" if reason else f"closed ({code})")
+        self.code = code
+        self.reason = reason
+
+    @property
+    def normal(self) -> bool:
+        """Whether it was an orderly close (1000, or 1001 going away)."""
+        return self.code in (1000, 1001)
+
+
+class HandshakeRefused(ConnectionClosed):
+    """The server refused the WebSocket handshake (bad key, unknown path, ...).
+
+    ``code`` is the HTTP status; ``reason`` the server's error message.
+    """
+
+
+def resolve_url(url: str | None, model: str | None) -> str:
+    """The WebSocket URL to dial, from a Realtime URL or a base URL.
+
+    ``None`` is the hosted API. ``http(s)`` schemes become ``ws(s)``; a base
+    URL such as ``ws://127.0.0.1:8765/v1`` gets ``/realtime`` appended; the
+    model goes in the ``model`` query parameter unless the URL names one (or,
+    Azure-style, a ``deployment``).
+    """
+    parts = urlsplit(url or HOSTED_URL)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"not a WebSocket URL: {url!r} (expected ws://, wss://, http(s)://)")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/realtime"):
+        path += "/realtime"
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "model" not in query and "deployment" not in query:
+        query["model"] = model or DEFAULT_MODEL
+    return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
+
+
+def _is_azure(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host.endswith((".openai.azure.com", ".cognitiveservices.azure.com"))
+
+
+def _auth_headers(url: str, api_key: str | None) -> list[tuple[bytes, bytes]]:
+    if not api_key:
+        return []
+    if _is_azure(url):
+        return [(b"api-key", api_key.encode())]
+    return [(b"authorization", b"Bearer " + api_key.encode())]
+
+
+def _refusal(error: trio_websocket.ConnectionRejected) -> HandshakeRefused:
+    """Our error for a refused handshake, with the server's message when it sent one."""
+    message = ""
+    if error.body:
+        try:
+            body = orjson.loads(error.body)
+            message = str(body.get("error", {}).get("message", ""))
+        except (ValueError, AttributeError):
+            message = error.body[:200].decode("utf-8", "replace")
+    return HandshakeRefused(error.status_code, message or f"HTTP {error.status_code}")
+
+
+class RealtimeConnection:
+    """One open Realtime WebSocket (from :func:`open_connection`)."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection, url: str) -> None:
+        self._ws = ws
+        self.url = url
+        self._closed: ConnectionClosed | None = None
+        self.sent = 0
+        self.received = 0
+
+    def __repr__(self) -> str:
+        return f"<RealtimeConnection {self.url} {'closed' if self._closed else 'open'}>"
+
+    @property
+    def closed(self) -> ConnectionClosed | None:
+        """Why the connection ended, once it has."""
+        return self._closed
+
+    def _ended(self, error: trio_websocket.ConnectionClosed) -> ConnectionClosed:
+        if self._closed is None:
+            reason = error.reason
+            if reason is None:
+                self._closed = ConnectionClosed(1006, "the connection dropped")
+            else:
+                self._closed = ConnectionClosed(reason.code, reason.reason or reason.name)
+        return self._closed
+
+    async def send(self, event: ClientEvent | Mapping[str, Any]) -> None:
+        """Sends one client event (a protocol object, or a plain dict sent as is).
+
+        Raises:
+            ValidationError: the event is not a valid client event (the path is named).
+            ConnectionClosed: the connection has ended.
+        """
+        text = (
+            orjson.dumps(event).decode()
+            if isinstance(event, Mapping)
+            else to_json(event)  # raises ValidationError naming the bad path
+        )
+        await self.send_text(text)
+
+    async def send_text(self, text: str) -> None:
+        """Sends one already-serialized event."""
+        if self._closed is not None:
+            raise self._closed
+        try:
+            await self._ws.send_message(text)
+        except trio_websocket.ConnectionClosed as e:
+            raise self._ended(e) from None
+        self.sent += 1
+
+    async def receive_text(self) -> str:
+        """The next frame's text, unparsed."""
+        if self._closed is not None:
+            raise self._closed
+        try:
+            message = await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as e:
+            raise self._ended(e) from None
+        self.received += 1
+        return message if isinstance(message, str) else message.decode("utf-8", "replace")
+
+    async def receive(self) -> ServerEvent:
+        """The next server event, parsed.
+
+        Raises:
+            ConnectionClosed: the connection has ended.
+            ProtocolError: the frame is not a valid event (it carries the raw text).
+        """
+        return parse_server_event(await self.receive_text())
+
+    def __aiter__(self) -> AsyncIterator[ServerEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[ServerEvent]:
+        while True:
+            try:
+                event = await self.receive()
+            except ConnectionClosed as e:
+                if e.normal:
+                    return
+                raise
+            yield event
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Closes the connection with a closing handshake (bounded by a timeout)."""
+        if self._closed is None:
+            self._closed = ConnectionClosed(code, reason or "closed by the client")
+        await self._ws.aclose(code, reason)
+
+    async def _keepalive(self, interval: float, patience: float) -> None:
+        """Pings the server; a missing pong drops the line instead of hanging."""
+        while True:
+            await trio.sleep(interval)
+            try:
+                with trio.fail_after(patience):
+                    await self._ws.ping()
+            except trio.TooSlowError:
+                _log.warning(
+                    "no pong from %s in %.0f s; dropping the connection", self.url, patience
+                )
+                self._closed = ConnectionClosed(1006, "keepalive timed out")
+                await self._ws.aclose(1011, "keepalive timed out")
+                return
+            except trio_websocket.ConnectionClosed:
+                return
+
+
+@asynccontextmanager
+async def open_connection(
+    url: str | None = None,
+    *,
+    api_key: str | None = None,
+    model: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    connect_timeout: float = 10.0,
+    keepalive_interval: float | None = KEEPALIVE_INTERVAL_S,
+) -> AsyncIterator[RealtimeConnection]:
+    """Opens a Realtime WebSocket for the duration of the block.
+
+    Args:
+        url: a Realtime or base URL (``None``: the hosted API). The local
+            engine is ``ws://127.0.0.1:8765/v1/realtime``.
+        api_key: sent as ``Authorization: Bearer`` (``api-key`` for Azure);
+            for the hosted API it defaults to ``OPENAI_API_KEY``.
+        model: the ``model`` query parameter.
+        headers: extra request headers.
+        connect_timeout: seconds allowed for TCP, TLS and the handshake.
+        keepalive_interval: seconds between pings (``None``: no pings).
+
+    Raises:
+        HandshakeRefused: the server refused the connection.
+        ConnectionClosed: the server could not be reached.
+    """
+    if url is None and api_key is None:
+        api_key = os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            raise ValueError(
+                "connecting to the hosted API needs a key: set OPENAI_API_KEY or pass api_key "
+                "(or pass url= for the local engine)"
+            )
+    target = resolve_url(url, model)
+    extra = _auth_headers(target, api_key) + [(k.encode(), v.encode()) for k, v in headers]
+    parts = urlsplit(target)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if secure else 80)
+    host_header = host if port in (80, 443) else f"{host}:{port}"
+    resource = f"{parts.path}?{parts.query}" if parts.query else parts.path
+    # The TCP stream is ours, not trio-websocket's: on a refused handshake its
+    # own connect helpers leave the socket open, and a long-lived process
+    # retrying with a bad key would leak one per attempt.
+    try:
+        with trio.fail_after(connect_timeout):
+            if secure:
+                stream: (
+                    trio.SocketStream | trio.SSLStream[trio.SocketStream]
+                ) = await trio.open_ssl_over_tcp_stream(
+                    host, port, ssl_context=ssl.create_default_context(), https_compatible=True
+                )
+            else:
+                stream = await trio.open_tcp_stream(host, port)
+    except trio.TooSlowError:
+        raise ConnectionClosed(
+            1006, f"no answer from {host_header} in {connect_timeout:g} s"
+        ) from None
+    except OSError as e:
+        raise ConnectionClosed(
+            1006, f"cannot connect to {host_header}: {e.strerror or e}"
+        ) from None
+    try:
+        async with _unwrapped_groups(), trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(connect_timeout):
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery,
+                        stream,
+                        host_header,
+                        resource,
+                        extra_headers=extra,
+                        message_queue_size=256,
+                        max_message_size=MAX_MESSAGE_BYTES,
+                    )
+            except trio.TooSlowError:
+                raise ConnectionClosed(
+                    1006, f"no handshake from {host_header} in {connect_timeout:g} s"
+                ) from None
+            connection = RealtimeConnection(ws, target)
+            if keepalive_interval:
+                nursery.start_soon(connection._keepalive, keepalive_interval, KEEPALIVE_TIMEOUT_S)
+            try:
+                yield connection
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    except trio_websocket.ConnectionRejected as e:
+        raise _refusal(e) from None
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+@asynccontextmanager
+async def _unwrapped_groups() -> AsyncIterator[None]:
+    """Re-raises a group of one exception as that exception.
+
+    The connection's nursery holds the library's reader and our keepalive
+    beside the caller's block; users catch ``ConnectionClosed`` or their own
+    errors, never a group around them.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            error = group.exceptions[0]
+            raise error from error.__cause__
+        raise

@@ -1,0 +1,162 @@
+"""The client connection against the local engine over a real loopback WebSocket."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+
+from framework.engine import Engine, open_engine
+from framework.protocol import (
+    RealtimeErrorEvent,
+    RealtimeSessionCreateRequest,
+    SessionCreatedEvent,
+    SessionUpdateEvent,
+    ValidationError,
+)
+from framework.transport import (
+    ConnectionClosed,
+    HandshakeRefused,
+    open_connection,
+    resolve_url,
+)
+
+KEY = "sk-test-correct-horse-battery"
+
+
+@pytest.mark.parametrize(
+    ("url", "model", "expected"),
+    [
+        (None, None, "wss://api.openai.com/v1/realtime?model=gpt-realtime"),
+        ("ws://127.0.0.1:8765/v1", "m1", "ws://127.0.0.1:8765/v1/realtime?model=m1"),
+        (
+            "http://127.0.0.1:8765/v1/realtime/",
+            None,
+            "ws://127.0.0.1:8765/v1/realtime?model=gpt-realtime",
+        ),
+        ("wss://x.example/v1/realtime?model=a", "b", "wss://x.example/v1/realtime?model=a"),
+        (
+            "https://res.openai.azure.com/openai/realtime?api-version=2025-08-28&deployment=d",
+            "ignored",
+            "wss://res.openai.azure.com/openai/realtime?api-version=2025-08-28&deployment=d",
+        ),
+    ],
+)
+def test_resolve_url(url: str | None, model: str | None, expected: str) -> None:
+    assert resolve_url(url, model) == expected
+
+
+def test_resolve_url_refuses_other_schemes() -> None:
+    with pytest.raises(ValueError, match="not a WebSocket URL"):
+        resolve_url("ftp://127.0.0.1/v1", None)
+
+
+async def test_hosted_api_without_a_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        async with open_connection():
+            pass
+
+
+async def test_round_trip_with_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with trio.fail_after(10):
+        async with (
+            open_engine(Engine(api_key=KEY)) as running,
+            open_connection(running.url, api_key=KEY, model="gpt-realtime") as conn,
+        ):
+            created = await conn.receive()
+            assert isinstance(created, SessionCreatedEvent)
+            await conn.send(
+                {"type": "session.update", "session": {"type": "realtime", "instructions": 5}}
+            )
+            error = await conn.receive()
+            assert isinstance(error, RealtimeErrorEvent)
+            assert error.error.param == "session.instructions"
+            assert KEY not in repr(conn)
+    assert KEY not in caplog.text
+
+
+async def test_a_wrong_key_is_refused_without_echoing_it() -> None:
+    with trio.fail_after(10):
+        async with open_engine(Engine(api_key=KEY)) as running:
+            with pytest.raises(HandshakeRefused) as refused:
+                async with open_connection(running.url, api_key="sk-wrong-key-0123456789"):
+                    pass
+    assert refused.value.code == 401
+    assert "Incorrect API key" in refused.value.reason
+    assert "sk-wrong-key-0123456789" not in str(refused.value)
+
+
+async def test_nothing_listening_is_connection_closed() -> None:
+    with trio.socket.socket() as sock:  # a port that is surely closed
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
+        async with open_connection(f"ws://127.0.0.1:{port}/v1", api_key="x"):
+            pass
+    assert closed.value.code == 1006
+
+
+async def test_bad_events_fail_before_the_wire() -> None:
+    with trio.fail_after(10):
+        async with open_engine() as running, open_connection(running.url) as conn:
+            await conn.receive()
+            with pytest.raises(ValidationError, match=r"session\.instructions"):
+                bad = RealtimeSessionCreateRequest(instructions=3)  # type: ignore[arg-type]
+                await conn.send(SessionUpdateEvent(session=bad))
+            assert conn.sent == 0
+
+
+async def test_server_close_carries_code_and_reason() -> None:
+    with trio.fail_after(10):
+        async with (
+            open_engine(Engine(max_session_s=0.3)) as running,
+            open_connection(running.url) as conn,
+        ):
+            kinds = [type(event).__name__ async for event in conn]
+            # A normal close (1001, expiry) ends iteration quietly...
+            assert kinds == ["SessionCreatedEvent", "RealtimeErrorEvent"]
+            # ...and the next receive says why the connection is gone.
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.receive()
+    assert closed.value.code == 1001
+    assert "maximum duration" in closed.value.reason
+
+
+async def test_a_dropped_line_raises_from_iteration() -> None:
+    with trio.fail_after(10):
+        async with (
+            open_engine(Engine(drop_after_events=1)) as running,
+            open_connection(running.url) as conn,
+        ):
+            with pytest.raises(ConnectionClosed) as closed:
+                async for _ in conn:
+                    pass
+    assert not closed.value.normal
+
+
+async def test_keepalive_keeps_an_idle_connection_open() -> None:
+    with trio.fail_after(10):
+        async with (
+            open_engine() as running,
+            open_connection(running.url, keepalive_interval=0.05) as conn,
+        ):
+            await conn.receive()
+            await trio.sleep(0.5)  # ten pings answered
+            assert conn.closed is None
+            await conn.send({"type": "input_audio_buffer.clear"})
+            assert type(await conn.receive()).__name__ == "InputAudioBufferClearedEvent"
+
+
+async def test_errors_of_the_block_reach_the_caller_unwrapped() -> None:
+    with trio.fail_after(10):
+        async with open_engine() as running:
+            with pytest.raises(LookupError, match="mine"):
+                async with open_connection(running.url) as conn:
+                    await conn.receive()
+                    raise LookupError("mine")
+            # The engine saw the client leave and forgot the session.
+            await trio.sleep(0.2)
+            assert not running.engine.sessions

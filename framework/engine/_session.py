@@ -291,6 +291,8 @@ class EngineSession:
         self._idle_scope: trio.CancelScope | None = None
         self._idle_deadline = math.inf
         self._idle_from = 0  # buffer offset where an idle segment starts
+        self._idle_playing = False  # the deadline is the end of a reply's playback
+        self._idle_timeout_s = 0.0
         self._rate_used = 0
         self._last_input_tokens = 0
         self.sent = 0
@@ -590,6 +592,10 @@ class EngineSession:
         td = self.turn_detection
         if td is not None and td.create_response is not False and self.active_default is None:
             await self._start_response(RealtimeResponseCreateParams(), automatic=True)
+        else:
+            # No reply is coming (or one is still running): the user's silence
+            # counts from here, or from the end of that reply.
+            self._rearm_idle()
 
     async def _commit_manual(self) -> None:
         fmt = self.buffer.fmt
@@ -652,7 +658,12 @@ class EngineSession:
                     language=config.language if isinstance(config.language, str) else None,
                     prompt=config.prompt if isinstance(config.prompt, str) else None,
                 )
-            except TranscriptionUnavailable as e:
+            except Exception as e:  # a failing transcriber fails this transcription only
+                reason = (
+                    str(e)
+                    if isinstance(e, TranscriptionUnavailable)
+                    else f"The transcriber failed: {type(e).__name__}: {e}"
+                )
                 await self.emit(
                     ConversationItemInputAudioTranscriptionFailedEvent(
                         event_id=self._id("event"),
@@ -660,8 +671,12 @@ class EngineSession:
                         content_index=0,
                         error=TranscriptionError(
                             type="transcription_error",
-                            code="transcriber_unavailable",
-                            message=str(e),
+                            code=(
+                                "transcriber_unavailable"
+                                if isinstance(e, TranscriptionUnavailable)
+                                else "transcriber_error"
+                            ),
+                            message=reason,
                             param=None,
                         ),
                     )
@@ -1193,7 +1208,6 @@ class EngineSession:
         else:
             for n, word in enumerate(text.split(" ") if text else []):
                 delta = word if n == 0 else " " + word
-                response.text_so_far += delta
                 await self.emit(
                     ResponseTextDeltaEvent(
                         event_id=self._id("event"),
@@ -1204,6 +1218,7 @@ class EngineSession:
                         delta=delta,
                     )
                 )
+                response.text_so_far += delta
         await self._close_open_output(response, status="completed")
 
     def _cost(self, text: str, audio_out: bool, fmt: WireFormat) -> int:
@@ -1222,9 +1237,10 @@ class EngineSession:
         chunks = [audio[i : i + chunk] for i in range(0, len(audio), chunk)] or [b""]
         words = text.split(" ") if text else []
         said = 0
+        # What was streamed is recorded only once its event is queued: a cancel
+        # landing inside emit() means that delta never left, and the done
+        # events and the stored item must hold exactly what the client got.
         for n, piece in enumerate(chunks):
-            response.audio_so_far += piece
-            self.audio_produced = True
             await self.emit(
                 ResponseAudioDeltaEvent(
                     event_id=self._id("event"),
@@ -1235,12 +1251,13 @@ class EngineSession:
                     delta=_b64(piece),
                 )
             )
+            response.audio_so_far += piece
+            self.audio_produced = True
             # The transcript keeps pace with the audio: words in proportion to time.
             due = math.ceil(len(words) * (n + 1) / len(chunks))
             while said < due:
                 delta = words[said] if said == 0 else " " + words[said]
                 said += 1
-                response.text_so_far += delta
                 await self.emit(
                     ResponseAudioTranscriptDeltaEvent(
                         event_id=self._id("event"),
@@ -1251,6 +1268,7 @@ class EngineSession:
                         delta=delta,
                     )
                 )
+                response.text_so_far += delta
 
     async def _close_open_output(self, response: _Response, status: str = "incomplete") -> None:
         """Sends the done events of the item being produced (also after a cancel)."""
@@ -1328,7 +1346,6 @@ class EngineSession:
         response.text_so_far = ""
         for start in range(0, len(call.arguments), 16):
             delta = call.arguments[start : start + 16]
-            response.text_so_far += delta
             await self.emit(
                 ResponseFunctionCallArgumentsDeltaEvent(
                     event_id=self._id("event"),
@@ -1339,6 +1356,7 @@ class EngineSession:
                     delta=delta,
                 )
             )
+            response.text_so_far += delta
         response.output_tokens_text += text_tokens(call.arguments) + 2
         await self._close_open_output(response, status="completed")
 
@@ -1401,9 +1419,15 @@ class EngineSession:
         if timeout is None or self.active_default is not None:
             self._set_idle(math.inf)
             return
-        # The timer starts once the reply's audio has played (response.done + duration).
-        self._idle_from = self.buffer.end
-        self._set_idle(trio.current_time() + (playback_ms + timeout) / 1000)
+        # The timer starts once the reply's audio has played (response.done +
+        # its duration); the idle segment is the audio written after that.
+        self._idle_timeout_s = timeout / 1000
+        self._idle_playing = playback_ms > 0
+        if self._idle_playing:
+            self._set_idle(trio.current_time() + playback_ms / 1000)
+        else:
+            self._idle_from = self.buffer.end
+            self._set_idle(trio.current_time() + self._idle_timeout_s)
 
     def _disarm_idle(self) -> None:
         self._set_idle(math.inf)
@@ -1419,9 +1443,16 @@ class EngineSession:
                 self._idle_scope = scope
                 await trio.sleep_forever()
             self._idle_scope = None
-            if trio.current_time() >= self._idle_deadline:
-                self._idle_deadline = math.inf
-                await self._idle_fired()
+            if trio.current_time() < self._idle_deadline:
+                continue
+            if self._idle_playing:
+                # Playback is over: the idle segment starts here.
+                self._idle_playing = False
+                self._idle_from = self.buffer.end
+                self._idle_deadline = trio.current_time() + self._idle_timeout_s
+                continue
+            self._idle_deadline = math.inf
+            await self._idle_fired()
 
     async def _idle_fired(self) -> None:
         if self.active_default is not None or (self.vad is not None and self.vad.speaking):

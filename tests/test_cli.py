@@ -1,0 +1,179 @@
+"""The ``cantata`` command in a real subprocess, on the real clock.
+
+``cantata serve`` is what an operator runs before pointing any client at it:
+it must say what it is, be ready fast, and stop cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from .engine.helpers import connect
+
+ROOT = Path(__file__).resolve().parents[1]
+CANTATA = [sys.executable, "-m", "framework.cli"]
+SCRIPT = Path(sys.executable).parent / "cantata"
+
+
+@attrs.define
+class Output:
+    """Collects a pipe's bytes as they come and hands out whole lines."""
+
+    data: bytearray = attrs.Factory(bytearray)
+    grew: trio.Event = attrs.Factory(trio.Event)
+    ended: bool = False
+
+    async def pump(self, stream: trio.abc.ReceiveStream) -> None:
+        async with stream:
+            while chunk := await stream.receive_some():
+                self.data += chunk
+                self.grew.set()
+                self.grew = trio.Event()
+        self.ended = True
+        self.grew.set()
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+    async def line_with(self, needle: str) -> str:
+        """Waits for a complete line containing ``needle``."""
+        while True:
+            for line in self.text.splitlines(keepends=True):
+                if needle in line and line.endswith("\n"):
+                    return line
+            if self.ended:
+                raise AssertionError(f"output ended without {needle!r}:\n{self.text}")
+            await self.grew.wait()
+
+
+@attrs.frozen
+class Served:
+    process: trio.Process
+    stdout: Output
+    stderr: Output
+    spawned: float  # time.monotonic() just before the spawn
+
+
+@asynccontextmanager
+async def _spawn(*args: str) -> AsyncIterator[Served]:
+    """Runs ``cantata ARGS``; leaving the block terminates it if it still runs."""
+    async with trio.open_nursery() as nursery:
+        spawned = time.monotonic()
+        process: trio.Process = await nursery.start(
+            partial(
+                trio.run_process,
+                [*CANTATA, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                check=False,
+                cwd=ROOT,
+            )
+        )
+        out, err = Output(), Output()
+        assert process.stdout is not None and process.stderr is not None
+        nursery.start_soon(out.pump, process.stdout)
+        nursery.start_soon(err.pump, process.stderr)
+        try:
+            yield Served(process, out, err, spawned)
+        finally:
+            if process.returncode is None:
+                process.kill()
+
+
+async def test_serve_is_ready_within_a_second_and_stops_on_sigint() -> None:
+    with trio.fail_after(30):
+        async with _spawn("serve", "--port", "0") as served:
+            ready_line = await served.stdout.line_with("Ready")
+            ready_after = time.monotonic() - served.spawned
+            banner = served.stdout.text
+            found = re.search(r"ws://127\.0\.0\.1:(\d+)/v1/realtime", banner)
+            assert found is not None, banner
+            assert int(found.group(1)) != 0  # port 0 became a real port
+            assert "deterministic scripted model" in banner
+            assert "not a language model" in banner
+            assert ready_line.startswith("Ready")
+            # Spawn to "Ready" includes the interpreter start and all imports.
+            assert ready_after < 1.0, f"Ready only {ready_after:.3f} s after the spawn"
+            with trio.fail_after(5):
+                async with connect(found.group(0)) as client:
+                    # connect() has checked session.created; the session works.
+                    await client.send({"type": "input_audio_buffer.clear"})
+                    await client.until("input_audio_buffer.cleared")
+            served.process.send_signal(signal.SIGINT)
+            with trio.fail_after(3):
+                code = await served.process.wait()
+            assert code == 0
+            await served.stdout.line_with("Stopped.")
+        assert "Traceback" not in served.stderr.text
+        assert "KeyboardInterrupt" not in served.stderr.text
+
+
+async def test_sigint_with_a_client_connected_still_exits_cleanly() -> None:
+    with trio.fail_after(30):
+        async with _spawn("serve", "--port", "0") as served:
+            await served.stdout.line_with("Ready")
+            found = re.search(r"ws://\S+/v1/realtime", served.stdout.text)
+            assert found is not None
+            async with connect(found.group(0)):
+                served.process.send_signal(signal.SIGINT)
+                with trio.fail_after(3):
+                    code = await served.process.wait()
+            assert code == 0
+            await served.stdout.line_with("Stopped.")
+        assert "Traceback" not in served.stderr.text
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("[[rule]\nwhen = 'x'", "not valid TOML"),
+        ("[[rule]]\nsay = 'no trigger'", "needs exactly one of 'when'"),
+        ("[[rule]]\nwhen = '('\nsay = 'x'", "bad regex"),
+        (None, "cannot read rules"),
+    ],
+)
+async def test_bad_rules_file_exits_2_with_a_message(
+    tmp_path: Path, content: str | None, reason: str
+) -> None:
+    rules = tmp_path / "rules.toml"
+    if content is not None:
+        rules.write_text(content)
+    with trio.fail_after(30):
+        async with _spawn("serve", "--port", "0", "--rules", str(rules)) as served:
+            code = await served.process.wait()
+    assert code == 2
+    message = served.stderr.text
+    assert message.startswith(f"cantata serve: {rules}: ")
+    assert reason in message
+    assert "Traceback" not in message
+    assert "Ready" not in served.stdout.text
+
+
+@pytest.mark.parametrize("how", ["module", "script"])
+async def test_protocol_lists_the_events(how: str) -> None:
+    if how == "script" and not SCRIPT.exists():
+        pytest.skip(f"no console script at {SCRIPT}")
+    command = [str(SCRIPT), "protocol"] if how == "script" else [*CANTATA, "protocol"]
+    with trio.fail_after(30):
+        result = await trio.run_process(command, capture_stdout=True, capture_stderr=True, cwd=ROOT)
+    out = result.stdout.decode()
+    assert result.returncode == 0 and result.stderr == b""
+    assert re.search(r"^client events \(\d+ GA\):$", out, re.M)
+    assert re.search(r"^server events \(\d+ GA\):$", out, re.M)
+    assert re.search(r"^  session\.update +SessionUpdateEvent$", out, re.M)
+    assert re.search(r"^  input_audio_buffer\.timeout_triggered +\w+$", out, re.M)
+    assert "(legacy, beta protocol)" in out
+    assert re.search(r"^\d+ public names in framework\.protocol$", out, re.M)

@@ -91,6 +91,6 @@ class NoTranscriber:
         self, samples: Samples, *, rate: int, language: str | None, prompt: str | None
     ) -> Sequence[str]:
         raise TranscriptionUnavailable(
-            "No transcriber is installed in this local engine; install the speech "
-            "extra (pip install 'cantata[speech]') or plug in a transcriber."
+            "No transcriber is installed in this local engine, so user audio cannot be "
+            "transcribed; start the engine with a transcriber (Engine(transcriber=...))."
         )

@@ -1,0 +1,129 @@
+"""Approvals: request and reply, with a deadline.
+
+A call that needs approval becomes an :class:`ApprovalRequest`. The decision
+comes, in this order, from a sticky "always allow / always deny" recorded for
+the tool, from the agent's ``approve_tool_call`` hook, or from the
+application (``session.approve`` / ``session.reject``). No decision by the
+deadline is a rejection, with a reason the model can read. One model serves
+local function tools now and MCP tools later (``kind``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import attrs
+import trio
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class ApprovalRequest:
+    """A tool call waiting for a yes or no.
+
+    Attributes:
+        call_id: the call's id (the protocol's ``call_id``).
+        tool: the tool's name.
+        arguments: the arguments as the model sent them (JSON text).
+        deadline: when no answer becomes a rejection (trio clock seconds).
+        kind: ``"function"`` for function tools, ``"mcp"`` for MCP tools.
+    """
+
+    call_id: str
+    tool: str
+    arguments: str
+    deadline: float
+    kind: Literal["function", "mcp"] = "function"
+
+    @property
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON (``None`` when they are not JSON)."""
+        try:
+            return json.loads(self.arguments)
+        except ValueError:
+            return None
+
+
+@attrs.frozen
+class Decision:
+    """The answer to an :class:`ApprovalRequest`."""
+
+    approved: bool
+    reason: str | None = None
+    always: bool = False
+    """Remember it for every later call of the same tool in this session."""
+
+
+ApprovalHook = Callable[[ApprovalRequest], Awaitable["bool | Decision | None"]]
+"""The agent's hook: a decision, or ``None`` to leave it to the application."""
+
+
+@attrs.define
+class _Waiting:
+    request: ApprovalRequest
+    answered: trio.Event = attrs.Factory(trio.Event)
+    decision: Decision | None = None
+
+
+@attrs.define
+class Approvals:
+    """A session's approval state: sticky decisions and the requests waiting."""
+
+    sticky: dict[str, bool] = attrs.Factory(dict)
+    waiting: dict[str, _Waiting] = attrs.Factory(dict)
+
+    @property
+    def pending(self) -> list[ApprovalRequest]:
+        """The requests waiting for the application, oldest first."""
+        return [w.request for w in self.waiting.values()]
+
+    def decide(self, request: ApprovalRequest | str, decision: Decision) -> None:
+        """Answers a waiting request (by the request or its call id).
+
+        Raises:
+            KeyError: nothing is waiting under that call id (already answered,
+                timed out, or never asked).
+        """
+        call_id = request if isinstance(request, str) else request.call_id
+        waiting = self.waiting.get(call_id)
+        if waiting is None or waiting.answered.is_set():
+            raise KeyError(f"no approval is waiting for call {call_id!r}")
+        waiting.decision = decision
+        waiting.answered.set()
+
+    async def ask(
+        self,
+        request: ApprovalRequest,
+        *,
+        hook: ApprovalHook | None,
+        announce: Callable[[ApprovalRequest], None],
+    ) -> Decision:
+        """The decision on ``request``; never raises for a missing answer."""
+        if request.tool in self.sticky:
+            approved = self.sticky[request.tool]
+            return Decision(approved, None if approved else "always denied for this session")
+        if hook is not None:
+            answer = await hook(request)
+            if answer is not None:
+                decision = answer if isinstance(answer, Decision) else Decision(bool(answer))
+                return self._remember(request, decision)
+        waiting = _Waiting(request)
+        self.waiting[request.call_id] = waiting
+        try:
+            announce(request)
+            with trio.move_on_at(request.deadline):
+                await waiting.answered.wait()
+        finally:
+            del self.waiting[request.call_id]
+        if waiting.decision is None:
+            if math.isinf(request.deadline):
+                return Decision(False, "the approval was abandoned")
+            return Decision(False, "nobody approved the call in time")
+        return self._remember(request, waiting.decision)
+
+    def _remember(self, request: ApprovalRequest, decision: Decision) -> Decision:
+        if decision.always:
+            self.sticky[request.tool] = decision.approved
+        return decision

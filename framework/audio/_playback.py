@@ -1,0 +1,99 @@
+"""Audio sinks: where assistant audio goes, and how much of it was heard.
+
+A sink takes audio as it arrives (``write`` queues and returns at once, so
+the response path never waits on a speaker) and reports, per assistant item,
+how many milliseconds it has actually *played*. Barge-in truncates the
+conversation at that position, not at what was received.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import attrs
+import trio
+
+
+@runtime_checkable
+class AudioSink(Protocol):
+    """Plays assistant audio (bytes in the session's output format)."""
+
+    bytes_per_ms: int
+    """Bytes of one millisecond of audio in the output format (48 for PCM16 24 kHz)."""
+
+    def write(self, item_id: str, audio: bytes) -> None:
+        """Queues audio of an assistant item for playback; never blocks."""
+        ...
+
+    def clear(self) -> None:
+        """Stops playback now and drops what is queued."""
+        ...
+
+    def played_ms(self, item_id: str) -> int:
+        """Milliseconds of that item's audio played so far."""
+        ...
+
+    @property
+    def playing(self) -> bool:
+        """Whether queued audio is still being played."""
+        ...
+
+
+@attrs.define
+class _Span:
+    item_id: str
+    start: float  # clock time its first sample plays
+    ms: float
+
+
+class ClockSink:
+    """A sink that "plays" in real time by trio's clock and keeps the audio.
+
+    Playback of each chunk starts when the previous one ends (or when it
+    arrives, if the sink had gone quiet). It needs no device, so it serves
+    headless runs, and on ``MockClock`` it makes playback arithmetic exact.
+
+    Attributes:
+        audio: every byte written, per item (what a recorder would save).
+    """
+
+    def __init__(self, *, bytes_per_ms: int = 48) -> None:
+        self.bytes_per_ms = bytes_per_ms
+        self.audio: dict[str, bytearray] = {}
+        self._spans: list[_Span] = []
+        self._end = 0.0
+
+    def write(self, item_id: str, audio: bytes) -> None:
+        now = trio.current_time()
+        start = max(now, self._end)
+        ms = len(audio) / self.bytes_per_ms
+        self._spans.append(_Span(item_id, start, ms))
+        self._end = start + ms / 1000
+        self.audio.setdefault(item_id, bytearray()).extend(audio)
+
+    def clear(self) -> None:
+        now = trio.current_time()
+        kept: list[_Span] = []
+        for span in self._spans:
+            if span.start >= now:
+                continue  # never played
+            played = min(span.ms, (now - span.start) * 1000)
+            kept.append(_Span(span.item_id, span.start, played))
+        self._spans = kept
+        self._end = now
+
+    def played_ms(self, item_id: str) -> int:
+        now = trio.current_time()
+        total = 0.0
+        for span in self._spans:
+            if span.item_id == item_id and span.start < now:
+                total += min(span.ms, (now - span.start) * 1000)
+        return int(total)
+
+    @property
+    def playing(self) -> bool:
+        return trio.current_time() < self._end
+
+    def received_ms(self, item_id: str) -> int:
+        """Milliseconds of that item's audio written to the sink."""
+        return len(self.audio.get(item_id, b"")) // self.bytes_per_ms

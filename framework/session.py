@@ -161,8 +161,10 @@ class Session:
     def statistics(self) -> dict[str, int]:
         """Counters for monitoring: what was sent, merged, dropped."""
         response: ResponseActor = self._actors["response"]
+        audio: AudioInputActor = self._actors["audio"]
         return {
             **response.stats,
+            "audio_bytes_sent": audio.appended_bytes,
             "events_dropped": self._rt.events.dropped,
             "hooks_dropped": self._rt.hooks_dropped,
             "activity": self._rt.activity.count,

@@ -25,3 +25,16 @@ async def test_engine_tour_talks_and_calls_the_tool() -> None:
     assert 'tool:      get_weather({"city": "Paris"}) -> \'sunny and 21 degrees\'' in lines
     assert any(line.startswith("assistant: In Paris it is sunny and 21 degrees.") for line in lines)
     assert out.count("(completed,") == 2
+
+
+async def test_weather_bot_runs_tools_and_approvals() -> None:
+    out = await _run("weather_bot.py")
+    lines = out.splitlines()
+    assert "assistant: Hello! Ask me about the weather.  [1.9 s of audio]" in lines
+    assert 'tool:      get_weather({"city": "Paris"}) -> \'sunny and 21 degrees\' [ok]' in lines
+    assert any(line.startswith("approval:  book_umbrella_delivery(") for line in lines)
+    assert any(
+        line.startswith("assistant: Done: an umbrella is on its way to 5 Rue Cler.")
+        for line in lines
+    )
+    assert any(line.startswith("session:   10 items, 5 responses") for line in lines)

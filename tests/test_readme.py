@@ -25,3 +25,17 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = _commands()[1]
     assert "pytest" in test_command
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_quickstart_runs() -> None:
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Writing an agent", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("In Paris it is sunny.")

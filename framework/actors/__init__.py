@@ -16,7 +16,6 @@ from ._messages import CreateResponse as CreateResponse
 from ._messages import Interrupt as Interrupt
 from ._messages import Outbox as Outbox
 from ._messages import SendAudio as SendAudio
-from ._messages import SwitchAgent as SwitchAgent
 from ._response import ResponseActor as ResponseActor
 from ._runtime import EventQueue as EventQueue
 from ._runtime import Runtime as Runtime

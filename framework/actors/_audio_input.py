@@ -39,14 +39,11 @@ class AudioInputActor:
         self.inbox = inbox
         self.source = source
         self.appended_bytes = 0
-        self.source_done = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             if self.source is not None:
                 nursery.start_soon(self._read_source, self.source)
-            else:
-                self.source_done.set()
             task_status.started()
             async with self.inbox:
                 async for message in self.inbox:
@@ -57,12 +54,9 @@ class AudioInputActor:
             nursery.cancel_scope.cancel()
 
     async def _read_source(self, source: AsyncIterable[bytes]) -> None:
-        try:
-            async for chunk in source:
-                if chunk:
-                    await self._append(chunk)
-        finally:
-            self.source_done.set()
+        async for chunk in source:
+            if chunk:
+                await self._append(chunk)
 
     async def _append(self, audio: bytes) -> None:
         self.appended_bytes += len(audio)

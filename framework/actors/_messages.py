@@ -9,9 +9,6 @@ decision: :class:`Activity` (is anything still going on?) and the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import attrs
 import trio
 
@@ -46,13 +43,6 @@ class CommitAudio:
     """Commit the input buffer as a user turn (manual turns, push-to-talk)."""
 
     respond: bool = True
-
-
-@attrs.frozen(kw_only=True)
-class SwitchAgent:
-    """Hand the session to another agent (from a handoff tool)."""
-
-    agent: Any  # framework.agent.Agent; Any keeps this module free of the import
 
 
 # --- events --------------------------------------------------------------------------
@@ -120,7 +110,6 @@ class Outbox:
     def __init__(self, channel: trio.MemorySendChannel[ClientEvent]) -> None:
         self._channel = channel
         self._ids = 0
-        self.on_sent: list[Callable[[ClientEvent], None]] = []
 
     def next_id(self, prefix: str = "evt") -> str:
         """A client event id, unique in this session."""

@@ -17,7 +17,7 @@ import trio
 
 from framework.approval import Approvals
 from framework.audio import AudioSink
-from framework.events import SessionEvent
+from framework.events import ServerEventReceived, SessionEvent
 from framework.protocol import RealtimeResponseUsage, RealtimeSessionCreateRequest, ServerEvent
 
 from ._history import History
@@ -155,6 +155,4 @@ class Runtime:
     def route_server_event(self, event: ServerEvent) -> None:
         """Offers a raw server event to the application when it asked for them."""
         if self.raw_events:
-            from framework.events import ServerEventReceived
-
             self.publish(ServerEventReceived(event=event))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections import deque
 from typing import Any, Literal
 
 import attrs
@@ -72,6 +73,7 @@ class ResponseActor:
         self.active: str | None = None  # the response the server is running
         self.in_flight: str | None = None  # event_id of a response.create not yet answered
         self.queued: CreateResponse | None = None
+        self.attributed: deque[str] = deque(maxlen=16)  # creates matched to a response.created
         self.outputs: dict[str, _Output] = {}
         self.last_audio_item: str | None = None
         self.stats = {"creates_sent": 0, "creates_merged": 0, "truncates": 0, "cancels": 0}
@@ -137,7 +139,10 @@ class ResponseActor:
         if not isinstance(response_id, str):
             return
         if self.in_flight is not None:
-            self.in_flight = None  # ours: already counted by whoever asked
+            # Taken as ours (already counted by whoever asked). If the server
+            # refuses our create after all, this was its own VAD response.
+            self.attributed.append(self.in_flight)
+            self.in_flight = None
         else:
             self.rt.activity.up()  # the server's own (VAD turn): counted here
         self.active = response_id
@@ -158,19 +163,27 @@ class ResponseActor:
             await self._send_create(command)
 
     async def _error(self, event: RealtimeErrorEvent) -> None:
-        if self.in_flight is None or event.error.event_id != self.in_flight:
+        event_id = event.error.event_id
+        if not isinstance(event_id, str):
             return
-        self.in_flight = None
+        if event_id == self.in_flight:
+            self.in_flight = None
+        elif event_id in self.attributed:
+            # The response we credited to this request was the server's own (a
+            # VAD turn), and it carries this request's count; count it anew.
+            self.attributed.remove(event_id)
+            self.rt.activity.up()
+        else:
+            return
         if event.error.code == "conversation_already_has_active_response":
-            # A response we did not see start yet (a VAD turn): try again after it.
-            retry = CreateResponse(reason="retry")
+            # Not dropped: asked again once the active response is done.
             if self.queued is None:
-                self.queued = retry
+                self.queued = CreateResponse(reason="retry")
             else:
-                self.rt.activity.down()
-            return
-        _log.warning("response.create refused: %s", event.error.message)
-        self.rt.activity.down()
+                self.rt.activity.down()  # merged into the one already queued
+        else:
+            _log.warning("response.create refused: %s", event.error.message)
+            self.rt.activity.down()
         if self.queued is not None and not self.busy:
             command, self.queued = self.queued, None
             await self._send_create(command)

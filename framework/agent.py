@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from framework.approval import ApprovalRequest, Decision
 from framework.protocol import (
     UNSET,
     AudioTranscription,
+    McpTool,
     RealtimeAudioConfig,
     RealtimeAudioConfigInput,
     RealtimeAudioConfigOutput,
@@ -41,6 +42,7 @@ from framework.tool import FunctionTool, tools_of
 
 if TYPE_CHECKING:
     from framework.events import Interrupted
+    from framework.plugin import Plugin
     from framework.session import Session
 
 _SETTINGS = (
@@ -59,6 +61,8 @@ _SETTINGS = (
     "approval_timeout",
     "handoffs",
     "handoff_description",
+    "plugins",
+    "hosted_tools",
 )
 
 
@@ -84,6 +88,10 @@ class Agent:
             ``transfer_to_<name>`` tool.
         handoff_description: what this agent is for, as other agents' handoff
             tools describe it.
+        plugins: plugins opened for the session (instances, or the names of
+            installed plugins); their tools join the agent's.
+        hosted_tools: MCP servers the Realtime *server* calls (``McpTool``);
+            their approval requests come to this agent like local ones.
     """
 
     name: str = ""
@@ -101,7 +109,8 @@ class Agent:
     approval_timeout: float = 60.0
     handoffs: Sequence[Agent] = ()
     handoff_description: str = ""
-    plugins: ClassVar[Sequence[Any]] = ()
+    plugins: Sequence[Plugin | str] = ()
+    hosted_tools: Sequence[McpTool] = ()
 
     def __init__(self, *, tools: Sequence[FunctionTool] = (), **settings: Any) -> None:
         unknown = set(settings) - set(_SETTINGS)
@@ -169,6 +178,7 @@ class Agent:
         *,
         keep_audio_from: RealtimeSessionCreateRequest | None = None,
         session: Session | None = None,
+        tools: Sequence[Any] | None = None,
     ) -> RealtimeSessionCreateRequest:
         """The ``session.update`` payload for this agent.
 
@@ -176,6 +186,8 @@ class Agent:
         the rest. With ``keep_audio_from`` (a handoff) the current audio
         formats are restated unless this agent sets its own, and the voice is
         left as it is: the protocol refuses a new voice once audio was produced.
+        ``tools`` replaces the agent's own tool definitions (the session adds
+        its plugins' tools that way).
         """
         in_format = self.input_audio_format
         out_format = self.output_audio_format
@@ -202,7 +214,9 @@ class Agent:
         fields: dict[str, Any] = {
             "type": "realtime",
             "instructions": self.render_instructions(session),
-            "tools": [t.definition() for t in self.all_tools()],
+            "tools": list(tools)
+            if tools is not None
+            else [*(t.definition() for t in self.all_tools()), *self.hosted_tools],
         }
         if audio_in or audio_out:
             fields["audio"] = RealtimeAudioConfig(

@@ -2,17 +2,18 @@
 
 A call that needs approval becomes an :class:`ApprovalRequest`. The decision
 comes, in this order, from a sticky "always allow / always deny" recorded for
-the tool, from the agent's ``approve_tool_call`` hook, or from the
-application (``session.approve`` / ``session.reject``). No decision by the
-deadline is a rejection, with a reason the model can read. One model serves
-local function tools now and MCP tools later (``kind``).
+the tool, from a plugin's approval policy, from the agent's
+``approve_tool_call`` hook, or from the application (``session.approve`` /
+``session.reject``). No decision by the deadline is a rejection, with a
+reason the model can read. One model serves function tools, local MCP tools
+and hosted MCP tools (``kind``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -99,13 +100,20 @@ class Approvals:
         *,
         hook: ApprovalHook | None,
         announce: Callable[[ApprovalRequest], None],
+        policies: Sequence[ApprovalHook] = (),
     ) -> Decision:
-        """The decision on ``request``; never raises for a missing answer."""
+        """The decision on ``request``; never raises for a missing answer.
+
+        Sticky decisions first, then ``policies`` (plugins), then ``hook`` (the
+        agent's), then the application until the deadline.
+        """
         if request.tool in self.sticky:
             approved = self.sticky[request.tool]
             return Decision(approved, None if approved else "always denied for this session")
-        if hook is not None:
-            answer = await hook(request)
+        for source in (*policies, hook):
+            if source is None:
+                continue
+            answer = await source(request)
             if answer is not None:
                 decision = answer if isinstance(answer, Decision) else Decision(bool(answer))
                 return self._remember(request, decision)

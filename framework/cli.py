@@ -1,6 +1,8 @@
 """The ``cantata`` command.
 
 * ``cantata serve``: the local Realtime engine alone, for any client;
+* ``cantata plugins``: the installed plugins and what each contributes (one
+  that fails to load is listed with its error, and the others still are);
 * ``cantata protocol``: the protocol inventory, every client and server event
   this version speaks, with the SDK class name behind each GA wire type.
 """
@@ -77,6 +79,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plugins(_: argparse.Namespace) -> int:
+    from framework.plugin import installed_plugins
+
+    found = installed_plugins()
+    if not found:
+        print("No plugins are installed (entry-point group cantata.plugins).")
+        return 0
+    failed = 0
+    for entry in found:
+        if entry.plugin is None:
+            failed += 1
+            print(f"{entry.name}  [failed to load]  {entry.source}")
+            print(f"    error: {entry.error}")
+            continue
+        print(f"{entry.name}  {entry.source}")
+        try:
+            contributes = entry.plugin.describe()
+        except Exception as e:
+            print(f"    error describing it: {type(e).__name__}: {e}")
+            continue
+        for kind, names in contributes.items():
+            print(f"    {kind}: {', '.join(names) if names else '-'}")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cantata`` console script."""
     parser = argparse.ArgumentParser(prog="cantata", description="Realtime voice and text agents.")
@@ -97,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--drop-after-events", type=int, help="test knob: drop each connection after N events"
     )
     serve_cmd.set_defaults(handler=_serve)
+
+    plugins_cmd = commands.add_parser("plugins", help="list the installed plugins")
+    plugins_cmd.set_defaults(handler=_plugins)
 
     protocol_cmd = commands.add_parser("protocol", help="list the protocol's event types")
     protocol_cmd.set_defaults(handler=_protocol)

@@ -7,6 +7,7 @@ every frame; the rest are the moments an application acts on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
 import attrs
@@ -123,6 +124,28 @@ class HandedOff:
 
 
 @attrs.frozen(kw_only=True)
+class McpToolsListed:
+    """The server imported a hosted MCP server's tools (or failed to)."""
+
+    item_id: str
+    server_label: str
+    tools: Sequence[str]
+    ok: bool
+
+
+@attrs.frozen(kw_only=True)
+class McpCallFinished:
+    """The server ran a hosted MCP tool: its output, or its error."""
+
+    item_id: str
+    server_label: str
+    name: str
+    arguments: str
+    output: str | None
+    error: str | None
+
+
+@attrs.frozen(kw_only=True)
 class ErrorReported:
     """The server sent an ``error`` event (the session goes on)."""
 
@@ -149,6 +172,8 @@ SessionEvent: TypeAlias = (
     | Interrupted
     | ResponseFinished
     | HandedOff
+    | McpToolsListed
+    | McpCallFinished
     | ErrorReported
     | ServerEventReceived
 )

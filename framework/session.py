@@ -23,7 +23,7 @@ Channels, and why their sizes:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -57,11 +57,15 @@ from framework.events import (
     SessionEvent,
     ToolCallFinished,
 )
+from framework.plugin import TEARDOWN_TIMEOUT_S, Contribution, Plugin, resolve_plugins
 from framework.protocol import (
     ConversationItemCreateEvent,
     RealtimeConversationItemUserMessage,
     RealtimeResponseCreateParams,
+    RealtimeSessionCreateRequest,
+    SessionUpdateEvent,
     UserMessageContent,
+    to_dict,
 )
 from framework.transport import ConnectionClosed, open_connection
 
@@ -266,6 +270,41 @@ async def _run_hooks(runtime: Runtime, calls: trio.MemoryReceiveChannel[Any]) ->
 
 
 @asynccontextmanager
+async def _opened(plugin: Plugin, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
+    """A plugin's lifetime, with its teardown shielded and bounded."""
+    manager = plugin.open(changed)
+    contribution = await manager.__aenter__()
+    try:
+        yield contribution
+    except BaseException as error:
+        with trio.CancelScope(shield=True), trio.move_on_after(TEARDOWN_TIMEOUT_S):
+            if await manager.__aexit__(type(error), error, error.__traceback__):
+                return
+        raise
+    else:
+        with trio.CancelScope(shield=True), trio.move_on_after(TEARDOWN_TIMEOUT_S):
+            await manager.__aexit__(None, None, None)
+
+
+async def _retool(runtime: Runtime, signal: list[trio.Event]) -> None:
+    """Sends the new tool list whenever a plugin says its tools changed."""
+    sent = [to_dict(d) for d in runtime.tool_definitions()]
+    while True:
+        await signal[0].wait()
+        signal[0] = trio.Event()
+        await trio.sleep(0.05)  # a burst of changes becomes one update
+        definitions = runtime.tool_definitions()
+        if [to_dict(d) for d in definitions] != sent:
+            sent = [to_dict(d) for d in definitions]
+            await runtime.outbox.send(
+                SessionUpdateEvent(
+                    event_id=runtime.outbox.next_id("tools"),
+                    session=RealtimeSessionCreateRequest(type="realtime", tools=definitions),
+                )
+            )
+
+
+@asynccontextmanager
 async def open_session(
     agent: Agent,
     *,
@@ -333,9 +372,18 @@ async def open_session(
         }
         session = Session(runtime, actors)
         runtime.handle = session
+        tools_changed = [trio.Event()]
+
+        def changed() -> None:
+            tools_changed[0].set()
+
+        for plugin in resolve_plugins(agent.plugins):
+            contribution = await stack.enter_async_context(_opened(plugin, changed))
+            runtime.contributions.append((plugin, contribution))
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_run_hooks, runtime, hook_receive)
+                nursery.start_soon(_retool, runtime, tools_changed)
                 for name in ("tools", "response", "audio", "session"):
                     await nursery.start(actors[name].run)
                 try:

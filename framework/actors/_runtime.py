@@ -25,6 +25,8 @@ from ._messages import Activity, Outbox
 
 if TYPE_CHECKING:
     from framework.agent import Agent
+    from framework.plugin import Contribution, Plugin
+    from framework.tool import FunctionTool
 
 _log = logging.getLogger("cantata.session")
 
@@ -131,8 +133,40 @@ class Runtime:
     session_id: str = ""
     observers: list[Callable[[SessionEvent], None]] = attrs.Factory(list)
     hook_channel: trio.MemorySendChannel[Any] | None = None
+    contributions: list[tuple[Plugin, Contribution]] = attrs.Factory(list)
     hooks_dropped: int = 0
     handle: Any = None  # the public Session, passed to agent hooks
+
+    def tools(self) -> dict[str, FunctionTool]:
+        """The function tools of the session now: the agent's, then its plugins'.
+
+        A plugin tool whose name is taken is offered as ``<plugin>_<name>``.
+        """
+        found = {t.name: t for t in self.agent.all_tools()}
+        for plugin, contribution in self.contributions:
+            for t in contribution.tools():
+                name = t.name if t.name not in found else f"{plugin.name}_{t.name}"
+                found[name] = t if name == t.name else attrs.evolve(t, name=name)
+        return found
+
+    def find_tool(self, name: str) -> FunctionTool | None:
+        return self.tools().get(name)
+
+    def tool_definitions(self) -> list[Any]:
+        """What goes in ``session.tools``: function tools, then hosted ones."""
+        definitions: list[Any] = [t.definition() for t in self.tools().values()]
+        definitions.extend(self.agent.hosted_tools)
+        for _, contribution in self.contributions:
+            definitions.extend(contribution.hosted_tools)
+        return definitions
+
+    def session_config(self, *, handoff: bool = False) -> RealtimeSessionCreateRequest:
+        """The agent's ``session.update`` payload, with the plugins' tools."""
+        return self.agent.session_config(
+            keep_audio_from=self.config if handoff else None,
+            session=self.handle,
+            tools=self.tool_definitions(),
+        )
 
     def publish(self, event: SessionEvent) -> None:
         """Hands an application event to observers and to the event queue."""

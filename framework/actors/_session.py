@@ -22,6 +22,8 @@ import trio
 
 from framework.events import (
     ErrorReported,
+    McpCallFinished,
+    McpToolsListed,
     SessionStarted,
     UserSpeechStarted,
     UserSpeechStopped,
@@ -29,14 +31,19 @@ from framework.events import (
 )
 from framework.protocol import (
     ClientEvent,
+    ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
+    McpListToolsFailed,
     ProtocolError,
     RealtimeConversationItemFunctionCall,
     RealtimeError,
     RealtimeErrorEvent,
+    RealtimeMcpApprovalRequest,
+    RealtimeMcpListTools,
+    RealtimeMcpToolCall,
     RealtimeSessionCreateRequest,
     ResponseAudioDeltaEvent,
     ResponseAudioTranscriptDeltaEvent,
@@ -152,7 +159,7 @@ class SessionActor:
                 break
         session_id = event.session.extra.get("id") if hasattr(event.session, "extra") else None
         self.rt.session_id = session_id if isinstance(session_id, str) else ""
-        config = self.rt.agent.session_config(session=self.rt.handle)
+        config = self.rt.session_config()
         await self.rt.outbox.send(SessionUpdateEvent(event_id="evt_start", session=config))
         while True:
             event = await self._next()
@@ -188,7 +195,21 @@ class SessionActor:
             await self._call(event)
         elif isinstance(event, ResponseOutputItemDoneEvent):
             item = event.item
-            if isinstance(item, RealtimeConversationItemFunctionCall) and isinstance(
+            if isinstance(item, RealtimeMcpApprovalRequest):
+                await self._call(event, key=item.id)
+            elif isinstance(item, RealtimeMcpToolCall):
+                error = item.error
+                rt.publish(
+                    McpCallFinished(
+                        item_id=item.id,
+                        server_label=item.server_label,
+                        name=item.name,
+                        arguments=item.arguments,
+                        output=item.output if isinstance(item.output, str) else None,
+                        error=getattr(error, "message", None) if error is not None else None,
+                    )
+                )
+            elif isinstance(item, RealtimeConversationItemFunctionCall) and isinstance(
                 item.call_id, str
             ):
                 # Servers that skip arguments.done still get their calls run.
@@ -224,14 +245,39 @@ class SessionActor:
             final = event.transcript if isinstance(event.transcript, str) else ""
             rt.publish(UserTranscript(item_id=event.item_id, text=final, final=True))
             rt.call_hook("on_user_transcript", final)
+        elif isinstance(event, ConversationItemDone) and isinstance(
+            event.item, RealtimeMcpListTools
+        ):
+            listed = event.item
+            rt.publish(
+                McpToolsListed(
+                    item_id=listed.id if isinstance(listed.id, str) else "",
+                    server_label=listed.server_label,
+                    tools=[t.name for t in listed.tools],
+                    ok=True,
+                )
+            )
+        elif isinstance(event, McpListToolsFailed):
+            known = rt.history.get(event.item_id)
+            label = getattr(known.item, "server_label", "") if known is not None else ""
+            rt.publish(
+                McpToolsListed(item_id=event.item_id, server_label=label, tools=[], ok=False)
+            )
         elif isinstance(event, RealtimeErrorEvent):
             rt.publish(ErrorReported(error=event.error))
             rt.call_hook("on_error", event.error)
 
-    async def _call(self, event: ResponseFunctionCallArgumentsDoneEvent) -> None:
-        if event.call_id in self.seen_calls:
+    async def _call(
+        self,
+        event: ResponseFunctionCallArgumentsDoneEvent | ResponseOutputItemDoneEvent,
+        *,
+        key: str | None = None,
+    ) -> None:
+        """Hands a function call (or an MCP approval request) to the tool actor once."""
+        key = key or str(getattr(event, "call_id", ""))
+        if key in self.seen_calls:
             return
-        self.seen_calls.add(event.call_id)
+        self.seen_calls.add(key)
         # Counted here, in the same step as the routing, so the session is never
         # seen quiet between the response that asked and the call starting.
         self.rt.activity.up()

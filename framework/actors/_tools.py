@@ -1,9 +1,13 @@
 """The ToolExecutionActor: every function call, in its own nursery.
 
 Inbox: ``response.function_call_arguments.done`` (a call to run),
-``response.done`` (the set of calls of a response is complete) and
-:class:`BargedIn`. Each call runs in its own task and cancel scope:
+``response.output_item.done`` with an ``mcp_approval_request`` (a hosted MCP
+call the server wants approved), ``response.done`` (the set of calls of a
+response is complete) and :class:`BargedIn`. Each call runs in its own task and cancel scope:
 approval (if the tool needs it), then the tool with its timeout.
+
+Hosted MCP approval requests go through the same approval flow as local
+tools and get exactly one ``mcp_approval_response``.
 
 **Every call gets exactly one** ``function_call_output``: success, tool
 error, bad arguments, unknown tool, rejection, timeout or cancellation each
@@ -27,10 +31,14 @@ import trio
 from framework.approval import ApprovalRequest, Decision
 from framework.events import ApprovalRequested, HandedOff, ToolCallFinished, ToolCallStarted
 from framework.protocol import (
+    UNSET,
     ConversationItemCreateEvent,
     RealtimeConversationItemFunctionCallOutput,
+    RealtimeMcpApprovalRequest,
+    RealtimeMcpApprovalResponse,
     ResponseDoneEvent,
     ResponseFunctionCallArgumentsDoneEvent,
+    ResponseOutputItemDoneEvent,
     SessionUpdateEvent,
 )
 from framework.tool import ToolArgumentsError
@@ -57,6 +65,7 @@ class _Call:
     delivered: bool = False
     status: str = "pending"
     output: str = ""
+    mcp_label: str | None = None  # a hosted MCP approval request, from this server
 
 
 @attrs.define(kw_only=True)
@@ -90,6 +99,19 @@ class ToolExecutionActor:
     async def handle(self, message: Any) -> None:
         if isinstance(message, ResponseFunctionCallArgumentsDoneEvent):
             self._start(message)
+        elif isinstance(message, ResponseOutputItemDoneEvent) and isinstance(
+            message.item, RealtimeMcpApprovalRequest
+        ):
+            request = message.item
+            self._launch(
+                _Call(
+                    call_id=request.id,
+                    name=request.name,
+                    arguments=request.arguments,
+                    response_id=message.response_id,
+                    mcp_label=request.server_label,
+                )
+            )
         elif isinstance(message, ResponseDoneEvent):
             response_id = message.response.id
             if isinstance(response_id, str) and response_id in self.batches:
@@ -106,10 +128,13 @@ class ToolExecutionActor:
             arguments=event.arguments,
             response_id=event.response_id,
         )
-        self.batches.setdefault(event.response_id, _Batch()).calls.append(call)
+        self._launch(call)
+
+    def _launch(self, call: _Call) -> None:
+        self.batches.setdefault(call.response_id, _Batch()).calls.append(call)
         self.running[call.call_id] = call
         assert self._nursery is not None
-        self._nursery.start_soon(self._execute, call, name=f"tool {name} {call.call_id}")
+        self._nursery.start_soon(self._execute, call, name=f"tool {call.name} {call.call_id}")
 
     def _barge_in(self) -> None:
         for call in self.running.values():
@@ -121,7 +146,7 @@ class ToolExecutionActor:
                 call.speak = False
 
     def _tool_policy(self, name: str) -> str:
-        tool = self.rt.agent.find_tool(name)
+        tool = self.rt.find_tool(name)
         return str(getattr(tool, "on_interrupt", "cancel")) if tool is not None else "cancel"
 
     # --- one call ----------------------------------------------------------------------
@@ -154,9 +179,14 @@ class ToolExecutionActor:
     async def _outcome(self, call: _Call) -> tuple[str, str, Any]:
         """Runs the call; returns ``(status, output, agent to hand off to)``."""
         agent = self.rt.agent
-        tool = agent.find_tool(call.name)
+        if call.mcp_label is not None:
+            decision = await self._approve(call)
+            if decision.approved:
+                return "approved", "", None
+            return "rejected", decision.reason or "", None
+        tool = self.rt.find_tool(call.name)
         if tool is None:
-            names = ", ".join(t.name for t in agent.all_tools()) or "none"
+            names = ", ".join(self.rt.tools()) or "none"
             return (
                 "unknown_tool",
                 f"Error: there is no tool named {call.name!r}. Available tools: {names}.",
@@ -187,21 +217,23 @@ class ToolExecutionActor:
         agent = self.rt.agent
         request = ApprovalRequest(
             call_id=call.call_id,
-            tool=call.name,
+            tool=f"{call.mcp_label}.{call.name}" if call.mcp_label is not None else call.name,
             arguments=call.arguments,
             deadline=trio.current_time() + agent.approval_timeout,
+            kind="mcp" if call.mcp_label is not None else "function",
         )
         return await self.rt.approvals.ask(
             request,
             hook=agent.approve_tool_call,
             announce=lambda r: self.rt.publish(ApprovalRequested(request=r)),
+            policies=[c.approve for _, c in self.rt.contributions if c.approve is not None],
         )
 
     async def _hand_off(self, target: Any) -> None:
         # Sent before the call's output, so the follow-up response is the new agent's.
         previous = self.rt.agent
         self.rt.agent = target
-        config = target.session_config(keep_audio_from=self.rt.config, session=self.rt.handle)
+        config = self.rt.session_config(handoff=True)
         await self.rt.outbox.send(
             SessionUpdateEvent(event_id=self.rt.outbox.next_id("handoff"), session=config)
         )
@@ -212,13 +244,21 @@ class ToolExecutionActor:
             return
         call.delivered = True
         self.running.pop(call.call_id, None)
-        await self.rt.outbox.send(
-            ConversationItemCreateEvent(
-                event_id=self.rt.outbox.next_id("output"),
-                item=RealtimeConversationItemFunctionCallOutput(
-                    call_id=call.call_id, output=call.output
-                ),
+        item: RealtimeMcpApprovalResponse | RealtimeConversationItemFunctionCallOutput
+        if call.mcp_label is not None:
+            approved = call.status == "approved"
+            item = RealtimeMcpApprovalResponse(
+                id=self.rt.outbox.next_id("mcpr"),
+                approval_request_id=call.call_id,
+                approve=approved,
+                reason=call.output if not approved and call.output else UNSET,
             )
+        else:
+            item = RealtimeConversationItemFunctionCallOutput(
+                call_id=call.call_id, output=call.output
+            )
+        await self.rt.outbox.send(
+            ConversationItemCreateEvent(event_id=self.rt.outbox.next_id("output"), item=item)
         )
         self.rt.publish(
             ToolCallFinished(

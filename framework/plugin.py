@@ -1,0 +1,167 @@
+"""Plugins: tools, MCP servers, approval policies and engine parts, in one system.
+
+A plugin is a :class:`Plugin` subclass. It says what it contributes
+(:meth:`Plugin.describe`, for ``cantata plugins``) and, for a session, opens
+an async lifetime with :meth:`Plugin.open`: an async context manager that the
+session enters in its own task and leaves when it ends (teardown bounded by
+:data:`TEARDOWN_TIMEOUT_S`), yielding a :class:`Contribution`: the function
+tools it offers now (a callable, because an MCP server's list can change),
+hosted tool definitions for the server to run, and an approval policy.
+
+Plugins reach a session two ways: in code (``MyAgent(plugins=[...])`` or a
+``plugins`` class attribute), or installed, through the ``cantata.plugins``
+entry-point group, and then named by their entry-point name
+(``plugins=["time"]``). The built-in plugins in ``plugins/`` register
+through the same entry points as third-party ones. A plugin that fails to
+load is reported with its error and breaks no other.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+
+from framework.approval import ApprovalRequest, Decision
+from framework.tool import FunctionTool
+
+ENTRY_POINT_GROUP = "cantata.plugins"
+TEARDOWN_TIMEOUT_S = 5.0
+"""How long a plugin may take to close when its session ends."""
+
+
+@attrs.frozen(kw_only=True)
+class Contribution:
+    """What an open plugin gives one session.
+
+    Attributes:
+        tools: the function tools it offers now; called again after the
+            plugin signals a change, for lists that change (MCP servers).
+        hosted_tools: tool definitions the *server* runs (``type: "mcp"``).
+        approve: an approval source consulted after sticky decisions and
+            before the agent's hook: a decision, or ``None`` for no opinion.
+    """
+
+    tools: Callable[[], Sequence[FunctionTool]] = lambda: ()
+    hosted_tools: Sequence[Any] = ()
+    approve: Callable[[ApprovalRequest], Awaitable[bool | Decision | None]] | None = None
+
+
+class Plugin:
+    """The base class of plugins; override what you contribute.
+
+    Attributes:
+        name: how the plugin is listed and named (default: the class name).
+    """
+
+    name: str = ""
+
+    def __init__(self) -> None:
+        if not self.name:
+            self.name = type(self).__name__
+
+    def describe(self) -> dict[str, list[str]]:
+        """What this plugin contributes, by kind (``tools``, ``mcp servers``, ...)."""
+        return {}
+
+    @asynccontextmanager
+    async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
+        """The plugin's lifetime in one session; ``changed`` signals a new tool list."""
+        yield Contribution()
+
+    # Parts of the local engine a plugin may provide (by name):
+    def engine_parts(self) -> dict[str, Any]:
+        """Engine plug-ins: ``{"brain:NAME": Brain, "transcriber:NAME": ..., ...}``."""
+        return {}
+
+
+class ToolsPlugin(Plugin):
+    """A plugin that offers a fixed set of function tools."""
+
+    def __init__(self, tools: Sequence[FunctionTool | Callable[..., Any]], name: str = "") -> None:
+        self.name = name
+        super().__init__()
+        self._tools = [
+            t if isinstance(t, FunctionTool) else FunctionTool.from_function(t) for t in tools
+        ]
+
+    def describe(self) -> dict[str, list[str]]:
+        return {"tools": [t.name for t in self._tools]}
+
+    @asynccontextmanager
+    async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
+        tools = tuple(self._tools)
+        yield Contribution(tools=lambda: tools)
+
+
+@attrs.frozen(kw_only=True)
+class InstalledPlugin:
+    """One entry point of the ``cantata.plugins`` group, loaded or not.
+
+    Attributes:
+        name: the entry point's name.
+        source: ``module:attribute`` it points at, and its distribution.
+        plugin: the plugin, when it loaded.
+        error: why it did not load (``"ImportError: ..."``), when it did not.
+    """
+
+    name: str
+    source: str
+    plugin: Plugin | None = None
+    error: str | None = None
+
+
+def _instantiate(obj: Any) -> Plugin:
+    plugin = (
+        obj() if isinstance(obj, type) or (callable(obj) and not isinstance(obj, Plugin)) else obj
+    )
+    if not isinstance(plugin, Plugin):
+        raise TypeError(f"expected a Plugin, got {type(plugin).__name__}")
+    return plugin
+
+
+def installed_plugins() -> list[InstalledPlugin]:
+    """Every plugin installed through entry points; failures are reported, not raised."""
+    found = []
+    for entry in sorted(
+        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name
+    ):
+        dist = entry.dist.name if entry.dist is not None else "?"
+        source = f"{entry.value} ({dist})"
+        try:
+            plugin = _instantiate(entry.load())
+        except Exception as e:
+            found.append(
+                InstalledPlugin(name=entry.name, source=source, error=f"{type(e).__name__}: {e}")
+            )
+            continue
+        found.append(InstalledPlugin(name=entry.name, source=source, plugin=plugin))
+    return found
+
+
+def resolve_plugins(specs: Sequence[Plugin | str]) -> list[Plugin]:
+    """Plugins from a mix of instances and installed plugins' names.
+
+    Raises:
+        LookupError: a name that no installed plugin has, or one that failed
+            to load (with its error).
+    """
+    installed: dict[str, InstalledPlugin] | None = None
+    out: list[Plugin] = []
+    for spec in specs:
+        if isinstance(spec, Plugin):
+            out.append(spec)
+            continue
+        if installed is None:
+            installed = {p.name: p for p in installed_plugins()}
+        entry = installed.get(spec)
+        if entry is None:
+            known = ", ".join(sorted(installed)) or "none"
+            raise LookupError(f"no installed plugin is named {spec!r} (installed: {known})")
+        if entry.plugin is None:
+            raise LookupError(f"plugin {spec!r} failed to load: {entry.error}")
+        out.append(entry.plugin)
+    return out

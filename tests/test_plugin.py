@@ -1,0 +1,219 @@
+"""The plugin system: entry points, lifetimes, tools that change, failures reported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from framework import Agent, open_session
+from framework.plugin import (
+    Contribution,
+    Plugin,
+    ToolsPlugin,
+    installed_plugins,
+    resolve_plugins,
+)
+from framework.testing import engine_wire, run_engine
+from framework.tool import FunctionTool
+
+RULES = r"""
+fallback = "Sorry."
+
+[[rule]]
+when = "roll"
+call = "roll_die"
+
+[[rule]]
+after = "roll_die"
+say = "You rolled {output}."
+
+[[rule]]
+when = "flip"
+call = "flip_coin"
+
+[[rule]]
+after = "flip_coin"
+say = "It landed {output}."
+"""
+
+SAMPLE = '''
+from contextlib import asynccontextmanager
+
+from framework.plugin import Contribution, Plugin
+from framework.tool import FunctionTool
+
+
+async def roll_die() -> int:
+    """Rolls a fair die (this one always shows four)."""
+    return 4
+
+
+class DicePlugin(Plugin):
+    name = "dice"
+
+    def describe(self):
+        return {"tools": ["roll_die"]}
+
+    @asynccontextmanager
+    async def open(self, changed):
+        tool = FunctionTool.from_function(roll_die)
+        yield Contribution(tools=lambda: [tool])
+'''
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Iterator[Path]:
+    """A small plugin distribution "installed" on sys.path, with real metadata."""
+    (tmp_path / "cantata_dice.py").write_text(SAMPLE)
+    (tmp_path / "cantata_broken.py").write_text("raise ImportError('needs a GPU driver')\n")
+    info = tmp_path / "cantata_dice-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cantata-dice\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent(
+            """
+            [cantata.plugins]
+            dice = cantata_dice:DicePlugin
+            broken = cantata_broken:Plugin
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield tmp_path
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("cantata_dice", "cantata_broken"):
+            sys.modules.pop(name, None)
+
+
+def test_entry_points_load_and_failures_are_reported(installed: Path) -> None:
+    found = {p.name: p for p in installed_plugins()}
+    assert found["dice"].plugin is not None and found["dice"].plugin.name == "dice"
+    assert "cantata-dice" in found["dice"].source
+    assert found["broken"].plugin is None
+    assert found["broken"].error == "ImportError: needs a GPU driver"
+
+
+def test_resolve_by_name(installed: Path) -> None:
+    (plugin,) = resolve_plugins(["dice"])
+    assert plugin.describe() == {"tools": ["roll_die"]}
+    with pytest.raises(LookupError, match="failed to load: ImportError"):
+        resolve_plugins(["broken"])
+    with pytest.raises(LookupError, match="no installed plugin is named 'nope'"):
+        resolve_plugins(["nope"])
+
+
+def test_cantata_plugins_lists_them(installed: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.getcwd()])}
+    result = subprocess.run(
+        [sys.executable, "-m", "framework.cli", "plugins"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    lines = result.stdout.splitlines()
+    assert "dice  cantata_dice:DicePlugin (cantata-dice)" in lines
+    assert "    tools: roll_die" in lines
+    assert "broken  [failed to load]  cantata_broken:Plugin (cantata-dice)" in lines
+    assert "    error: ImportError: needs a GPU driver" in lines
+    assert result.returncode == 1  # something failed to load, and everything else is listed
+
+
+async def test_an_installed_plugin_serves_a_session(installed: Path) -> None:
+    with trio.fail_after(10):
+        async with run_engine(rules=RULES) as url:
+            bot = Agent(plugins=["dice"], output_modalities=["text"])
+            async with open_session(bot, url=url) as session:
+                result = await session.run("roll for me")
+    assert result.tool_calls[0].name == "roll_die"
+    assert result.text == "You rolled 4."
+
+
+class Coins(Plugin):
+    """Counts its lifetimes; adds a tool when asked; can hang on close."""
+
+    name = "coins"
+
+    def __init__(self, *, hang_on_close: bool = False) -> None:
+        super().__init__()
+        self.opened = self.closed = 0
+        self.hang_on_close = hang_on_close
+        self.tools: list[FunctionTool] = []
+        self.changed: Callable[[], None] | None = None
+
+    def add_flip(self) -> None:
+        async def flip_coin() -> str:
+            """Flips a coin."""
+            return "heads"
+
+        self.tools.append(FunctionTool.from_function(flip_coin))
+        assert self.changed is not None
+        self.changed()
+
+    @asynccontextmanager
+    async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
+        self.opened += 1
+        self.changed = changed
+        try:
+            yield Contribution(tools=lambda: list(self.tools))
+        finally:
+            if self.hang_on_close:
+                await trio.sleep_forever()
+            self.closed += 1
+
+
+async def test_lifetime_follows_the_session_and_tools_can_change(
+    autojump_clock: MockClock,
+) -> None:
+    coins = Coins()
+    bot = Agent(plugins=[coins], output_modalities=["text"])
+    async with engine_wire(rules=RULES) as wire:
+        async with open_session(bot, connection=wire) as session:
+            assert (coins.opened, coins.closed) == (1, 0)
+            before = await session.run("flip a coin")
+            assert before.tool_calls == ()  # no such tool yet: the brain falls back
+            coins.add_flip()
+            await trio.sleep(1)  # the new tool list reaches the server
+            after = await session.run("flip a coin")
+        assert (coins.opened, coins.closed) == (1, 1)
+    assert before.text == "Sorry."
+    assert after.text == "It landed heads."
+
+
+async def test_a_hanging_plugin_teardown_is_bounded(autojump_clock: MockClock) -> None:
+    coins = Coins(hang_on_close=True)
+    bot = Agent(plugins=[coins], output_modalities=["text"])
+    async with engine_wire(rules=RULES) as wire:
+        start = trio.current_time()
+        async with open_session(bot, connection=wire):
+            pass
+        took = trio.current_time() - start
+    assert 5.0 <= took < 6.0  # TEARDOWN_TIMEOUT_S, then the session is gone anyway
+
+
+async def test_plugin_tools_that_collide_are_prefixed(autojump_clock: MockClock) -> None:
+    async def roll_die() -> int:
+        """Another die."""
+        return 6
+
+    class Dice(Agent):
+        output_modalities = ("text",)
+
+    bot = Dice(
+        tools=[FunctionTool.from_function(roll_die)],
+        plugins=[ToolsPlugin([roll_die], name="extra")],
+    )
+    async with engine_wire(rules=RULES) as wire, open_session(bot, connection=wire) as session:
+        names = sorted(session._rt.tools())
+    assert names == ["extra_roll_die", "roll_die"]

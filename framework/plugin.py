@@ -3,8 +3,9 @@
 A plugin is a :class:`Plugin` subclass. It says what it contributes
 (:meth:`Plugin.describe`, for ``cantata plugins``) and, for a session, opens
 an async lifetime with :meth:`Plugin.open`: an async context manager that the
-session enters in its own task and leaves when it ends (teardown bounded by
-:data:`TEARDOWN_TIMEOUT_S`), yielding a :class:`Contribution`: the function
+session holds open in a task of its own (so it may keep a nursery across its
+``yield``) until the session ends, with teardown bounded by
+:data:`TEARDOWN_TIMEOUT_S`. It yields a :class:`Contribution`: the function
 tools it offers now (a callable, because an MCP server's list can change),
 hosted tool definitions for the server to run, and an approval policy.
 

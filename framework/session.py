@@ -269,21 +269,17 @@ async def _run_hooks(runtime: Runtime, calls: trio.MemoryReceiveChannel[Any]) ->
                 _log.exception("agent hook %s failed", name)
 
 
-@asynccontextmanager
-async def _opened(plugin: Plugin, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
-    """A plugin's lifetime, with its teardown shielded and bounded."""
-    manager = plugin.open(changed)
-    contribution = await manager.__aenter__()
-    try:
-        yield contribution
-    except BaseException as error:
-        with trio.CancelScope(shield=True), trio.move_on_after(TEARDOWN_TIMEOUT_S):
-            if await manager.__aexit__(type(error), error, error.__traceback__):
-                return
-        raise
-    else:
-        with trio.CancelScope(shield=True), trio.move_on_after(TEARDOWN_TIMEOUT_S):
-            await manager.__aexit__(None, None, None)
+async def _run_plugin(
+    plugin: Plugin,
+    changed: Callable[[], None],
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[Contribution] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A plugin's lifetime, in a task of its own (so it may hold a nursery open)."""
+    async with plugin.open(changed) as contribution:
+        task_status.started(contribution)
+        await stop.wait()
 
 
 async def _retool(runtime: Runtime, signal: list[trio.Event]) -> None:
@@ -377,20 +373,29 @@ async def open_session(
         def changed() -> None:
             tools_changed[0].set()
 
-        for plugin in resolve_plugins(agent.plugins):
-            contribution = await stack.enter_async_context(_opened(plugin, changed))
-            runtime.contributions.append((plugin, contribution))
+        plugins = resolve_plugins(agent.plugins)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_run_hooks, runtime, hook_receive)
-                nursery.start_soon(_retool, runtime, tools_changed)
-                for name in ("tools", "response", "audio", "session"):
-                    await nursery.start(actors[name].run)
+            # Plugins live in their own nursery, around the actors': they start
+            # before the connection is configured and stop after the actors.
+            async with trio.open_nursery() as plugin_tasks:
+                stop = trio.Event()
+                for plugin in plugins:
+                    contribution = await plugin_tasks.start(_run_plugin, plugin, changed, stop)
+                    runtime.contributions.append((plugin, contribution))
                 try:
-                    yield session
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_run_hooks, runtime, hook_receive)
+                        nursery.start_soon(_retool, runtime, tools_changed)
+                        for name in ("tools", "response", "audio", "session"):
+                            await nursery.start(actors[name].run)
+                        try:
+                            yield session
+                        finally:
+                            runtime.events.end(None)
+                            nursery.cancel_scope.cancel()
                 finally:
-                    runtime.events.end(None)
-                    nursery.cancel_scope.cancel()
+                    stop.set()
+                    plugin_tasks.cancel_scope.deadline = trio.current_time() + TEARDOWN_TIMEOUT_S
         except BaseExceptionGroup as group:
             raise _unwrap(group) from None
 

@@ -5,6 +5,8 @@ This module owns the step from a Python function to a model-callable tool and ba
 * :func:`tool` turns a function or a method into a :class:`FunctionTool`. The
   parameters' JSON schema is built from the type hints at decoration time, so an
   unsupported annotation fails where the tool is defined, not in a live call.
+* :meth:`FunctionTool.from_schema` wraps a tool defined elsewhere (an MCP server's):
+  a JSON schema and an async callable, with only a shallow check of the arguments.
 * :meth:`FunctionTool.definition` is the wire object sent in ``session.update``.
 * :meth:`FunctionTool.invoke` parses the model's JSON arguments strictly, runs the
   function under a timeout and returns exactly one :class:`ToolOutcome`. Tool
@@ -636,6 +638,77 @@ class FunctionTool:
             _is_async=_is_async(fn),
         )
 
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        call: Callable[[dict[str, Any]], Awaitable[Any]],
+        *,
+        timeout: float | None = None,
+        needs_approval: ApprovalPolicy = False,
+        on_interrupt: OnInterrupt = "cancel",
+    ) -> FunctionTool:
+        """Builds a tool from a JSON schema and an async callable (an MCP server's tool).
+
+        The arguments are checked shallowly: a JSON object, with the schema's
+        ``required`` keys, and no others when ``additionalProperties`` is false.
+        Deeper validation is the callee's. The return value becomes the output
+        as in :meth:`invoke`; an exception becomes an ``"error"`` outcome.
+
+        Args:
+            name: The name the model calls the tool by.
+            description: What the tool does, for the model.
+            parameters: The JSON schema of the arguments (an object schema; copied).
+            call: Awaited with the arguments as a dict.
+            timeout: Seconds a call may take; ``None`` uses the session default.
+            needs_approval: The approval policy, as for :func:`tool`.
+            on_interrupt: What a barge-in does to a running call.
+
+        Raises:
+            TypeError: ``parameters`` is not a JSON object schema, or a bad option type.
+            ValueError: A bad name, timeout or ``on_interrupt``.
+        """
+        if not _NAME.fullmatch(name):
+            raise ValueError(
+                f"Tool name {name!r} is invalid: it must match ^[a-zA-Z0-9_-]{{1,64}}$."
+            )
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"Tool {name}: timeout must be a number of seconds or None.")
+            if not timeout > 0:
+                raise ValueError(f"Tool {name}: timeout must be positive, got {timeout!r}.")
+        if not isinstance(needs_approval, bool) and not callable(needs_approval):
+            raise TypeError(f"Tool {name}: needs_approval must be a bool or a callable.")
+        if on_interrupt not in _ON_INTERRUPT:
+            raise ValueError(f"Tool {name}: on_interrupt must be one of {sorted(_ON_INTERRUPT)}.")
+        try:
+            # A deep copy that also proves the schema is JSON.
+            schema = orjson.loads(orjson.dumps(dict(parameters)))
+        except (TypeError, orjson.JSONEncodeError) as e:
+            raise TypeError(f"Tool {name}: parameters must be a JSON object schema: {e}") from e
+        if schema.get("type", "object") != "object":
+            raise TypeError(
+                f"Tool {name}: parameters must describe an object, not {schema['type']!r}."
+            )
+
+        async def fn(**arguments: Any) -> Any:
+            return await call(arguments)
+
+        return _SchemaTool(
+            name=name,
+            description=description,
+            parameters=schema,
+            fn=fn,
+            timeout=timeout,
+            needs_approval=needs_approval,
+            on_interrupt=on_interrupt,
+            is_method=False,
+            _params=(),
+            _is_async=True,
+        )
+
     def __get__(self, instance: object | None, owner: type[Any] | None = None) -> FunctionTool:
         if instance is None or not self.is_method or self.instance is not None:
             return self
@@ -804,6 +877,42 @@ class FunctionTool:
                 exception=e,
             )
         return ToolOutcome(status="ok", output=output, value=value)
+
+
+@attrs.frozen(kw_only=True, eq=False, repr=False)
+class _SchemaTool(FunctionTool):
+    """A tool from :meth:`FunctionTool.from_schema`: its callee validates the arguments."""
+
+    def parse_arguments(self, arguments_json: str) -> dict[str, Any]:
+        """Parses the arguments and checks the object's keys; the values are the callee's.
+
+        Raises:
+            ToolArgumentsError: Invalid JSON, not an object, a required key
+                missing, or an unknown key where the schema allows none.
+        """
+        try:
+            raw = orjson.loads(arguments_json) if arguments_json.strip() else {}
+        except orjson.JSONDecodeError as e:
+            raise ToolArgumentsError(
+                self.name, [f"not valid JSON ({e.msg} at char {e.pos})"]
+            ) from None
+        if not isinstance(raw, dict):
+            raise ToolArgumentsError(self.name, [f"expected a JSON object, got {_describe(raw)}"])
+        required = self.parameters.get("required", [])
+        problems = [
+            f"missing required argument @ $.{key}"
+            for key in (required if isinstance(required, list) else [])
+            if isinstance(key, str) and key not in raw
+        ]
+        properties = self.parameters.get("properties", {})
+        if self.parameters.get("additionalProperties") is False and isinstance(properties, dict):
+            hint = f"expected one of: {', '.join(properties)}" if properties else "it takes none"
+            problems += [
+                f"unknown argument ({hint}) @ $.{key}" for key in raw if key not in properties
+            ]
+        if problems:
+            raise ToolArgumentsError(self.name, problems)
+        return raw
 
 
 @overload

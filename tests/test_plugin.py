@@ -210,10 +210,21 @@ async def test_plugin_tools_that_collide_are_prefixed(autojump_clock: MockClock)
     class Dice(Agent):
         output_modalities = ("text",)
 
+    async def flip_coin() -> str:
+        """A coin."""
+        return "tails"
+
     bot = Dice(
         tools=[FunctionTool.from_function(roll_die)],
-        plugins=[ToolsPlugin([roll_die], name="extra")],
+        plugins=[
+            ToolsPlugin([roll_die, flip_coin], name="extra"),
+            ToolsPlugin([flip_coin], name="x" * 60),
+        ],
     )
     async with engine_wire(rules=RULES) as wire, open_session(bot, connection=wire) as session:
         names = sorted(session._rt.tools())
-    assert names == ["extra_roll_die", "roll_die"]
+    # The agent's own tool keeps its name; every shared plugin name is prefixed,
+    # and a long prefix is cut to the protocol's 64 characters with a hash.
+    assert names[:3] == ["extra_flip_coin", "extra_roll_die", "roll_die"]
+    (long_name,) = names[3:]
+    assert len(long_name) == 64 and long_name.startswith("x" * 54)

@@ -7,6 +7,7 @@ history, the usage totals and the publisher of application events.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -140,13 +141,24 @@ class Runtime:
     def tools(self) -> dict[str, FunctionTool]:
         """The function tools of the session now: the agent's, then its plugins'.
 
-        A plugin tool whose name is taken is offered as ``<plugin>_<name>``.
+        The agent's tools keep their names. Every plugin tool whose name is
+        shared (with the agent or another plugin) is offered as
+        ``<plugin>_<name>``, shortened with a hash to the protocol's 64
+        characters, so no tool hides another whatever order they came in.
         """
         found = {t.name: t for t in self.agent.all_tools()}
-        for plugin, contribution in self.contributions:
-            for t in contribution.tools():
-                name = t.name if t.name not in found else f"{plugin.name}_{t.name}"
-                found[name] = t if name == t.name else attrs.evolve(t, name=name)
+        offered = [(p.name, t) for p, c in self.contributions for t in c.tools()]
+        counts: dict[str, int] = {}
+        for _, t in offered:
+            counts[t.name] = counts.get(t.name, 0) + 1
+        for owner, t in offered:
+            name = t.name
+            if name in found or counts[name] > 1:
+                name = _fit(f"{owner}_{name}")
+            if name in found:
+                _log.warning("tool %s of plugin %s is left out: %s is taken", t.name, owner, name)
+                continue
+            found[name] = t if name == t.name else attrs.evolve(t, name=name)
         return found
 
     def find_tool(self, name: str) -> FunctionTool | None:
@@ -190,3 +202,11 @@ class Runtime:
         """Offers a raw server event to the application when it asked for them."""
         if self.raw_events:
             self.publish(ServerEventReceived(event=event))
+
+
+def _fit(name: str, limit: int = 64) -> str:
+    """``name`` within the protocol's length limit, kept unique by a short hash."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9]}_{digest}"

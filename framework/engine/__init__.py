@@ -6,7 +6,10 @@ conversation, input-buffer, response, function-call and error semantics, so
 that every bot, example and test runs without a key or a network. What it
 *says* comes from a pluggable brain (by default a deterministic scripted model
 driven by a rules file), its ears and voice from pluggable transcribers and
-synthesizers. It depends on ``framework.protocol`` and ``framework.audio`` only.
+synthesizers. For hosted MCP tools it is the MCP client, through a pluggable
+:class:`HostedMcpClient` (the MCP plugin's, over streamable HTTP). It depends on
+``framework.protocol`` and ``framework.audio`` (and, to find an installed MCP
+client, ``framework.plugin``).
 """
 
 from ._brain import (
@@ -25,6 +28,9 @@ from ._brain import (
     CallFunction as CallFunction,
 )
 from ._brain import (
+    CallMcp as CallMcp,
+)
+from ._brain import (
     Rule as Rule,
 )
 from ._brain import (
@@ -41,6 +47,18 @@ from ._brain import (
 )
 from ._brain import (
     latest_user_text as latest_user_text,
+)
+from ._hosted_mcp import (
+    HostedMcpClient as HostedMcpClient,
+)
+from ._hosted_mcp import (
+    McpCallResult as McpCallResult,
+)
+from ._hosted_mcp import (
+    McpListError as McpListError,
+)
+from ._hosted_mcp import (
+    NoMcpClient as NoMcpClient,
 )
 from ._server import (
     Engine as Engine,

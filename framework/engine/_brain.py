@@ -6,7 +6,9 @@ engine turns that into the protocol's event stream; a brain never sees events.
 
 The default brain, :class:`ScriptedBrain`, is a deterministic scripted model
 driven by rules (a TOML file): a regex over the latest user text picks a reply
-or a tool call, and ``after`` rules turn a tool's output into a reply.
+or a tool call (``call = "get_weather"`` for a function, ``call = "docs.lookup"``
+for the ``lookup`` tool of the hosted MCP server labelled ``docs``), and
+``after`` rules turn a tool's output into a reply.
 """
 
 from __future__ import annotations
@@ -22,14 +24,21 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from framework.protocol import (
+    UNSET,
     ConversationItem,
+    McpListedTool,
     RealtimeConversationItemFunctionCall,
     RealtimeConversationItemFunctionCallOutput,
     RealtimeConversationItemUserMessage,
     RealtimeFunctionTool,
+    RealtimeMcpApprovalRequest,
+    RealtimeMcpApprovalResponse,
+    RealtimeMcpListTools,
+    RealtimeMcpToolCall,
     RealtimeToolChoiceConfig,
     RealtimeToolsConfigUnion,
     ToolChoiceFunction,
+    ToolChoiceMcp,
 )
 
 
@@ -43,6 +52,8 @@ class BrainRequest:
     tool_choice: RealtimeToolChoiceConfig
     memory: MutableMapping[str, Any]
     """Per-session scratch space the brain may keep state in."""
+    mcp_tools: Mapping[str, Sequence[McpListedTool]] = attrs.Factory(dict)
+    """The hosted MCP tools the model may call, by server label (listed and allowed)."""
 
     @property
     def function_names(self) -> list[str]:
@@ -51,6 +62,11 @@ class BrainRequest:
             for t in self.tools
             if isinstance(t, RealtimeFunctionTool) and isinstance(t.name, str)
         ]
+
+    @property
+    def mcp_names(self) -> list[str]:
+        """The hosted MCP tools as ``label.tool`` names."""
+        return [f"{label}.{t.name}" for label, tools in self.mcp_tools.items() for t in tools]
 
 
 @attrs.frozen
@@ -73,7 +89,23 @@ class CallFunction:
     context: Mapping[str, Any] = attrs.Factory(dict)
 
 
-BrainOutput = Say | CallFunction
+@attrs.frozen
+class CallMcp:
+    """The assistant calls the tool ``name`` of the hosted MCP server ``server_label``.
+
+    The engine runs the call itself (after asking the client's approval when
+    the server's ``require_approval`` says so) and asks the brain again with
+    the ``mcp_call`` item, output or error, at the end of the context.
+    ``context`` is kept as for :class:`CallFunction`, under the item's id.
+    """
+
+    server_label: str
+    name: str
+    arguments: str
+    context: Mapping[str, Any] = attrs.Factory(dict)
+
+
+BrainOutput = Say | CallFunction | CallMcp
 
 
 @runtime_checkable
@@ -119,22 +151,54 @@ def latest_user_text(items: Sequence[ConversationItem]) -> str | Unreadable | No
     return None
 
 
-def trailing_outputs(
-    items: Sequence[ConversationItem],
-) -> list[
+@attrs.frozen
+class Denied:
+    """An ``mcp_approval_request`` the client declined."""
+
+    request: RealtimeMcpApprovalRequest
+    response: RealtimeMcpApprovalResponse
+
+
+Answered = (
     tuple[RealtimeConversationItemFunctionCallOutput, RealtimeConversationItemFunctionCall | None]
-]:
-    """Function outputs at the end of the context, each with the call it answers."""
-    outputs: list[RealtimeConversationItemFunctionCallOutput] = []
-    for item in reversed(items):
-        if isinstance(item, RealtimeConversationItemFunctionCallOutput):
-            outputs.append(item)
-        elif isinstance(item, RealtimeConversationItemFunctionCall):
-            continue  # the calls of the same response sit between their outputs
-        else:
-            break
+    | RealtimeMcpToolCall
+    | Denied
+)
+"""A tool result the model answers: a function output, a finished MCP call, a denial."""
+
+_TOOL_ITEMS = (
+    RealtimeConversationItemFunctionCall,
+    RealtimeConversationItemFunctionCallOutput,
+    RealtimeMcpToolCall,
+    RealtimeMcpApprovalRequest,
+    RealtimeMcpApprovalResponse,
+    RealtimeMcpListTools,
+)
+
+
+def trailing_results(items: Sequence[ConversationItem]) -> list[Answered]:
+    """The tool results at the end of the context, in order, that call for a reply.
+
+    Function outputs (with the call they answer), finished MCP calls and
+    declined approvals; an approved request is answered by the call it starts.
+    """
+    start = len(items)
+    while start > 0 and isinstance(items[start - 1], _TOOL_ITEMS):
+        start -= 1
     calls = {i.call_id: i for i in items if isinstance(i, RealtimeConversationItemFunctionCall)}
-    return [(o, calls.get(o.call_id)) for o in reversed(outputs)]
+    requests = {i.id: i for i in items if isinstance(i, RealtimeMcpApprovalRequest)}
+    out: list[Answered] = []
+    for item in items[start:]:
+        if isinstance(item, RealtimeConversationItemFunctionCallOutput):
+            out.append((item, calls.get(item.call_id)))
+        elif isinstance(item, RealtimeMcpToolCall):
+            if item.output not in (UNSET, None) or item.error not in (UNSET, None):
+                out.append(item)  # finished; one still running is not answered yet
+        elif isinstance(item, RealtimeMcpApprovalResponse) and not item.approve:
+            request = requests.get(item.approval_request_id)
+            if request is not None:
+                out.append(Denied(request, item))
+    return out
 
 
 # --- rules ------------------------------------------------------------------------------
@@ -176,6 +240,7 @@ class Rule:
 
 
 _RULE_KEYS = {"when", "after", "say", "call", "args", "calls"}
+_TEMPLATES = ("unreadable", "denied", "failed")
 
 
 @attrs.frozen(kw_only=True)
@@ -187,6 +252,10 @@ class Rules:
     unreadable: str = (
         "I heard you, but I can't make out audio: this engine has no transcriber installed."
     )
+    denied: str = "I did not run {name}: the call was not approved."
+    """The reply to a declined MCP approval (``{server_label}``, ``{name}``, ``{reason}``)."""
+    failed: str = "The {name} tool failed: {error}"
+    """The reply to a failed MCP call (``{server_label}``, ``{name}``, ``{error}``)."""
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "rules") -> Rules:
@@ -195,7 +264,7 @@ class Rules:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise RulesError(f"{source}: not valid TOML: {e}") from None
-        unknown = set(data) - {"fallback", "unreadable", "rule"}
+        unknown = set(data) - {"fallback", "rule", *_TEMPLATES}
         if unknown:
             raise RulesError(f"{source}: unknown top-level keys {sorted(unknown)}")
         fallback = data.get("fallback", DEFAULT_FALLBACK)
@@ -208,8 +277,11 @@ class Rules:
         for index, raw in enumerate(raw_rules):
             rules.append(_parse_rule(raw, f"{source}: rule {index + 1}"))
         extra = {}
-        if "unreadable" in data:
-            extra["unreadable"] = str(data["unreadable"])
+        for key in _TEMPLATES:
+            if key in data:
+                if not isinstance(data[key], str):
+                    raise RulesError(f"{source}: {key} must be a string")
+                extra[key] = data[key]
         return cls(fallback=fallback, rules=tuple(rules), **extra)
 
     @classmethod
@@ -259,6 +331,10 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise RulesError(f"{where}: each of 'calls' needs a 'name'")
         calls.append(ToolCallSpec(name=entry["name"], args=entry.get("args", {})))
+    for name in [*(c.name for c in calls), *([after] if after is not None else [])]:
+        label, dot, tool = name.partition(".")
+        if dot and not (label and tool):
+            raise RulesError(f"{where}: {name!r} is not a tool name (nor 'label.tool' for MCP)")
     if say is None and not calls:
         raise RulesError(f"{where}: needs 'say' or 'call'")
     if after is not None and calls:
@@ -287,14 +363,15 @@ say = "Goodbye!"
 class ScriptedBrain:
     """A deterministic scripted model driven by :class:`Rules`.
 
-    * After tool outputs, each output is answered by the ``after`` rule of its
-      tool (``{output}`` and the named groups of the rule that made the call
-      are available), or read back as is.
+    * After tool results, each is answered by the ``after`` rule of its tool
+      (``{output}`` and the named groups of the rule that made the call are
+      available), or read back as is; a failed MCP call and a declined MCP
+      approval by the ``failed`` and ``denied`` templates.
     * Otherwise the first ``when`` rule whose regex is found in the latest user
       text answers: it says something and/or calls tools (only tools the
-      session declares, and none when ``tool_choice`` is ``none``).
+      response offers, and none when ``tool_choice`` is ``none``).
     * Nothing matches: the fallback. ``tool_choice`` ``required`` or a forced
-      function make it call a tool anyway, with empty arguments.
+      function or MCP server make it call a tool anyway, with empty arguments.
     """
 
     name = "scripted"
@@ -306,15 +383,15 @@ class ScriptedBrain:
         )
 
     async def respond(self, request: BrainRequest) -> Sequence[BrainOutput]:
-        answered = trailing_outputs(request.items)
+        answered = trailing_results(request.items)
         if answered:
-            return [Say(" ".join(self._after(o, c, request.memory) for o, c in answered))]
+            return [Say(" ".join(self._answer(a, request.memory) for a in answered))]
         text = latest_user_text(request.items)
         if isinstance(text, Unreadable):
             return [Say(self.rules.unreadable)]
         choice = request.tool_choice
         may_call = choice != "none"
-        available = set(request.function_names)
+        available = {*request.function_names, *request.mcp_names}
         if text is not None:
             for rule in self.rules.rules:
                 if rule.when is None:
@@ -325,50 +402,88 @@ class ScriptedBrain:
                 groups = {k: v for k, v in match.groupdict().items() if v is not None}
                 calls = [c for c in rule.calls if c.name in available] if may_call else []
                 if rule.calls and not calls and rule.say is None:
-                    continue  # the tools this rule needs are not declared here
+                    continue  # the tools this rule needs are not offered here
                 outputs: list[BrainOutput] = []
                 if rule.say is not None:
                     outputs.append(Say(_render(rule.say, groups)))
                 for spec in calls:
                     arguments = json.dumps(_render_args(spec.args, groups))
-                    outputs.append(CallFunction(spec.name, arguments, groups))
+                    label, dot, tool = spec.name.partition(".")
+                    if dot:
+                        outputs.append(CallMcp(label, tool, arguments, groups))
+                    else:
+                        outputs.append(CallFunction(spec.name, arguments, groups))
                 return self._enforce(outputs, request)
         return self._enforce([Say(self.rules.fallback)], request)
 
     def _enforce(self, outputs: list[BrainOutput], request: BrainRequest) -> list[BrainOutput]:
-        """Applies ``required`` and forced-function tool choices."""
+        """Applies ``required`` and forced-function (or forced-MCP) tool choices."""
         choice = request.tool_choice
         names = request.function_names
         forced = choice.name if isinstance(choice, ToolChoiceFunction) else None
-        has_call = any(isinstance(o, CallFunction) for o in outputs)
+        has_call = any(isinstance(o, (CallFunction, CallMcp)) for o in outputs)
         if forced is not None:
             calls: list[BrainOutput] = [
                 o for o in outputs if isinstance(o, CallFunction) and o.name == forced
             ]
             return calls or [CallFunction(forced, "{}")]
-        if choice == "required" and not has_call and names:
-            return [CallFunction(names[0], "{}")]
+        if isinstance(choice, ToolChoiceMcp):
+            label = choice.server_label
+            tool = choice.name if isinstance(choice.name, str) else None
+            calls = [
+                o
+                for o in outputs
+                if isinstance(o, CallMcp) and o.server_label == label and tool in (None, o.name)
+            ]
+            listed = [t.name for t in request.mcp_tools.get(label, ())]
+            tool = tool or (listed[0] if listed else None)
+            if calls or tool is None:
+                return calls or outputs
+            return [CallMcp(label, tool, "{}")]
+        if choice == "required" and not has_call:
+            if names:
+                return [CallFunction(names[0], "{}")]
+            for label, tools in request.mcp_tools.items():
+                if tools:
+                    return [CallMcp(label, tools[0].name, "{}")]
         return outputs
 
-    def _after(
-        self,
-        output: RealtimeConversationItemFunctionCallOutput,
-        call: RealtimeConversationItemFunctionCall | None,
-        memory: MutableMapping[str, Any],
-    ) -> str:
-        name = call.name if call is not None else ""
-        values: dict[str, Any] = {}
+    def _answer(self, answered: Answered, memory: MutableMapping[str, Any]) -> str:
+        if isinstance(answered, Denied):
+            request, response = answered.request, answered.response
+            reason = response.reason if isinstance(response.reason, str) else ""
+            values = {"server_label": request.server_label, "name": request.name}
+            return _render(self.rules.denied, {**values, "reason": reason})
+        if isinstance(answered, RealtimeMcpToolCall):
+            values = {"server_label": answered.server_label, "name": answered.name}
+            if answered.error not in (UNSET, None):
+                error = getattr(answered.error, "message", "")
+                return _render(self.rules.failed, {**values, "error": error})
+            values.update(_arguments(answered.arguments))
+            for key in (answered.id, answered.approval_request_id):
+                if isinstance(key, str):
+                    values.update(memory.get("calls", {}).get(key, {}))
+            output = answered.output if isinstance(answered.output, str) else ""
+            return self._after(f"{answered.server_label}.{answered.name}", output, values)
+        output_item, call = answered
+        values = {}
         if call is not None:
             # The call's own arguments, then the groups of the rule that made it.
-            try:
-                args = json.loads(call.arguments)
-            except ValueError:
-                args = {}
-            if isinstance(args, dict):
-                values.update(args)
+            values.update(_arguments(call.arguments))
             if isinstance(call.call_id, str):
                 values.update(memory.get("calls", {}).get(call.call_id, {}))
+        return self._after(call.name if call is not None else "", output_item.output, values)
+
+    def _after(self, tool: str, output: str, values: Mapping[str, Any]) -> str:
         for rule in self.rules.rules:
-            if rule.after == name and rule.say is not None:
-                return _render(rule.say, {**values, "output": output.output})
-        return output.output
+            if rule.after == tool and rule.say is not None:
+                return _render(rule.say, {**values, "output": output})
+        return output
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    try:
+        args = json.loads(text)
+    except ValueError:
+        return {}
+    return args if isinstance(args, dict) else {}

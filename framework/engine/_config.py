@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -20,6 +21,7 @@ from framework.protocol import (
     AudioPCMA,
     AudioPCMU,
     AudioTranscription,
+    McpConnectorId,
     McpTool,
     NoiseReduction,
     RealtimeAudioConfig,
@@ -267,6 +269,7 @@ def check_voice(voice: object, param: str) -> object:
 
 def check_tools(tools: Sequence[object], param: str) -> list[Any]:
     seen: set[str] = set()
+    labels: set[str] = set()
     out: list[Any] = []
     for index, tool in enumerate(tools):
         where = f"{param}[{index}]"
@@ -302,16 +305,72 @@ def check_tools(tools: Sequence[object], param: str) -> list[Any]:
                 )
             out.append(attrs.evolve(tool, type="function"))
         elif isinstance(tool, McpTool):
-            raise RequestError(
-                "MCP tools are not supported by this version of the local engine.",
-                code="unsupported_tool",
-                param=f"{where}.type",
-            )
+            out.append(_check_mcp_tool(tool, where, labels))
         elif isinstance(tool, UnknownVariant):
             raise invalid_value(f"{where}.type", tool.type, ["function", "mcp"])
         else:  # pragma: no cover - the parser only produces the types above
             raise invalid_value(where, tool)
     return out
+
+
+_SOURCES = ("server_url", "connector_id", "tunnel_id")
+_CONNECTORS = list(get_args(McpConnectorId))
+
+
+def _check_mcp_tool(tool: McpTool, where: str, labels: set[str]) -> McpTool:
+    """Validates a hosted MCP tool as the hosted API does (one source, known values)."""
+    label = tool.server_label
+    if not _TOOL_NAME.match(label):
+        raise RequestError(
+            f"Invalid '{where}.server_label': string does not match pattern. Expected a string "
+            "that matches the pattern '^[a-zA-Z0-9_-]+$' (at most 64 characters).",
+            code="invalid_value",
+            param=f"{where}.server_label",
+        )
+    if label in labels:
+        raise RequestError(
+            f"Duplicate MCP server_label: '{label}'.",
+            code="invalid_value",
+            param=f"{where}.server_label",
+        )
+    labels.add(label)
+    given = [name for name in _SOURCES if getattr(tool, name) not in (UNSET, None)]
+    if not given:
+        raise RequestError(
+            f"Missing required parameter: one of '{where}.server_url', '{where}.connector_id' "
+            f"or '{where}.tunnel_id' must be provided.",
+            code="missing_required_parameter",
+            param=f"{where}.server_url",
+        )
+    if len(given) > 1:
+        raise RequestError(
+            f"Invalid '{where}': only one of 'server_url', 'connector_id' or 'tunnel_id' may be "
+            f"provided, got {' and '.join(repr(g) for g in given)}.",
+            code="invalid_value",
+            param=f"{where}.{given[1]}",
+        )
+    url = tool.server_url
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RequestError(
+                f"Invalid '{where}.server_url': expected an http:// or https:// URL, got {url!r}.",
+                code="invalid_value",
+                param=f"{where}.server_url",
+            )
+    if tool.connector_id not in (UNSET, None) and tool.connector_id not in _CONNECTORS:
+        raise invalid_value(f"{where}.connector_id", tool.connector_id, _CONNECTORS)
+    policy = tool.require_approval
+    if isinstance(policy, str) and policy not in ("always", "never"):
+        raise invalid_value(f"{where}.require_approval", policy, ["always", "never"])
+    callers = tool.allowed_callers
+    if isinstance(callers, (list, tuple)):
+        for index, caller in enumerate(callers):
+            if caller not in ("direct", "programmatic"):
+                raise invalid_value(
+                    f"{where}.allowed_callers[{index}]", caller, ["direct", "programmatic"]
+                )
+    return tool
 
 
 def check_tool_choice(choice: object, tools: Sequence[Any], param: str) -> object:
@@ -327,11 +386,15 @@ def check_tool_choice(choice: object, tools: Sequence[Any], param: str) -> objec
             )
         return choice
     if isinstance(choice, ToolChoiceMcp):
-        raise RequestError(
-            "MCP tools are not supported by this version of the local engine.",
-            code="unsupported_tool",
-            param=param,
-        )
+        labels = [t.server_label for t in tools if isinstance(t, McpTool)]
+        if choice.server_label not in labels:
+            raise RequestError(
+                f"Tool choice 'mcp' with server_label '{choice.server_label}' not found in "
+                "'tools' parameter.",
+                code="invalid_value",
+                param=f"{param}.server_label",
+            )
+        return choice
     if isinstance(choice, UnknownVariant):
         raise invalid_value(f"{param}.type", choice.type, ["function", "mcp"])
     raise invalid_value(param, choice, ["none", "auto", "required"])
@@ -439,7 +502,9 @@ def merge_session(
         changes["tools"] = tools
     if _set(update.tool_choice):
         changes["tool_choice"] = check_tool_choice(update.tool_choice, tools, f"{root}.tool_choice")
-    elif "tools" in changes and isinstance(current.tool_choice, ToolChoiceFunction):
+    elif "tools" in changes and isinstance(
+        current.tool_choice, (ToolChoiceFunction, ToolChoiceMcp)
+    ):
         check_tool_choice(current.tool_choice, tools, f"{root}.tool_choice")
     if _set(update.parallel_tool_calls):
         changes["parallel_tool_calls"] = update.parallel_tool_calls

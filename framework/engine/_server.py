@@ -1,17 +1,22 @@
 """The engine's network face: an ASGI app served by hypercorn's trio worker.
 
 One port serves the Realtime WebSocket endpoint (``/v1/realtime``) and plain
-HTTP (a health check today; the REST endpoints of client secrets and calls
-later), as the hosted API does. Each accepted WebSocket becomes one
+HTTP (a health check, and the REST endpoints of client secrets and calls in
+:mod:`._rest`), as the hosted API does. Each accepted WebSocket becomes one
 :class:`EngineSession`, run in the connection's own task; it ends with the
-connection and the engine forgets it.
+connection and the engine forgets it. A WebSocket authenticated with a client
+secret starts from the secret's configuration; one opened with ``?call_id=``
+attaches to an accepted call, starts from the configuration given at accept,
+and is closed with :data:`HANGUP_CLOSE_CODE` when the call is hung up.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,6 +29,19 @@ from hypercorn.trio import serve
 
 from ._brain import Brain, Rules, ScriptedBrain
 from ._config import DEFAULT_MODEL
+from ._hosted_mcp import HostedMcpClient
+from ._rest import (
+    HANGUP_CLOSE_CODE,
+    HANGUP_CLOSE_REASON,
+    MAX_BODY_BYTES,
+    Call,
+    ClientSecret,
+    Clock,
+    HttpError,
+    HttpResponse,
+    RestState,
+    error_body,
+)
 from ._session import Disconnected, EngineSession, SessionOptions
 from ._speech import NoTranscriber, Synthesizer, ToneSynthesizer, Transcriber
 
@@ -32,14 +50,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _log = logging.getLogger("cantata.engine")
-
-
-def _error_body(message: str, *, code: str | None, type: str = "invalid_request_error") -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": type, "param": None, "code": code}})
-
-
-def _mask(key: str) -> str:
-    return f"{key[:3]}...{key[-4:]}" if len(key) > 8 else "***"
+_CALL_ACTION = re.compile(r"^/v1/realtime/calls/([^/]+)/(accept|reject|hangup|refer)$")
 
 
 class _AsgiConnection:
@@ -88,11 +99,15 @@ class Engine:
             ``rules`` (or the built-in rules).
         rules: rules for the default scripted brain.
         transcriber, synthesizer: speech plug-ins (default: none, and a tone).
-        api_key: when set, clients must present it (``Authorization: Bearer``).
+        api_key: when set, clients must present it (``Authorization: Bearer``);
+            WebSockets also take the unexpired client secrets the engine minted.
         model: the model reported when a client names none.
+        clock: wall time in epoch seconds, for client-secret expiry (tests pass a fake).
         max_session_s: test knob; sessions expire after this many seconds.
         latency_ms: test knob; added before every event the engine sends.
         drop_after_events: test knob; the connection is dropped after this many events.
+        mcp_client: runs hosted MCP (``type: "mcp"``) tools; default: the
+            installed plugins' ``mcp_client`` engine part.
     """
 
     rules: Rules | None = None
@@ -104,11 +119,31 @@ class Engine:
     max_session_s: float | None = None
     latency_ms: int = 0
     drop_after_events: int | None = None
+    mcp_client: HostedMcpClient | None = None
+    clock: Clock = time.time
     sessions: set[EngineSession] = attrs.field(factory=set, init=False)
+    rest: RestState = attrs.field(init=False)
+    """Client secrets and calls (see :mod:`._rest`)."""
 
     def __attrs_post_init__(self) -> None:
         if self.brain is None:
             self.brain = ScriptedBrain(self.rules) if self.rules is not None else ScriptedBrain()
+        self.rest = RestState(model=self.model, clock=self.clock)
+
+    def ring(
+        self,
+        *,
+        caller: str = "sip:+14155550100@cantata.invalid",
+        callee: str = "sip:agent@cantata.invalid",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> Call:
+        """Simulates an incoming SIP call, as a SIP trunk would deliver it.
+
+        The call rings until it is accepted or rejected over REST;
+        ``call.webhook_event()`` is the ``realtime.call.incoming`` webhook
+        the hosted API would send for it.
+        """
+        return self.rest.ring(caller=caller, callee=callee, headers=headers)
 
     @property
     def options(self) -> SessionOptions:
@@ -121,6 +156,7 @@ class Engine:
             max_session_s=self.max_session_s,
             latency_ms=self.latency_ms,
             drop_after_events=self.drop_after_events,
+            mcp_client=self.mcp_client,
         )
 
     def banner(self, url: str) -> str:
@@ -156,20 +192,47 @@ class Engine:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
         if path in ("", "/health", "/v1/health"):
-            status, body = 200, orjson.dumps({"status": "ok", "sessions": len(self.sessions)})
-        else:
-            status, body = (
-                404,
-                _error_body(f"Invalid URL ({scope['method']} {scope['path']})", code="not_found"),
+            response = HttpResponse(
+                200, orjson.dumps({"status": "ok", "sessions": len(self.sessions)})
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
+        else:
+            try:
+                response = await self._rest(scope, receive, path)
+            except HttpError as e:
+                response = e.response()
+        headers = [
+            (b"content-type", response.content_type.encode()),
+            (b"content-length", str(len(response.body)).encode()),
+        ]
+        headers += [(k.encode(), v.encode()) for k, v in response.headers]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _rest(self, scope: Scope, receive: Receive, path: str) -> HttpResponse:
+        method = scope["method"]
+        action = _CALL_ACTION.match(path)
+        if method != "POST" or not (
+            action or path in ("/v1/realtime/client_secrets", "/v1/realtime/calls")
+        ):
+            raise HttpError(404, f"Invalid URL ({method} {scope['path']})", code="not_found")
+        key = self._presented_key(scope)
+        # Only a browser's call to POST /realtime/calls may use a client secret.
+        secret = self.rest.authorize(
+            key, api_key=self.api_key, ephemeral_ok=path == "/v1/realtime/calls"
         )
-        await send({"type": "http.response.body", "body": body})
+        body = await _read_body(receive)
+        if path == "/v1/realtime/client_secrets":
+            return self.rest.create_client_secret(body)
+        if action is None:
+            return self.rest.create_call(_header(scope, b"content-type"), body, secret)
+        call_id, verb = action.groups()
+        if verb == "accept":
+            return self.rest.accept_call(call_id, body)
+        if verb == "reject":
+            return self.rest.reject_call(call_id, body)
+        if verb == "hangup":
+            return self.rest.hangup_call(call_id)
+        return self.rest.refer_call(call_id, body)
 
     async def _deny(self, send: Send, status: int, body: bytes) -> None:
         await send(
@@ -199,33 +262,46 @@ class Engine:
             return
         if scope["path"].rstrip("/") != "/v1/realtime":
             await self._deny(
-                send, 404, _error_body(f"Invalid URL ({scope['path']})", code="not_found")
+                send, 404, error_body(f"Invalid URL ({scope['path']})", code="not_found")
             )
             return
-        if self.api_key is not None:
-            key = self._presented_key(scope)
-            if key != self.api_key:
-                message = (
-                    "You didn't provide an API key. You need to provide your API key in an "
-                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-                    if not key
-                    else f"Incorrect API key provided: {_mask(key)}."
-                )
-                await self._deny(send, 401, _error_body(message, code="invalid_api_key"))
-                return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if "call_id" in query:
-            await self._deny(
-                send,
-                404,
-                _error_body(f"Call not found: {query['call_id'][0]}", code="call_not_found"),
+        call: Call | None = None
+        try:
+            secret = self.rest.authorize(
+                self._presented_key(scope), api_key=self.api_key, ephemeral_ok=True
             )
+            if "call_id" in query:
+                call = self.rest.attachable(query["call_id"][0])
+        except HttpError as e:
+            await self._deny(send, e.status, e.body())
             return
+        # Taken before the first await, so that two sockets racing for one call
+        # cannot both attach; a hangup before the scope is entered still counts.
+        attachment = trio.CancelScope()
+        if call is not None:
+            call.attachment = attachment
+        try:
+            await self._serve_socket(scope, receive, send, query, secret, call, attachment)
+        finally:
+            if call is not None:
+                call.attachment = None
+
+    async def _serve_socket(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        query: dict[str, list[str]],
+        secret: ClientSecret | None,
+        call: Call | None,
+        attachment: trio.CancelScope,
+    ) -> None:
         if query.get("intent", [""])[0] == "transcription":
             await self._deny(
                 send,
                 400,
-                _error_body(
+                error_body(
                     "Transcription sessions are not supported by this version of the local engine.",
                     code="unsupported_intent",
                 ),
@@ -239,14 +315,55 @@ class Engine:
                 # The hosted API turned the beta protocol off and says so at once.
                 await connection.close(4000, "beta_api_shape_disabled")
                 return
-        model = query.get("model", [None])[0]
-        session = EngineSession(self.options, connection, model=model)
+        # A call or a client secret fixes the configuration, model included.
+        initial = call.session if call is not None else secret.session if secret else None
+        model = initial.model if initial is not None else query.get("model", [None])[0]
+        session = EngineSession(
+            self.options,
+            connection,
+            model=model if isinstance(model, str) else None,
+            config=initial,
+            # Every socket attached to a call reports the call's one session.
+            session_id=call.session_id if call is not None else None,
+        )
         self.sessions.add(session)
         try:
-            await session.run()
+            with attachment:
+                await session.run()
         finally:
             self.sessions.discard(session)
-        await connection.close(1000, "")
+        if attachment.cancelled_caught:
+            await connection.close(HANGUP_CLOSE_CODE, HANGUP_CLOSE_REASON)
+        else:
+            await connection.close(1000, "")
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HttpError(
+                413,
+                f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+                code="request_too_large",
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return ""
 
 
 def _hypercorn_config(host: str, port: int) -> Config:

@@ -11,7 +11,12 @@ Tasks (all in the session's nursery, all gone when the connection is):
 * one task per *response*, inside its own cancel scope, so ``response.cancel``
   and barge-in stop it between two events and it then closes what it had open
   (``*.done`` events, ``response.done`` with ``cancelled``);
-* one task per *transcription*; and the *idle* and *expiry* timers.
+* one task per *transcription*, one per hosted-MCP *listing* (its events
+  are queued in the handler up to ``mcp_list_tools.in_progress``, the rest
+  when the server answers; responses that offer its tools wait for it);
+  and the *idle* and *expiry* timers.
+
+A hosted MCP call runs inside its response's task, so a cancel stops it too.
 
 VAD and buffer offsets are counted in samples, never read from a clock; only
 the idle timeout and the session expiry use trio's clock (``MockClock`` in
@@ -24,11 +29,12 @@ import base64
 import binascii
 import contextlib
 import itertools
+import json
 import math
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -59,6 +65,11 @@ from framework.protocol import (
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     InputAudioBufferTimeoutTriggered,
+    McpListedTool,
+    McpListToolsCompleted,
+    McpListToolsFailed,
+    McpListToolsInProgress,
+    McpTool,
     OutputAudioBufferClearEvent,
     ProtocolError,
     RateLimit,
@@ -73,6 +84,11 @@ from framework.protocol import (
     RealtimeConversationItemUserMessage,
     RealtimeError,
     RealtimeErrorEvent,
+    RealtimeMcpApprovalRequest,
+    RealtimeMcpApprovalResponse,
+    RealtimeMcpListTools,
+    RealtimeMcpToolCall,
+    RealtimeMcpToolExecutionError,
     RealtimeResponse,
     RealtimeResponseCreateAudioOutput,
     RealtimeResponseCreateParams,
@@ -97,6 +113,11 @@ from framework.protocol import (
     ResponseFunctionCallArgumentsDeltaEvent,
     ResponseFunctionCallArgumentsDoneEvent,
     ResponseItemReference,
+    ResponseMcpCallArgumentsDelta,
+    ResponseMcpCallArgumentsDone,
+    ResponseMcpCallCompleted,
+    ResponseMcpCallFailed,
+    ResponseMcpCallInProgress,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
     ResponseStatusError,
@@ -121,7 +142,7 @@ from framework.protocol import (
 )
 
 from ._audio import InputBuffer, Samples, WireFormat, wire_format
-from ._brain import Brain, BrainRequest, CallFunction, Say
+from ._brain import Brain, BrainRequest, CallFunction, CallMcp, Say
 from ._config import (
     MergeContext,
     RequestError,
@@ -136,12 +157,25 @@ from ._config import (
     merge_session,
     unknown_parameter,
 )
+from ._hosted_mcp import (
+    CALL_TIMEOUT_S,
+    LIST_TIMEOUT_S,
+    TIMED_OUT,
+    HostedMcpClient,
+    McpCallResult,
+    McpListError,
+    NoMcpClient,
+    installed_mcp_client,
+    is_allowed,
+    needs_approval,
+)
 from ._speech import Synthesizer, Transcriber, TranscriptionUnavailable
 from ._vad import SEMANTIC_SILENCE_MS, SpeechStarted, VoiceActivityDetector
 
 MAX_AUDIO_BYTES = 15 * 1024 * 1024
 MIN_COMMIT_MS = 100
 AUDIO_CHUNK_MS = 100
+MAX_TOOL_ROUNDS = 8  # brain turns in one response after MCP calls it made itself
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _AUDIO_TOKENS_PER_S = 20  # one audio token per 50 ms, both directions
 
@@ -183,6 +217,8 @@ class SessionOptions:
     drop_after_events: int | None = None
     max_frame_bytes: int = 16 * 1024 * 1024
     send_buffer: int = 64
+    mcp_client: HostedMcpClient | None = None
+    """Runs hosted MCP tools; default: the installed plugins' ``mcp_client`` part."""
 
 
 def text_tokens(text: str) -> int:
@@ -224,6 +260,32 @@ class _Stored:
     transcribed: trio.Event | None = None  # set when its input transcription settles
 
 
+@attrs.define(kw_only=True, eq=False)
+class _McpServer:
+    """One hosted MCP server's listing, shared by the responses that offer its tools."""
+
+    tool: McpTool
+    key: tuple[object, ...]  # what the listing depends on: a change lists again
+    item_id: str
+    listed: trio.Event = attrs.Factory(trio.Event)
+    ok: bool = False
+    tools: list[McpListedTool] = attrs.Factory(list)  # the allowed ones
+
+
+def _listing_key(tool: McpTool) -> tuple[object, ...]:
+    headers = tool.headers
+    return (
+        tool.server_url,
+        tool.connector_id,
+        tool.tunnel_id,
+        tool.authorization,
+        tuple(sorted(headers.items())) if isinstance(headers, Mapping) else headers,
+        tool.allowed_tools
+        if not isinstance(tool.allowed_tools, list)
+        else tuple(tool.allowed_tools),
+    )
+
+
 @attrs.define(kw_only=True)
 class _Response:
     """A response in flight: its parameters, output and cancellation."""
@@ -234,6 +296,7 @@ class _Response:
     tools: list[Any]
     tool_choice: Any
     modalities: list[str]
+    mcp: dict[str, McpTool] = attrs.Factory(dict)  # its hosted MCP servers, by label
     voice: Any
     out_format: Any
     max_output_tokens: Any
@@ -254,6 +317,9 @@ class _Response:
     open_part: str | None = None  # "audio" or "text"
     text_so_far: str = ""
     audio_so_far: bytearray = attrs.Factory(bytearray)
+    # An open mcp_call: "arguments" (streaming), "ready" (done sent), "calling".
+    mcp_stage: str = ""
+    mcp_result: McpCallResult | None = None
 
 
 class EngineSession:
@@ -265,16 +331,22 @@ class EngineSession:
         connection: Connection,
         *,
         model: str | None = None,
+        config: RealtimeSessionCreateRequest | None = None,
+        session_id: str | None = None,
     ) -> None:
+        """A session that starts from the engine's defaults, or from ``config``
+        (a client secret's or an accepted call's), under ``session_id`` if given."""
         self.options = options
         self.conn = connection
         self._nonce = secrets.token_hex(4)
         self._counter = itertools.count(1)
-        self.id = f"sess_{secrets.token_hex(8)}"
+        self.id = session_id or f"sess_{secrets.token_hex(8)}"
         now = int(time.time())
         self.config: RealtimeSessionCreateRequest = default_session(
             model or options.model, session_id=self.id, expires_at=now + 3600
         )
+        if config is not None:
+            self.config = attrs.evolve(config, extra=self.config.extra)
         self.items: list[_Stored] = []
         self.memory: dict[str, Any] = {}
         self.responses: dict[str, _Response] = {}
@@ -297,6 +369,9 @@ class EngineSession:
         self._last_input_tokens = 0
         self.sent = 0
         self._latency = options.latency_ms / 1000
+        self.mcp: dict[str, _McpServer] = {}
+        self._mcp_client: HostedMcpClient | None = options.mcp_client
+        self._approvals_run: set[str] = set()
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -336,12 +411,15 @@ class EngineSession:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._writer)
+                self._rearm_idle()  # a starting config may carry an idle timeout
                 nursery.start_soon(self._idle_watcher)
                 if self.options.max_session_s is not None:
                     nursery.start_soon(self._expiry, self.options.max_session_s)
                 await self.emit(
                     SessionCreatedEvent(event_id=self._id("event"), session=self.config)
                 )
+                # A session may start with MCP tools (a client secret's configuration).
+                await self._import_mcp(self._session_tools(), "session.tools")
                 await self._reader()
         except* (Disconnected, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
@@ -536,6 +614,12 @@ class EngineSession:
             self._configure_input()
             self._rearm_idle()
         await self.emit(SessionUpdatedEvent(event_id=self._id("event"), session=self.config))
+        tools = self._session_tools()
+        # A server the session no longer has is forgotten: offered again, it is listed again.
+        labels = {t.server_label for t in tools if isinstance(t, McpTool)}
+        for label in [label for label in self.mcp if label not in labels]:
+            del self.mcp[label]
+        await self._import_mcp(tools, "session.tools")
 
     # --- input audio --------------------------------------------------------------------
 
@@ -751,6 +835,8 @@ class EngineSession:
             raise RequestError(
                 f"Unknown parameter: '{found}'.", code="unknown_parameter", param=found
             )
+        if isinstance(item, RealtimeMcpApprovalResponse):
+            return self._accept_approval(item, param)
         if not isinstance(
             item,
             (
@@ -816,6 +902,41 @@ class EngineSession:
         ):
             completed = attrs.evolve(completed, call_id=self._id("call"))
         return _Stored(item=completed, audio_format=audio_format)
+
+    def _accept_approval(self, item: RealtimeMcpApprovalResponse, param: str) -> _Stored:
+        """An ``mcp_approval_response``: it must answer a request, and only once."""
+        if not item.id:
+            raise RequestError(
+                f"Missing required parameter: '{param}.id'.",
+                code="missing_required_parameter",
+                param=f"{param}.id",
+            )
+        if self._find(item.id) >= 0:
+            raise RequestError(
+                f"Item with id '{item.id}' already exists.",
+                code="item_id_already_exists",
+                param=f"{param}.id",
+            )
+        request_id = item.approval_request_id
+        position = self._find(request_id)
+        if position < 0 or not isinstance(self.items[position].item, RealtimeMcpApprovalRequest):
+            raise RequestError(
+                f"MCP approval request with id '{request_id}' not found.",
+                code="item_not_found",
+                param=f"{param}.approval_request_id",
+            )
+        for stored in self.items:
+            answer = stored.item
+            if (
+                isinstance(answer, RealtimeMcpApprovalResponse)
+                and answer.approval_request_id == request_id
+            ):
+                raise RequestError(
+                    f"MCP approval request '{request_id}' already has a response: '{answer.id}'.",
+                    code="invalid_value",
+                    param=f"{param}.approval_request_id",
+                )
+        return _Stored(item=item)
 
     async def _item_create(self, event: ConversationItemCreateEvent) -> None:
         stored = self._accept_client_item(event.item, "item")
@@ -991,11 +1112,14 @@ class EngineSession:
             max_output_tokens=max_tokens,
             metadata=metadata,
             context=context,
+            mcp={t.server_label: t for t in tools if isinstance(t, McpTool)},
         )
         self.responses[response.id] = response
         if in_conversation:
             self.active_default = response
             self._disarm_idle()
+        if isinstance(params.tools, (list, tuple)):
+            await self._import_mcp(tools, "response.tools")
         assert self._nursery is not None
         self._nursery.start_soon(self._run_response, response)
 
@@ -1105,25 +1229,43 @@ class EngineSession:
         for stored in self.items:
             if stored.transcribed is not None and stored.item in response.context:
                 await stored.transcribed.wait()
+        # So do the listings of its MCP servers: the model sees their tools.
+        for label in response.mcp:
+            server = self.mcp.get(label)
+            if server is not None:
+                await server.listed.wait()
         if response.in_conversation:
             response.context = [s.item for s in self.items]
-        request = BrainRequest(
-            instructions=response.instructions,
-            items=response.context,
-            tools=response.tools,
-            tool_choice=response.tool_choice,
-            memory=self.memory,
-        )
-        outputs = await self.options.brain.respond(request)
+        await self._run_approved(response)
         budget = response.max_output_tokens if isinstance(response.max_output_tokens, int) else None
-        for output in outputs:
-            if budget is not None and self._spent(response) >= budget:
-                response.incomplete_reason = "max_output_tokens"
+        for _ in range(MAX_TOOL_ROUNDS):
+            request = BrainRequest(
+                instructions=response.instructions,
+                items=self._context(response),
+                tools=response.tools,
+                tool_choice=response.tool_choice,
+                memory=self.memory,
+                mcp_tools={
+                    label: server.tools
+                    for label in response.mcp
+                    if (server := self.mcp.get(label)) is not None and server.ok
+                },
+            )
+            outputs = await self.options.brain.respond(request)
+            called = False
+            for output in outputs:
+                if budget is not None and self._spent(response) >= budget:
+                    response.incomplete_reason = "max_output_tokens"
+                    return
+                if isinstance(output, Say):
+                    await self._stream_message(response, output.text, budget)
+                elif isinstance(output, CallFunction):
+                    await self._stream_call(response, output)
+                elif isinstance(output, CallMcp):
+                    called = await self._stream_mcp(response, output) or called
+            # After MCP calls the engine ran itself the model goes on in this response.
+            if not called:
                 break
-            if isinstance(output, Say):
-                await self._stream_message(response, output.text, budget)
-            elif isinstance(output, CallFunction):
-                await self._stream_call(response, output)
 
     def _spent(self, response: _Response) -> int:
         return response.output_tokens_text + response.output_tokens_audio
@@ -1281,6 +1423,9 @@ class EngineSession:
         # Shielded so that a cancel landing mid-way cannot leave an item half-closed;
         # bounded because the client may have stopped reading.
         with trio.CancelScope(shield=True), trio.move_on_after(10):
+            if isinstance(item, (RealtimeMcpToolCall, RealtimeMcpApprovalRequest)):
+                await self._close_mcp_output(response, item)
+                return
             if isinstance(item, RealtimeConversationItemFunctionCall):
                 arguments = response.text_so_far
                 await self.emit(
@@ -1405,6 +1550,234 @@ class EngineSession:
         if response.in_conversation:
             self.active_default = None
             self._rearm_idle(playback_ms=response.audio_ms)
+
+    # --- hosted MCP --------------------------------------------------------------------
+
+    async def _hosted_mcp(self) -> HostedMcpClient:
+        if self._mcp_client is None:
+            # Finding it imports the installed plugins (and the MCP SDK, which takes
+            # a while): not on the event loop.
+            found = await trio.to_thread.run_sync(installed_mcp_client)
+            self._mcp_client = found or NoMcpClient()
+        return self._mcp_client
+
+    def _session_tools(self) -> Sequence[object]:
+        tools = self.config.tools
+        return tools if isinstance(tools, (list, tuple)) else []
+
+    async def _import_mcp(self, tools: Sequence[object], param: str) -> None:
+        """Starts listing each MCP server that is new or changed (§7.6 tool import)."""
+        for index, tool in enumerate(tools):
+            if not isinstance(tool, McpTool):
+                continue
+            key = _listing_key(tool)
+            known = self.mcp.get(tool.server_label)
+            if known is not None and known.key == key:
+                known.tool = tool  # the approval policy may have changed; no new listing
+                continue
+            server = _McpServer(tool=tool, key=key, item_id=self._id("mcpl"))
+            self.mcp[tool.server_label] = server
+            item = RealtimeMcpListTools(id=server.item_id, server_label=tool.server_label, tools=[])
+            await self._insert(_Stored(item=item), self._last_id(), done=False)
+            await self.emit(
+                McpListToolsInProgress(event_id=self._id("event"), item_id=server.item_id)
+            )
+            assert self._nursery is not None
+            self._nursery.start_soon(self._list_mcp, server, f"{param}[{index}]")
+
+    async def _list_mcp(self, server: _McpServer, param: str) -> None:
+        label = server.tool.server_label
+        reason = None
+        try:
+            try:
+                with trio.fail_after(LIST_TIMEOUT_S):
+                    client = await self._hosted_mcp()
+                    listed = await client.list_tools(server.tool)
+            except McpListError as e:
+                reason = str(e)
+            except trio.TooSlowError:
+                reason = f"The MCP server did not answer within {LIST_TIMEOUT_S:g} seconds."
+            except Exception as e:  # a failing client fails this listing only
+                reason = f"The engine's MCP client failed: {type(e).__name__}: {e}"
+            else:
+                server.tools = [t for t in listed if is_allowed(server.tool, t)]
+                server.ok = True
+            done_event = McpListToolsCompleted if server.ok else McpListToolsFailed
+            await self.emit(done_event(event_id=self._id("event"), item_id=server.item_id))
+            item = RealtimeMcpListTools(id=server.item_id, server_label=label, tools=server.tools)
+            position = self._find(server.item_id)
+            previous = None
+            if position >= 0:
+                self.items[position].item = item
+                previous = _id_of(self.items[position - 1].item) if position > 0 else None
+            await self.emit(
+                ConversationItemDone(
+                    event_id=self._id("event"), item=item, previous_item_id=previous
+                )
+            )
+            if reason is not None:
+                # mcp_list_tools.failed carries only the item id; this says why.
+                await self.emit(
+                    self.error_event(
+                        RequestError(
+                            f"Error retrieving tool list from MCP server: '{label}'. {reason}",
+                            code="mcp_list_tools_failed",
+                            param=param,
+                        )
+                    )
+                )
+        finally:
+            server.listed.set()
+
+    async def _run_approved(self, response: _Response) -> None:
+        """Runs the calls the client approved since they were asked for (§7.6)."""
+        context = self._context(response)
+        requests = {i.id: i for i in context if isinstance(i, RealtimeMcpApprovalRequest)}
+        for item in context:
+            if not isinstance(item, RealtimeMcpApprovalResponse) or not item.approve:
+                continue
+            request = requests.get(item.approval_request_id)
+            if request is None or request.id in self._approvals_run:
+                continue
+            self._approvals_run.add(request.id)
+            context_of = self.memory.get("calls", {}).get(request.id, {})
+            call = CallMcp(request.server_label, request.name, request.arguments, context_of)
+            await self._stream_mcp_call(response, call, approval_request_id=request.id)
+
+    def _context(self, response: _Response) -> list[ConversationItem]:
+        """What the brain sees now: the conversation, or the input and what was output."""
+        if response.in_conversation:
+            return [s.item for s in self.items]
+        return [*response.context, *response.output]
+
+    def _listed(self, label: str, name: str) -> McpListedTool | None:
+        server = self.mcp.get(label)
+        if server is None:
+            return None
+        return next((t for t in server.tools if t.name == name), None)
+
+    async def _stream_mcp(self, response: _Response, call: CallMcp) -> bool:
+        """A call the brain made: asks for approval, or runs it; True when it ran."""
+        tool = response.mcp.get(call.server_label)
+        # A tool not (or no longer) listed has no annotations: only its name can waive approval.
+        listed = self._listed(call.server_label, call.name) or McpListedTool(
+            name=call.name, input_schema={}
+        )
+        if tool is not None and needs_approval(tool, listed):
+            item_id = self._id("mcpr")
+            self.memory.setdefault("calls", {})[item_id] = dict(call.context)
+            item = RealtimeMcpApprovalRequest(
+                id=item_id, server_label=call.server_label, name=call.name, arguments=call.arguments
+            )
+            index = await self._add_output(response, item)
+            response.open_item, response.open_index, response.open_part = item, index, None
+            response.output_tokens_text += text_tokens(call.arguments) + 2
+            await self._close_open_output(response)
+            return False
+        await self._stream_mcp_call(response, call)
+        return True
+
+    async def _stream_mcp_call(
+        self, response: _Response, call: CallMcp, *, approval_request_id: str | None = None
+    ) -> None:
+        item_id = self._id("mcp")
+        calls = self.memory.setdefault("calls", {})
+        calls[item_id] = dict(call.context)
+        item = RealtimeMcpToolCall(
+            id=item_id,
+            server_label=call.server_label,
+            name=call.name,
+            arguments="",
+            approval_request_id=approval_request_id,
+        )
+        index = await self._add_output(response, item)
+        response.open_item, response.open_index, response.open_part = item, index, None
+        response.text_so_far, response.mcp_stage, response.mcp_result = "", "arguments", None
+        base: dict[str, Any] = {"item_id": item_id, "output_index": index}
+        for start in range(0, len(call.arguments), 16):
+            delta = call.arguments[start : start + 16]
+            await self.emit(
+                ResponseMcpCallArgumentsDelta(
+                    event_id=self._id("event"), response_id=response.id, delta=delta, **base
+                )
+            )
+            response.text_so_far += delta
+        response.output_tokens_text += text_tokens(call.arguments) + 2
+        await self.emit(
+            ResponseMcpCallArgumentsDone(
+                event_id=self._id("event"),
+                response_id=response.id,
+                arguments=call.arguments,
+                **base,
+            )
+        )
+        response.mcp_stage = "ready"
+        await self.emit(ResponseMcpCallInProgress(event_id=self._id("event"), **base))
+        response.mcp_stage = "calling"
+        response.mcp_result = await self._call_mcp(response, call)
+        await self._close_open_output(response)
+
+    async def _call_mcp(self, response: _Response, call: CallMcp) -> McpCallResult:
+        tool = response.mcp.get(call.server_label)
+        if tool is None:
+            return McpCallResult.tool_error(
+                f"No MCP server labelled '{call.server_label}' is among this response's tools."
+            )
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            return McpCallResult.protocol_error(
+                -32602, "Invalid params: the arguments are not a JSON object."
+            )
+        with trio.move_on_after(CALL_TIMEOUT_S):
+            client = await self._hosted_mcp()
+            try:
+                return await client.call_tool(tool, call.name, arguments)
+            except Exception as e:  # a failing client fails this call only
+                return McpCallResult.protocol_error(
+                    -32603, f"The engine's MCP client failed: {type(e).__name__}: {e}"
+                )
+        return McpCallResult.http_error(
+            TIMED_OUT, f"The MCP server did not answer within {CALL_TIMEOUT_S:g} seconds."
+        )
+
+    async def _close_mcp_output(
+        self, response: _Response, item: RealtimeMcpToolCall | RealtimeMcpApprovalRequest
+    ) -> None:
+        """The done events of an MCP item (shielded by the caller), also after a cancel."""
+        index = response.open_index
+        if isinstance(item, RealtimeMcpApprovalRequest):
+            await self._done_output(response, index, item)
+            return
+        base: dict[str, Any] = {"item_id": item.id, "output_index": index}
+        arguments = response.text_so_far
+        if response.mcp_stage == "arguments":
+            await self.emit(
+                ResponseMcpCallArgumentsDone(
+                    event_id=self._id("event"),
+                    response_id=response.id,
+                    arguments=arguments,
+                    **base,
+                )
+            )
+        result = response.mcp_result
+        if result is None:
+            result = McpCallResult(
+                error=RealtimeMcpToolExecutionError(
+                    message="The call was cancelled with its response before it finished."
+                )
+            )
+        if response.mcp_stage == "calling":
+            done_event = ResponseMcpCallCompleted if result.error is None else ResponseMcpCallFailed
+            await self.emit(done_event(event_id=self._id("event"), **base))
+        if result.error is None:
+            done = attrs.evolve(item, arguments=arguments, output=result.output or "")
+        else:
+            done = attrs.evolve(item, arguments=arguments, error=result.error)
+        response.mcp_stage, response.mcp_result = "", None
+        await self._done_output(response, index, done)
 
     # --- idle timeout -------------------------------------------------------------------
 
@@ -1542,6 +1915,13 @@ def _item_text(item: ConversationItem) -> str:
         return f"{item.name} {item.arguments}"
     if isinstance(item, RealtimeConversationItemFunctionCallOutput):
         return item.output
+    if isinstance(item, RealtimeMcpToolCall):
+        result = item.output if isinstance(item.output, str) else ""
+        return f"{item.name} {item.arguments} {result}"
+    if isinstance(item, RealtimeMcpApprovalRequest):
+        return f"{item.name} {item.arguments}"
+    if isinstance(item, RealtimeMcpListTools):
+        return " ".join(t.name for t in item.tools)
     return ""
 
 

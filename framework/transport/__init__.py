@@ -1,8 +1,9 @@
-"""The network, seen from the client side: the Realtime WebSocket connection.
+"""The network, seen from the client side: the Realtime WebSocket and REST endpoints.
 
 This is the only package that dials out. ``open_connection`` reaches the
 hosted API, any compatible base URL (Azure-style deployments included) and
-the local engine alike.
+the local engine alike; ``open_rest_client`` does the same for client
+secrets and calls.
 """
 
 from ._connection import (
@@ -25,4 +26,25 @@ from ._connection import (
 )
 from ._connection import (
     resolve_url as resolve_url,
+)
+from ._rest import (
+    HOSTED_BASE_URL as HOSTED_BASE_URL,
+)
+from ._rest import (
+    CallAnswer as CallAnswer,
+)
+from ._rest import (
+    ClientSecret as ClientSecret,
+)
+from ._rest import (
+    RestClient as RestClient,
+)
+from ._rest import (
+    RestError as RestError,
+)
+from ._rest import (
+    open_rest_client as open_rest_client,
+)
+from ._rest import (
+    resolve_base_url as resolve_base_url,
 )

@@ -1,0 +1,265 @@
+"""The local engine's hosted-MCP client: ``type: "mcp"`` tools over streamable HTTP.
+
+The engine owns the flows, the approval policy and the events
+(``framework/engine/_hosted_mcp.py``); this module only talks MCP. Each
+listing and each call is one short connection in the caller's task (connect,
+one request, close), so nothing outlives it and cancelling the response
+cancels its call. Every wait is bounded: the HTTP client's timeouts, the SDK's
+read timeout, and a deadline around the whole connection, teardown included.
+
+pydantic types stop here: tools become :class:`McpListedTool`, results
+:class:`McpCallResult`. Failures map as the hosted API reports them: a
+JSON-RPC error is a ``protocol_error``, an ``isError`` result a
+``tool_execution_error``, an HTTP status of 400 or more (that is not a JSON-RPC
+error) or a server that cannot be reached an ``http_error``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any, Final
+
+import attrs
+import httpx2
+import mcp_types
+import trio
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from framework.engine import McpCallResult, McpListError
+from framework.engine._hosted_mcp import TIMED_OUT, UNREACHABLE
+from framework.protocol import (
+    UNSET,
+    McpCallError,
+    McpListedTool,
+    McpTool,
+    RealtimeMcphttpError,
+    RealtimeMcpProtocolError,
+)
+
+_MAX_PAGES: Final = 100
+"""Pages of ``tools/list`` read at most: a server that paginates forever cannot hang a listing."""
+_CLIENT_INFO: Final = mcp_types.Implementation(name="cantata-engine", version="0.1.0")
+
+
+@attrs.define
+class _HttpWatch:
+    """Notes the HTTP failure behind an SDK error, which keeps only a JSON-RPC stand-in."""
+
+    status: int | None = None
+    reason: str = ""
+
+    async def on_response(self, response: httpx2.Response) -> None:
+        if response.status_code < 400 or self.status is not None:
+            return
+        # A JSON-RPC error may come with a 4xx status; it is the server's
+        # answer, not an HTTP failure, and the SDK reports it as such.
+        if response.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = json.loads(await response.aread())
+            except (ValueError, httpx2.HTTPError):
+                body = None
+            if isinstance(body, dict) and "jsonrpc" in body and "error" in body:
+                return
+        status = response.status_code
+        try:
+            phrase = response.reason_phrase or HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        self.status, self.reason = status, phrase
+
+
+class StreamableHttpMcpClient:
+    """Lists and calls the tools of remote MCP servers for the local engine.
+
+    Args:
+        connect_timeout_s: bound on connecting and on sending a request.
+        list_timeout_s: bound on one listing, connection included.
+        call_timeout_s: bound on one call, connection included.
+    """
+
+    def __init__(
+        self,
+        *,
+        connect_timeout_s: float = 10.0,
+        list_timeout_s: float = 30.0,
+        call_timeout_s: float = 60.0,
+    ) -> None:
+        self.connect_timeout_s = connect_timeout_s
+        self.list_timeout_s = list_timeout_s
+        self.call_timeout_s = call_timeout_s
+
+    async def list_tools(self, server: McpTool) -> Sequence[McpListedTool]:
+        """Every tool of the server, with MCP's annotations as plain data.
+
+        Raises:
+            McpListError: the server could not be listed; the text says why.
+        """
+        url = _url(server)
+        watch = _HttpWatch()
+        try:
+            with trio.fail_after(self.list_timeout_s):
+                async with self._connect(url, server, watch, self.list_timeout_s) as client:
+                    watch.status = None  # a refused version probe is not the listing's
+                    tools = await _all_tools(client)
+        except trio.TooSlowError:
+            raise McpListError(
+                f"The MCP server did not answer within {self.list_timeout_s:g} seconds."
+            ) from None
+        except Exception as e:
+            raise McpListError(_reason(_failure(e, watch, url))) from None
+        return [_listed(t) for t in tools]
+
+    async def call_tool(
+        self, server: McpTool, name: str, arguments: Mapping[str, Any]
+    ) -> McpCallResult:
+        """Calls one tool; every failure is a result."""
+        try:
+            url = _url(server)
+        except McpListError as e:
+            return McpCallResult.http_error(UNREACHABLE, str(e))
+        watch = _HttpWatch()
+        result: mcp_types.CallToolResult | None = None
+        try:
+            with trio.fail_after(self.call_timeout_s):
+                async with self._connect(url, server, watch, self.call_timeout_s) as client:
+                    watch.status = None
+                    result = await client.call_tool(name, dict(arguments))
+        except trio.TooSlowError:
+            if result is None:  # else only the teardown was slow
+                return McpCallResult.http_error(
+                    TIMED_OUT,
+                    f"The MCP server did not answer within {self.call_timeout_s:g} seconds.",
+                )
+        except Exception as e:
+            return McpCallResult(error=_failure(e, watch, url))
+        assert result is not None
+        text = _text(result)
+        if result.is_error:
+            return McpCallResult.tool_error(text or "The tool reported an error.")
+        return McpCallResult(output=text)
+
+    @asynccontextmanager
+    async def _connect(
+        self, url: str, server: McpTool, watch: _HttpWatch, read_timeout_s: float
+    ) -> AsyncIterator[Client]:
+        headers = dict(server.headers) if isinstance(server.headers, Mapping) else {}
+        if isinstance(server.authorization, str) and not any(
+            k.lower() == "authorization" for k in headers
+        ):
+            headers["Authorization"] = f"Bearer {server.authorization}"
+        timeout = httpx2.Timeout(self.connect_timeout_s, read=read_timeout_s)
+        http = httpx2.AsyncClient(
+            headers=headers, timeout=timeout, event_hooks={"response": [watch.on_response]}
+        )
+        async with (
+            http,
+            Client(
+                streamable_http_client(url, http_client=http),
+                read_timeout_seconds=read_timeout_s,
+                client_info=_CLIENT_INFO,
+                cache=None,
+            ) as client,
+        ):
+            yield client
+
+
+def _url(server: McpTool) -> str:
+    if isinstance(server.server_url, str):
+        return server.server_url
+    what = (
+        f"the service connector '{server.connector_id}'"
+        if isinstance(server.connector_id, str)
+        else f"the Secure MCP Tunnel '{server.tunnel_id}'"
+    )
+    raise McpListError(f"The local engine cannot reach {what}; give the tool a server_url.")
+
+
+async def _all_tools(client: Client) -> list[mcp_types.Tool]:
+    tools: list[mcp_types.Tool] = []
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        page = await client.list_tools(cursor=cursor)
+        tools.extend(page.tools)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return tools
+
+
+def _listed(tool: mcp_types.Tool) -> McpListedTool:
+    annotations = (
+        tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if tool.annotations is not None
+        else UNSET
+    )
+    return McpListedTool(
+        name=tool.name,
+        input_schema=tool.input_schema,
+        description=tool.description if tool.description is not None else UNSET,
+        annotations=annotations,
+    )
+
+
+def _text(result: mcp_types.CallToolResult) -> str:
+    """The result as text: its text parts, what else it holds named, or its structured content."""
+    parts: list[str] = []
+    for block in result.content:
+        if isinstance(block, mcp_types.TextContent):
+            parts.append(block.text)
+        elif isinstance(block, (mcp_types.ImageContent, mcp_types.AudioContent)):
+            parts.append(f"[{block.type}: {block.mime_type}]")
+        elif isinstance(block, mcp_types.EmbeddedResource):
+            resource = block.resource
+            if isinstance(resource, mcp_types.TextResourceContents):
+                parts.append(resource.text)
+            else:
+                parts.append(f"[resource: {resource.uri}]")
+        elif isinstance(block, mcp_types.ResourceLink):
+            parts.append(f"[resource link: {block.uri}]")
+    if not parts and result.structured_content is not None:
+        return json.dumps(result.structured_content)
+    return "\n".join(parts)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _failure(error: Exception, watch: _HttpWatch, url: str) -> McpCallError:
+    """The hosted API's error for what the SDK raised (often nested in groups)."""
+    if watch.status is not None:
+        return RealtimeMcphttpError(
+            code=watch.status, message=f"Http status code: {watch.status} ({watch.reason})."
+        )
+    leaves = [e for e in _leaves(error) if not isinstance(e, trio.Cancelled)] or [error]
+    for leaf in leaves:
+        if isinstance(leaf, httpx2.TimeoutException):
+            return RealtimeMcphttpError(
+                code=TIMED_OUT, message=f"The MCP server at {url} timed out: {leaf}."
+            )
+        if isinstance(leaf, (httpx2.HTTPError, OSError)) or (
+            isinstance(leaf, MCPError) and leaf.code == mcp_types.CONNECTION_CLOSED
+        ):
+            return RealtimeMcphttpError(
+                code=UNREACHABLE, message=f"Could not reach the MCP server at {url}: {leaf}."
+            )
+    for leaf in leaves:
+        if isinstance(leaf, MCPError):
+            return RealtimeMcpProtocolError(code=leaf.code, message=leaf.message)
+    leaf = leaves[0]
+    return RealtimeMcpProtocolError(
+        code=mcp_types.INTERNAL_ERROR, message=f"{type(leaf).__name__}: {leaf}"
+    )
+
+
+def _reason(error: McpCallError) -> str:
+    if isinstance(error, RealtimeMcpProtocolError):
+        return f"The MCP server answered with error {error.code}: {error.message}"
+    return error.message

@@ -1,0 +1,50 @@
+"""A tiny stdio MCP server for the crash tests: a slow tool, its pid, and a way to die.
+
+Run as ``python slow_mcp_server.py`` (the tests do, through ``McpServer.stdio``);
+``--fail-at-start`` exits at once, ``--stubborn`` outlives its stdin and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp_types import ToolAnnotations
+
+server = MCPServer("slow")
+READ_ONLY = ToolAnnotations(read_only_hint=True)
+
+
+@server.tool(annotations=READ_ONLY)
+async def slow(seconds: float) -> str:
+    """Waits, then answers."""
+    await anyio.sleep(seconds)
+    return "done"
+
+
+@server.tool(annotations=READ_ONLY)
+def pid() -> int:
+    """This server's process id."""
+    return os.getpid()
+
+
+@server.tool(annotations=READ_ONLY)
+def die(code: int) -> str:
+    """Says why on stderr, then exits at once."""
+    print(f"out of cheese (exiting with {code})", file=sys.stderr, flush=True)
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    if "--fail-at-start" in sys.argv:
+        print("cannot open the database: permission denied", file=sys.stderr, flush=True)
+        sys.exit(2)
+    if "--stubborn" in sys.argv:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    server.run()
+    if "--stubborn" in sys.argv:
+        time.sleep(60)  # ignores the end of its stdin too: only SIGKILL stops it

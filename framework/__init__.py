@@ -39,11 +39,14 @@ _EXPORTS = {
     "open_session": "framework.session",
     "FunctionTool": "framework.tool",
     "ToolOutcome": "framework.tool",
-    "tool": "framework.tool",
     "ConnectionClosed": "framework.transport",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "tool"])
+
+# Imported now: ``tool`` shares its name with its module, which would hide it
+# from ``__getattr__`` once anything imports ``framework.tool``.
+from framework.tool import tool as tool  # noqa: E402
 
 if TYPE_CHECKING:
     from framework.agent import Agent as Agent
@@ -59,7 +62,6 @@ if TYPE_CHECKING:
     from framework.session import open_session as open_session
     from framework.tool import FunctionTool as FunctionTool
     from framework.tool import ToolOutcome as ToolOutcome
-    from framework.tool import tool as tool
     from framework.transport import ConnectionClosed as ConnectionClosed
 
 

@@ -46,9 +46,20 @@ def _serve(args: argparse.Namespace) -> int:
     except RulesError as e:
         print(f"cantata serve: {e}", file=sys.stderr)
         return 2
+    parts: dict[str, object] = {}
+    for kind in ("brain", "transcriber", "synthesizer"):
+        name = getattr(args, kind)
+        if name is None:
+            continue
+        try:
+            parts[kind] = _engine_part(kind, name)
+        except LookupError as e:
+            print(f"cantata serve: {e}", file=sys.stderr)
+            return 2
     engine = Engine(
         rules=rules,
         api_key=args.api_key,
+        **parts,  # type: ignore[arg-type]
         max_session_s=args.max_session_seconds,
         latency_ms=args.latency_ms,
         drop_after_events=args.drop_after_events,
@@ -77,6 +88,23 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"cantata serve: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _engine_part(kind: str, name: str) -> object:
+    """An engine part (``brain:NAME``, ...) that an installed plugin provides."""
+    from framework.plugin import installed_plugins
+
+    offered = []
+    for entry in installed_plugins():
+        if entry.plugin is None:
+            continue
+        for key, part in entry.plugin.engine_parts().items():
+            if key == f"{kind}:{name}":
+                return part
+            if key.startswith(f"{kind}:"):
+                offered.append(key.split(":", 1)[1])
+    known = ", ".join(sorted(offered)) or "none installed"
+    raise LookupError(f"no installed plugin provides the {kind} {name!r} (available: {known})")
 
 
 def _plugins(_: argparse.Namespace) -> int:
@@ -123,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument(
         "--drop-after-events", type=int, help="test knob: drop each connection after N events"
     )
+    for kind in ("brain", "transcriber", "synthesizer"):
+        serve_cmd.add_argument(
+            f"--{kind}", metavar="NAME", help=f"a {kind} from an installed plugin"
+        )
     serve_cmd.set_defaults(handler=_serve)
 
     plugins_cmd = commands.add_parser("plugins", help="list the installed plugins")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,7 @@ say = "It landed {output}."
 
 SAMPLE = '''
 from contextlib import asynccontextmanager
+from functools import partial
 
 from framework.plugin import Contribution, Plugin
 from framework.tool import FunctionTool
@@ -57,11 +60,23 @@ async def roll_die() -> int:
     return 4
 
 
+class Beep:
+    name = "beep"
+
+    async def synthesize(self, text, *, rate, voice):
+        import numpy as np
+
+        return np.zeros(rate // 10, dtype=np.int16)
+
+
 class DicePlugin(Plugin):
     name = "dice"
 
     def describe(self):
-        return {"tools": ["roll_die"]}
+        return {"tools": ["roll_die"], "engine": ["synthesizer:beep"]}
+
+    def engine_parts(self):
+        return {"synthesizer:beep": Beep()}
 
     @asynccontextmanager
     async def open(self, changed):
@@ -106,7 +121,7 @@ def test_entry_points_load_and_failures_are_reported(installed: Path) -> None:
 
 def test_resolve_by_name(installed: Path) -> None:
     (plugin,) = resolve_plugins(["dice"])
-    assert plugin.describe() == {"tools": ["roll_die"]}
+    assert plugin.describe()["tools"] == ["roll_die"]
     with pytest.raises(LookupError, match="failed to load: ImportError"):
         resolve_plugins(["broken"])
     with pytest.raises(LookupError, match="no installed plugin is named 'nope'"):
@@ -125,6 +140,7 @@ def test_cantata_plugins_lists_them(installed: Path) -> None:
     lines = result.stdout.splitlines()
     assert "dice  cantata_dice:DicePlugin (cantata-dice)" in lines
     assert "    tools: roll_die" in lines
+    assert "    engine: synthesizer:beep" in lines
     assert "broken  [failed to load]  cantata_broken:Plugin (cantata-dice)" in lines
     assert "    error: ImportError: needs a GPU driver" in lines
     assert result.returncode == 1  # something failed to load, and everything else is listed
@@ -228,3 +244,31 @@ async def test_plugin_tools_that_collide_are_prefixed(autojump_clock: MockClock)
     assert names[:3] == ["extra_flip_coin", "extra_roll_die", "roll_die"]
     (long_name,) = names[3:]
     assert len(long_name) == 64 and long_name.startswith("x" * 54)
+
+
+async def test_the_engine_takes_parts_from_plugins(installed: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.getcwd()])}
+    command = [sys.executable, "-m", "framework.cli", "serve", "--port", "0"]
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(
+                partial(
+                    trio.run_process,
+                    [*command, "--synthesizer", "beep"],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    check=False,
+                )
+            )
+            banner = b""
+            async for chunk in process.stdout:
+                banner += chunk
+                if b"Ready" in banner:
+                    break
+            process.send_signal(signal.SIGINT)
+        missing = await trio.run_process(
+            [*command, "--brain", "nope"], env=env, capture_stderr=True, check=False
+        )
+    assert "synthesizer: beep" in banner.decode()
+    assert missing.returncode == 2
+    assert b"no installed plugin provides the brain 'nope'" in missing.stderr

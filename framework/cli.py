@@ -1,5 +1,10 @@
 """The ``cantata`` command.
 
+* ``cantata run BOT.py``: a bot, against the hosted API when a key is set,
+  else against the local engine started in-process; scripted turns with
+  ``--say``, a WAV file as the microphone, the reply written to a WAV file;
+* ``cantata console BOT.py``: the same, interactive (type, or talk when a
+  microphone is present);
 * ``cantata serve``: the local Realtime engine alone, for any client;
 * ``cantata plugins``: the installed plugins and what each contributes (one
   that fails to load is listed with its error, and the others still are);
@@ -13,6 +18,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def _protocol(_: argparse.Namespace) -> int:
@@ -90,6 +96,43 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_options(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from framework.runner import RunOptions
+
+    approve: Any = args.approve or ("ask" if sys.stdin.isatty() else "no")
+    return RunOptions(
+        bot=Path(args.bot),
+        agent_name=args.agent,
+        engine=args.engine,
+        url=args.url,
+        rules=args.rules,
+        say=tuple(getattr(args, "say", None) or ()),
+        input_wav=Path(args.input_wav) if getattr(args, "input_wav", None) else None,
+        output_wav=Path(args.output_wav) if getattr(args, "output_wav", None) else None,
+        approve=approve,
+        transcriber=args.transcriber,
+        synthesizer=args.synthesizer,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    import trio
+
+    from framework.runner import console_bot, run_bot
+
+    options = _run_options(args)
+    runner = console_bot if args.command == "console" else run_bot
+    try:
+        return trio.run(runner, options)
+    except KeyboardInterrupt:
+        return 130
+    except LookupError as e:
+        print(f"cantata {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
 def _engine_part(kind: str, name: str) -> object:
     """An engine part (``brain:NAME``, ...) that an installed plugin provides."""
     from framework.plugin import installed_plugins
@@ -136,6 +179,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cantata`` console script."""
     parser = argparse.ArgumentParser(prog="cantata", description="Realtime voice and text agents.")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    for name, help_text in (
+        ("run", "run a bot: scripted turns, a WAV file in, a WAV file out"),
+        ("console", "talk to a bot interactively"),
+    ):
+        cmd = commands.add_parser(name, help=help_text)
+        cmd.add_argument("bot", help="the bot file (defines an Agent subclass)")
+        cmd.add_argument("--agent", help="which agent of the file, by name")
+        cmd.add_argument(
+            "--engine",
+            choices=["auto", "local", "openai"],
+            default="auto",
+            help="auto: the hosted API when OPENAI_API_KEY is set, else the local engine",
+        )
+        cmd.add_argument("--url", help="connect to this Realtime URL instead")
+        cmd.add_argument("--rules", help="rules file for the local engine's scripted brain")
+        cmd.add_argument(
+            "--approve",
+            choices=["ask", "yes", "no"],
+            help="how approvals are decided (default: ask at a terminal, else no)",
+        )
+        for kind in ("transcriber", "synthesizer"):
+            cmd.add_argument(f"--{kind}", metavar="NAME", help=f"local engine {kind} (plugin)")
+        if name == "run":
+            cmd.add_argument(
+                "--say", action="append", metavar="TEXT", help="a scripted user turn (repeatable)"
+            )
+            cmd.add_argument(
+                "--input-wav", metavar="FILE", help="user audio, streamed in real time"
+            )
+            cmd.add_argument("--output-wav", metavar="FILE", help="write the reply audio here")
+        cmd.set_defaults(handler=_run)
 
     serve_cmd = commands.add_parser("serve", help="run the local Realtime engine")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")

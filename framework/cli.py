@@ -53,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"cantata serve: {e}", file=sys.stderr)
         return 2
     parts: dict[str, object] = {}
-    for kind in ("brain", "transcriber", "synthesizer"):
+    for kind in ("brain", "transcriber", "synthesizer", "vad"):
         name = getattr(args, kind)
         if name is None:
             continue
@@ -114,6 +114,7 @@ def _run_options(args: argparse.Namespace) -> Any:
         approve=approve,
         transcriber=args.transcriber,
         synthesizer=args.synthesizer,
+        vad=args.vad,
     )
 
 
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             choices=["ask", "yes", "no"],
             help="how approvals are decided (default: ask at a terminal, else no)",
         )
-        for kind in ("transcriber", "synthesizer"):
+        for kind in ("transcriber", "synthesizer", "vad"):
             cmd.add_argument(f"--{kind}", metavar="NAME", help=f"local engine {kind} (plugin)")
         if name == "run":
             cmd.add_argument(
@@ -226,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument(
         "--drop-after-events", type=int, help="test knob: drop each connection after N events"
     )
-    for kind in ("brain", "transcriber", "synthesizer"):
+    for kind in ("brain", "transcriber", "synthesizer", "vad"):
         serve_cmd.add_argument(
             f"--{kind}", metavar="NAME", help=f"a {kind} from an installed plugin"
         )

@@ -135,6 +135,7 @@ class RunOptions:
     approve: Approve = "ask"
     transcriber: str | None = None
     synthesizer: str | None = None
+    vad: str | None = None
 
 
 class Display:
@@ -244,7 +245,7 @@ async def _backend(options: RunOptions, module: Any) -> AsyncIterator[tuple[str 
     from framework.testing import run_engine
 
     parts: dict[str, Any] = {}
-    for kind in ("transcriber", "synthesizer"):
+    for kind in ("transcriber", "synthesizer", "vad"):
         name = getattr(options, kind)
         if name is not None:
             parts[kind] = _engine_part(kind, name)

@@ -99,3 +99,15 @@ from ._speech import (
 from ._speech import (
     TranscriptionUnavailable as TranscriptionUnavailable,
 )
+from ._vad import (
+    ClassifierFactory as ClassifierFactory,
+)
+from ._vad import (
+    EnergyClassifier as EnergyClassifier,
+)
+from ._vad import (
+    FrameClassifier as FrameClassifier,
+)
+from ._vad import (
+    VoiceActivityDetector as VoiceActivityDetector,
+)

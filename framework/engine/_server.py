@@ -44,6 +44,7 @@ from ._rest import (
 )
 from ._session import Disconnected, EngineSession, SessionOptions
 from ._speech import NoTranscriber, Synthesizer, ToneSynthesizer, Transcriber
+from ._vad import ClassifierFactory, EnergyClassifier
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -99,6 +100,8 @@ class Engine:
             ``rules`` (or the built-in rules).
         rules: rules for the default scripted brain.
         transcriber, synthesizer: speech plug-ins (default: none, and a tone).
+        vad: builds the VAD's frame classifier for each session input, given
+            its rate (default: energy; ``plugins.speech.SileroVad`` is a model).
         api_key: when set, clients must present it (``Authorization: Bearer``);
             WebSockets also take the unexpired client secrets the engine minted.
         model: the model reported when a client names none.
@@ -114,6 +117,7 @@ class Engine:
     brain: Brain | None = None
     transcriber: Transcriber = attrs.field(factory=NoTranscriber)
     synthesizer: Synthesizer = attrs.field(factory=ToneSynthesizer)
+    vad: ClassifierFactory = EnergyClassifier
     api_key: str | None = attrs.field(default=None, repr=False)
     model: str = DEFAULT_MODEL
     max_session_s: float | None = None
@@ -152,6 +156,7 @@ class Engine:
             brain=self.brain,
             transcriber=self.transcriber,
             synthesizer=self.synthesizer,
+            vad=self.vad,
             model=self.model,
             max_session_s=self.max_session_s,
             latency_ms=self.latency_ms,

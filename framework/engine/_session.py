@@ -170,7 +170,13 @@ from ._hosted_mcp import (
     needs_approval,
 )
 from ._speech import Synthesizer, Transcriber, TranscriptionUnavailable
-from ._vad import SEMANTIC_SILENCE_MS, SpeechStarted, VoiceActivityDetector
+from ._vad import (
+    SEMANTIC_SILENCE_MS,
+    ClassifierFactory,
+    EnergyClassifier,
+    SpeechStarted,
+    VoiceActivityDetector,
+)
 
 MAX_AUDIO_BYTES = 15 * 1024 * 1024
 MIN_COMMIT_MS = 100
@@ -211,6 +217,8 @@ class SessionOptions:
     brain: Brain
     transcriber: Transcriber
     synthesizer: Synthesizer
+    vad: ClassifierFactory = EnergyClassifier
+    """Builds each input's VAD frame classifier (energy by default)."""
     model: str = "gpt-realtime"
     max_session_s: float | None = None
     latency_ms: int = 0
@@ -556,6 +564,7 @@ class EngineSession:
             assert isinstance(td.threshold, float | int)
             self.vad = VoiceActivityDetector(
                 samples_per_ms=fmt.samples_per_ms,
+                classifier=self.options.vad(fmt.rate),
                 threshold=float(td.threshold),
                 prefix_padding_ms=td.prefix_padding_ms
                 if isinstance(td.prefix_padding_ms, int)
@@ -567,6 +576,7 @@ class EngineSession:
         elif isinstance(td, SemanticVad):
             self.vad = VoiceActivityDetector(
                 samples_per_ms=fmt.samples_per_ms,
+                classifier=self.options.vad(fmt.rate),
                 silence_duration_ms=SEMANTIC_SILENCE_MS.get(str(td.eagerness), 700),
             )
         else:

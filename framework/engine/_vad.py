@@ -1,18 +1,27 @@
-"""Turn detection: an energy-based voice activity detector.
+"""Turn detection: a voice activity detector over a pluggable frame classifier.
 
-The detector works in 10 ms frames of decoded samples. A frame's
-*activation* maps its level to 0..1 on a dBFS scale (-60 dBFS or quieter is 0,
-0 dBFS is 1, so the default threshold 0.5 sits at -30 dBFS, between room noise
-and normal speech). Speech starts at the first frame at or above the threshold
-and stops once the audio has stayed below it for the silence duration.
+The detector cuts decoded samples into the classifier's frames and asks it
+for each frame's speech probability. Speech starts at the first frame at or
+above the threshold and stops once the audio has stayed below it for the
+silence duration.
 
-It only counts samples: it never reads a clock, so the offsets it reports are
-exact and reproducible. The session turns its verdicts into protocol events.
+The default classifier is energy: 10 ms frames whose *activation* maps the
+level to 0..1 on a dBFS scale (-60 dBFS or quieter is 0, 0 dBFS is 1, so the
+default threshold 0.5 sits at -30 dBFS, between room noise and normal
+speech). A model (Silero, in ``plugins/speech``) plugs in through
+:class:`FrameClassifier` and a :data:`ClassifierFactory`.
+
+It only counts samples of the input rate: it never reads a clock, so the
+offsets it reports are exact and reproducible, whatever frame length or
+internal rate a classifier uses. The session turns its verdicts into
+protocol events.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Protocol
 
 import attrs
 import numpy as np
@@ -39,6 +48,43 @@ def activation(frame: Samples) -> float:
     return min(1.0, max(0.0, (db - _FLOOR_DB) / -_FLOOR_DB))
 
 
+class FrameClassifier(Protocol):
+    """Speech probabilities of one input stream, frame by frame.
+
+    Attributes:
+        frame_ms: the frame length; the detector feeds exactly
+            ``frame_ms * rate // 1000`` samples per call.
+    """
+
+    frame_ms: int
+
+    def probability(self, frame: Samples) -> float:
+        """The 0..1 speech probability of the next frame (it may keep state)."""
+        ...
+
+    def reset(self) -> None:
+        """Forgets state carried from earlier frames."""
+        ...
+
+
+ClassifierFactory = Callable[[int], FrameClassifier]
+"""Builds the classifier of one session's input, given its sample rate."""
+
+
+@attrs.define
+class EnergyClassifier:
+    """The default classifier: the level of 10 ms frames (see :func:`activation`)."""
+
+    rate: int
+    frame_ms: int = FRAME_MS
+
+    def probability(self, frame: Samples) -> float:
+        return activation(frame)
+
+    def reset(self) -> None:
+        pass
+
+
 @attrs.frozen
 class SpeechStarted:
     """Speech began; ``audio_start_ms`` already includes the prefix padding."""
@@ -58,6 +104,11 @@ class VoiceActivityDetector:
     """Frame-by-frame speech start/stop decisions over session-wide sample offsets."""
 
     samples_per_ms: int
+    classifier: FrameClassifier = attrs.field(
+        default=attrs.Factory(
+            lambda self: EnergyClassifier(self.samples_per_ms * 1000), takes_self=True
+        )
+    )
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
@@ -69,10 +120,11 @@ class VoiceActivityDetector:
 
     @property
     def frame(self) -> int:
-        return FRAME_MS * self.samples_per_ms
+        return self.classifier.frame_ms * self.samples_per_ms
 
     def reset(self, position: int) -> None:
         """Forgets partial frames and speech state, continuing from ``position``."""
+        self.classifier.reset()
         self.speaking = False
         self._pending = []
         self._pending_len = 0
@@ -97,7 +149,7 @@ class VoiceActivityDetector:
         whole = (len(data) // frame) * frame
         silence_needed = self.silence_duration_ms * self.samples_per_ms
         for offset in range(0, whole, frame):
-            level = activation(data[offset : offset + frame])
+            level = self.classifier.probability(data[offset : offset + frame])
             frame_start = self._position + offset
             if not self.speaking:
                 if level >= self.threshold:

@@ -38,3 +38,26 @@ async def test_weather_bot_runs_tools_and_approvals() -> None:
         for line in lines
     )
     assert any(line.startswith("session:   10 items, 5 responses") for line in lines)
+
+
+async def test_voice_bot_runs_speech_tools_mcp_and_approval() -> None:
+    out = await _run("voice_bot.py")
+    lines = out.splitlines()
+    heard = [line.removeprefix("heard:     ") for line in lines if line.startswith("heard:")]
+    assert heard == [
+        "What is the weather in Paris",
+        "What time is it in Tokyo",
+        "Book an umbrella delivery to the office",
+    ]
+    assert 'tool:      get_weather({"city": "Paris"}) -> \'sunny and 21 degrees\' [ok]' in lines
+    assert any(
+        line.startswith('tool:      get_current_time({"timezone": "Asia/Tokyo"})') for line in lines
+    )
+    assert any(line.startswith("assistant: In Tokyo it is ") for line in lines)
+    assert any(line.startswith("approval:  book_umbrella_delivery(") for line in lines)
+    assert any(
+        line.startswith("assistant: Done: an umbrella is on its way to the office.")
+        for line in lines
+    )
+    spoken = EXAMPLES / "demo-assistant.wav"
+    assert spoken.stat().st_size > 48000 * 5  # several seconds of the assistant's speech

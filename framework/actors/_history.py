@@ -115,7 +115,11 @@ class History:
             if after is None:
                 self._order.insert(0, item_id)
             elif isinstance(after, str) and after in self._items and after != item_id:
-                self._order.insert(self._order.index(after) + 1, item_id)
+                # Nearly always the newest item: no scan of the whole conversation.
+                if self._order and self._order[-1] == after:
+                    self._order.append(item_id)
+                else:
+                    self._order.insert(self._order.index(after) + 1, item_id)
             else:
                 self._order.append(item_id)
         known.item = item

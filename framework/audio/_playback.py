@@ -67,7 +67,11 @@ class ClockSink:
         now = trio.current_time()
         start = max(now, self._end)
         ms = len(audio) / self.bytes_per_ms
-        self._spans.append(_Span(item_id, start, ms))
+        last = self._spans[-1] if self._spans else None
+        if last is not None and last.item_id == item_id and start == last.start + last.ms / 1000:
+            last.ms += ms  # contiguous audio of one item is one span: no growth per delta
+        else:
+            self._spans.append(_Span(item_id, start, ms))
         self._end = start + ms / 1000
         self.audio.setdefault(item_id, bytearray()).extend(audio)
 
@@ -93,6 +97,10 @@ class ClockSink:
     @property
     def playing(self) -> bool:
         return trio.current_time() < self._end
+
+    async def drain(self) -> None:
+        """Returns once everything queued so far has played."""
+        await trio.sleep_until(self._end)
 
     def received_ms(self, item_id: str) -> int:
         """Milliseconds of that item's audio written to the sink."""

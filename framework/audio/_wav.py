@@ -241,6 +241,10 @@ class WavSink:
     def playing(self) -> bool:
         return trio.current_time() < self._end
 
+    async def drain(self) -> None:
+        """Returns once everything queued so far has played."""
+        await trio.sleep_until(self._end)
+
     def close(self) -> None:
         """Stops playback now and writes the file (once)."""
         if self._closed:

@@ -477,7 +477,7 @@ class ScriptedBrain:
     def _after(self, tool: str, output: str, values: Mapping[str, Any]) -> str:
         for rule in self.rules.rules:
             if rule.after == tool and rule.say is not None:
-                return _render(rule.say, {**values, "output": output})
+                return _render(rule.say, {**values, "output": _Output(output)})
         return output
 
 
@@ -487,3 +487,19 @@ def _arguments(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return args if isinstance(args, dict) else {}
+
+
+class _Output(str):
+    """A tool output as templates see it: the text, and ``{output[key]}`` for
+    the fields of an output that is a JSON object."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            try:
+                data = json.loads(self)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and key in data:
+                return data[key]
+            return f"{{output[{key}]}}"  # left as written, like any unknown name
+        return str.__getitem__(self, key)

@@ -61,3 +61,71 @@ async def test_voice_bot_runs_speech_tools_mcp_and_approval() -> None:
     )
     spoken = EXAMPLES / "demo-assistant.wav"
     assert spoken.stat().st_size > 48000 * 5  # several seconds of the assistant's speech
+
+
+async def test_time_bot_calls_the_mcp_time_server() -> None:
+    out = await _run("time_bot.py")
+    lines = out.splitlines()
+    assert 'tool:      get_current_time({"timezone": "Asia/Tokyo"}) [ok]' in lines
+    assert any(
+        line.startswith("assistant: In Tokyo it is ") and "(Asia/Tokyo, a " in line
+        for line in lines
+    )
+    assert any(line.startswith("tool:      convert_time(") and "[ok]" in line for line in lines)
+    assert any(
+        # The difference depends on the date (the zones change clocks on different days).
+        line.startswith("assistant: 09:30 in Europe/London is ")
+        and ":30:00-0" in line
+        and " in America/New_York (-" in line
+        for line in lines
+    )
+
+
+async def test_bank_bot_approves_rejects_and_times_out() -> None:
+    out = await _run("bank_bot.py")
+    lines = out.splitlines()
+    assert "assistant: Your balance is 1000 euros." in lines
+    assert any(
+        line.startswith('tool:      transfer({"amount": 20,') and "[ok]" in line for line in lines
+    )
+    assert 'approval:  transfer({"amount": 300, "to": "Alice"}) -> approved' in lines
+    assert 'approval:  transfer({"amount": 500, "to": "Mallory"}) -> rejected' in lines
+    assert any(
+        line.startswith('approval:  transfer({"amount": 200, "to": "Bob"}) -> no answer')
+        for line in lines
+    )
+    assert sum(line.endswith("[rejected]") for line in lines) == 2
+    assert any("Reason: the account holder does not know Mallory" in line for line in lines)
+    assert any("Reason: nobody approved the call in time" in line for line in lines)
+    assert "assistant: Your balance is 680 euros." in lines
+
+
+async def test_triage_bot_hands_off_and_keeps_g711() -> None:
+    out = await _run("triage_bot.py")
+    lines = out.splitlines()
+    assert "handoff:   Triage -> Billing" in lines
+    assert "handoff:   Triage -> Support" in lines
+    assert "assistant: Billing here. Which order should I refund?" in lines
+    assert any(line.startswith("assistant: Done: order 4711 is refunded") for line in lines)
+    assert "assistant: Support here. What is the email address on the account?" in lines
+    assert "assistant: Done: a reset link is on its way to ana@example.com." in lines
+    agents = [line.removeprefix("agent:     ") for line in lines if line.startswith("agent:")]
+    assert agents == ["Triage", "Billing", "Billing", "Support", "Support"]
+    updates = [line for line in lines if line.startswith("session:   updated")]
+    assert len(updates) == 4  # two sessions, each configured once and once per handoff
+    assert set(updates) == {"session:   updated, audio audio/pcmu in, audio/pcmu out"}
+
+
+async def test_hosted_mcp_bot_lists_calls_and_approves() -> None:
+    out = await _run("hosted_mcp_bot.py")
+    lines = out.splitlines()
+    assert "mcp:       notes lists lookup, delete_note [ok]" in lines
+    assert 'mcp call:  notes.lookup({"title": "groceries"}) -> \'milk, eggs and bread\'' in lines
+    assert 'approval:  notes.delete_note({"title": "groceries"}) [mcp] -> approved' in lines
+    assert (
+        'mcp call:  notes.delete_note({"title": "groceries"}) -> \'note groceries is deleted\''
+        in lines
+    )
+    assert "answered:  delete_note [approved]" in lines
+    assert sum(line.startswith("approval:") for line in lines) == 1  # the lookup asked nothing
+    assert "assistant: Note groceries: there is no such note" in lines

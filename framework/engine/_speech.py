@@ -62,21 +62,31 @@ class ToneSynthesizer:
     def __init__(self, ms_per_char: int = 60, amplitude: float = 0.3) -> None:
         self.ms_per_char = ms_per_char
         self.amplitude = amplitude
+        # Replies repeat their words; each word's burst is computed once.
+        self._bursts: dict[tuple[str, str, int], Samples] = {}
+
+    def _burst(self, word: str, voice: str, rate: int) -> Samples:
+        key = (word, voice, rate)
+        burst = self._bursts.get(key)
+        if burst is None:
+            pitch = 180 + zlib.crc32(f"{voice}:{word}".encode()) % 320
+            t = np.arange(rate * self.ms_per_char // 1000 * len(word)) / rate
+            envelope = np.minimum(1.0, np.minimum(t, t[::-1]) * 200.0)  # 5 ms ramps, no clicks
+            wave = np.sin(2 * np.pi * pitch * t) * envelope * self.amplitude * 32767
+            burst = wave.astype(np.int16)
+            burst.flags.writeable = False
+            if len(self._bursts) < 4096:
+                self._bursts[key] = burst
+        return burst
 
     async def synthesize(self, text: str, *, rate: int, voice: str) -> Samples:
-        per_char = rate * self.ms_per_char // 1000
+        gap = np.zeros(rate * self.ms_per_char // 1000, dtype=np.int16)
         pieces: list[Samples] = []
         for index, word in enumerate(text.split(" ")):
             if index:
-                pieces.append(np.zeros(per_char, dtype=np.int16))
-            if not word:
-                continue
-            pitch = 180 + zlib.crc32(f"{voice}:{word}".encode()) % 320
-            n = per_char * len(word)
-            t = np.arange(n) / rate
-            envelope = np.minimum(1.0, np.minimum(t, t[::-1]) * 200.0)  # 5 ms ramps, no clicks
-            wave = np.sin(2 * np.pi * pitch * t) * envelope * self.amplitude * 32767
-            pieces.append(wave.astype(np.int16))
+                pieces.append(gap)
+            if word:
+                pieces.append(self._burst(word, voice, rate))
         if not pieces:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(pieces)

@@ -30,12 +30,19 @@ from framework.protocol import (
     RealtimeFunctionTool,
     RealtimeReasoning,
     RealtimeSessionCreateRequest,
+    RealtimeTranscriptionSessionAudio,
+    RealtimeTranscriptionSessionAudioInput,
+    RealtimeTranscriptionSessionCreateRequest,
+    RealtimeTranscriptionSessionCreateResponse,
+    RealtimeTranscriptionSessionTurnDetection,
     RealtimeTruncationRetentionRatio,
     SemanticVad,
     ServerVad,
     ToolChoiceFunction,
     ToolChoiceMcp,
     TracingConfiguration,
+    TranscriptionSessionResponseAudio,
+    TranscriptionSessionResponseAudioInput,
     UnknownItem,
     UnknownVariant,
     VoiceID,
@@ -600,3 +607,126 @@ def _merge_audio(
             changes["speed"] = speed
         new_out = attrs.evolve(cur_out, **changes)
     return RealtimeAudioConfig(input=new_in, output=new_out)
+
+
+# --- transcription sessions ----------------------------------------------------------
+
+DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
+
+
+def default_transcription_session(
+    model: str, *, session_id: str, expires_at: int
+) -> RealtimeSessionCreateRequest:
+    """A transcription session's starting configuration, held in the realtime shape.
+
+    The engine keeps one internal shape for both kinds of session; only the
+    audio input and ``include`` matter to a transcription session, and
+    :func:`transcription_view` shows them as its session object.
+    """
+    base = default_session(model, session_id=session_id, expires_at=expires_at)
+    audio = base.audio
+    assert isinstance(audio, RealtimeAudioConfig)
+    assert isinstance(audio.input, RealtimeAudioConfigInput)
+    audio_in = attrs.evolve(
+        audio.input,
+        transcription=AudioTranscription(
+            model=DEFAULT_TRANSCRIPTION_MODEL, language=None, prompt=None
+        ),
+        turn_detection=attrs.evolve(
+            default_server_vad(), create_response=False, interrupt_response=False
+        ),
+    )
+    return attrs.evolve(
+        base,
+        audio=attrs.evolve(audio, input=audio_in),
+        extra={
+            "id": session_id,
+            "object": "realtime.transcription_session",
+            "expires_at": expires_at,
+        },
+    )
+
+
+def transcription_update(update: RealtimeTranscriptionSessionCreateRequest) -> Any:
+    """A transcription session update as the realtime update :func:`merge_session` takes.
+
+    Raises:
+        RequestError: an unknown parameter, with its path.
+    """
+    found = unknown_parameter(update, "session")
+    if found:
+        raise RequestError(f"Unknown parameter: '{found}'.", code="unknown_parameter", param=found)
+    audio: Any = UNSET
+    if isinstance(update.audio, RealtimeTranscriptionSessionAudio):
+        up = update.audio.input
+        if isinstance(up, RealtimeTranscriptionSessionAudioInput):
+            td = up.turn_detection
+            if isinstance(td, (ServerVad, SemanticVad)):
+                # Nothing to answer or interrupt in a transcription session.
+                td = attrs.evolve(td, create_response=False, interrupt_response=False)
+            audio = RealtimeAudioConfig(
+                input=RealtimeAudioConfigInput(
+                    format=up.format,
+                    noise_reduction=up.noise_reduction,
+                    transcription=up.transcription,
+                    turn_detection=td,
+                )
+            )
+    return RealtimeSessionCreateRequest(audio=audio, include=update.include)
+
+
+def transcription_view(config: RealtimeSessionCreateRequest) -> Any:
+    """A transcription session's object, as ``session.created``/``updated`` show it."""
+    audio = config.audio
+    assert isinstance(audio, RealtimeAudioConfig)
+    audio_in = audio.input
+    assert isinstance(audio_in, RealtimeAudioConfigInput)
+    td = audio_in.turn_detection
+    if isinstance(td, (ServerVad, SemanticVad)):
+        td = attrs.evolve(td, create_response=UNSET, interrupt_response=UNSET)
+    return RealtimeTranscriptionSessionCreateRequest(
+        audio=RealtimeTranscriptionSessionAudio(
+            input=RealtimeTranscriptionSessionAudioInput(
+                format=audio_in.format,
+                noise_reduction=audio_in.noise_reduction,
+                transcription=audio_in.transcription,
+                turn_detection=td,
+            )
+        ),
+        include=config.include,
+        extra=dict(config.extra),
+    )
+
+
+def transcription_response_view(config: RealtimeSessionCreateRequest) -> Any:
+    """A transcription session as a client secret's answer describes it (the server object)."""
+    audio = config.audio
+    assert isinstance(audio, RealtimeAudioConfig)
+    audio_in = audio.input
+    assert isinstance(audio_in, RealtimeAudioConfigInput)
+    td = audio_in.turn_detection
+    shown_td: Any = None
+    if isinstance(td, ServerVad):
+        shown_td = RealtimeTranscriptionSessionTurnDetection(
+            type="server_vad",
+            threshold=td.threshold,
+            prefix_padding_ms=td.prefix_padding_ms,
+            silence_duration_ms=td.silence_duration_ms,
+        )
+    elif isinstance(td, SemanticVad):
+        shown_td = RealtimeTranscriptionSessionTurnDetection(type="semantic_vad")
+    extra = dict(config.extra)
+    return RealtimeTranscriptionSessionCreateResponse(
+        id=str(extra.get("id", "")),
+        object="realtime.transcription_session",
+        expires_at=extra.get("expires_at", UNSET),
+        audio=TranscriptionSessionResponseAudio(
+            input=TranscriptionSessionResponseAudioInput(
+                format=audio_in.format,
+                noise_reduction=audio_in.noise_reduction,
+                transcription=audio_in.transcription,
+                turn_detection=shown_td,
+            )
+        ),
+        include=config.include,
+    )

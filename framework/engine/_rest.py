@@ -31,8 +31,18 @@ import orjson
 import trio
 
 from framework.protocol import ProtocolError, RealtimeSessionCreateRequest, from_dict, to_dict
+from framework.protocol import RealtimeTranscriptionSessionCreateRequest as TranscriptionConfig
 
-from ._config import DEFAULT_MODEL, MergeContext, RequestError, default_session, merge_session
+from ._config import (
+    DEFAULT_MODEL,
+    MergeContext,
+    RequestError,
+    default_session,
+    default_transcription_session,
+    merge_session,
+    transcription_response_view,
+    transcription_update,
+)
 
 Clock = Callable[[], float]
 CallState = Literal["ringing", "accepted", "rejected", "ended"]
@@ -110,6 +120,8 @@ class ClientSecret:
     expires_at: int
     session: RealtimeSessionCreateRequest
     """The full effective configuration, without the per-session ``id``/``expires_at``."""
+    transcription: bool = False
+    """It starts transcription sessions (``session.type`` was ``"transcription"``)."""
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -483,6 +495,22 @@ class RestState:
             raise _rerooted(e, root) from None
         return attrs.evolve(merged, extra={})
 
+    def transcription_config(
+        self, data: dict[str, Any], *, root: str
+    ) -> RealtimeSessionCreateRequest:
+        """Validates a transcription session object as a transcription session's
+        ``session.update`` does; returns its full effective configuration."""
+        try:
+            update = from_dict(data, TranscriptionConfig)
+        except ProtocolError as e:
+            raise _protocol_error(e, root) from None
+        base = default_transcription_session(self.model, session_id="", expires_at=0)
+        try:
+            merged = merge_session(base, transcription_update(update), MergeContext())
+        except RequestError as e:
+            raise _rerooted(e, root) from None
+        return attrs.evolve(merged, extra={})
+
     # --- client secrets -----------------------------------------------------------------
 
     def create_client_secret(self, body: bytes) -> HttpResponse:
@@ -508,15 +536,21 @@ class RestState:
                     expires_after["seconds"], "expires_after.seconds", MIN_EXPIRY_S, MAX_EXPIRY_S
                 )
         session = data.get("session")
-        config = self.session_config(
-            {"type": "realtime"} if session is None else session, root="session"
-        )
+        transcription = isinstance(session, dict) and session.get("type") == "transcription"
+        if transcription:
+            assert isinstance(session, dict)
+            config = self.transcription_config(session, root="session")
+        else:
+            config = self.session_config(
+                {"type": "realtime"} if session is None else session, root="session"
+            )
         created = self.now()
         secret = ClientSecret(
             value=f"ek_{secrets.token_hex(16)}",
             created_at=created,
             expires_at=created + seconds,
             session=config,
+            transcription=transcription,
         )
         self._forget_expired(created)
         self.client_secrets[secret.value] = secret
@@ -524,12 +558,13 @@ class RestState:
             config,
             extra={
                 "id": f"sess_{secrets.token_hex(8)}",
-                "object": "realtime.session",
+                "object": "realtime.transcription_session" if transcription else "realtime.session",
                 "expires_at": created + SESSION_LIFETIME_S,
             },
         )
+        body_session = to_dict(transcription_response_view(shown) if transcription else shown)
         return _json(
-            {"value": secret.value, "expires_at": secret.expires_at, "session": to_dict(shown)}
+            {"value": secret.value, "expires_at": secret.expires_at, "session": body_session}
         )
 
     def _forget_expired(self, now: int) -> None:
@@ -627,6 +662,14 @@ class RestState:
                 param="sdp",
             )
         check_offer(sdp)
+        if secret is not None and secret.transcription:
+            raise HttpError(
+                400,
+                "This client secret is for a transcription session; the local engine serves "
+                "transcription sessions over WebSocket only.",
+                code="unsupported_session_type",
+                param="session.type",
+            )
         base = secret.session if secret is not None else None
         if session is not None:
             config = self.session_config(session, root="session", base=base)

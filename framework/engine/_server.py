@@ -302,13 +302,27 @@ class Engine:
         call: Call | None,
         attachment: trio.CancelScope,
     ) -> None:
-        if query.get("intent", [""])[0] == "transcription":
+        intent = query.get("intent", [""])[0]
+        transcription = intent == "transcription" or (secret is not None and secret.transcription)
+        if transcription and call is not None:
             await self._deny(
                 send,
                 400,
                 error_body(
-                    "Transcription sessions are not supported by this version of the local engine.",
+                    "A call is a realtime session; transcription sessions are served over "
+                    "WebSocket only.",
                     code="unsupported_intent",
+                ),
+            )
+            return
+        if intent == "transcription" and secret is not None and not secret.transcription:
+            await self._deny(
+                send,
+                400,
+                error_body(
+                    "This client secret is for a realtime session; mint one with a session of "
+                    "type 'transcription' to connect with ?intent=transcription.",
+                    code="invalid_value",
                 ),
             )
             return
@@ -330,6 +344,7 @@ class Engine:
             config=initial,
             # Every socket attached to a call reports the call's one session.
             session_id=call.session_id if call is not None else None,
+            transcription=transcription,
         )
         self.sessions.add(session)
         try:

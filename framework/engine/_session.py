@@ -131,6 +131,7 @@ from framework.protocol import (
     SessionUpdateEvent,
     TranscriptionDurationUsage,
     TranscriptionError,
+    TranscriptionSessionUpdate,
     UnknownClientEvent,
     UnknownItem,
     UserMessageContent,
@@ -153,8 +154,11 @@ from ._config import (
     check_tools,
     check_voice,
     default_session,
+    default_transcription_session,
     invalid_value,
     merge_session,
+    transcription_update,
+    transcription_view,
     unknown_parameter,
 )
 from ._hosted_mcp import (
@@ -341,16 +345,23 @@ class EngineSession:
         model: str | None = None,
         config: RealtimeSessionCreateRequest | None = None,
         session_id: str | None = None,
+        transcription: bool = False,
     ) -> None:
         """A session that starts from the engine's defaults, or from ``config``
-        (a client secret's or an accepted call's), under ``session_id`` if given."""
+        (a client secret's or an accepted call's), under ``session_id`` if given.
+
+        With ``transcription`` it is a transcription session (``type:
+        "transcription"``): committed audio is transcribed and never answered.
+        """
         self.options = options
         self.conn = connection
         self._nonce = secrets.token_hex(4)
         self._counter = itertools.count(1)
         self.id = session_id or f"sess_{secrets.token_hex(8)}"
         now = int(time.time())
-        self.config: RealtimeSessionCreateRequest = default_session(
+        self.transcription = transcription
+        make_default = default_transcription_session if transcription else default_session
+        self.config: RealtimeSessionCreateRequest = make_default(
             model or options.model, session_id=self.id, expires_at=now + 3600
         )
         if config is not None:
@@ -424,7 +435,7 @@ class EngineSession:
                 if self.options.max_session_s is not None:
                     nursery.start_soon(self._expiry, self.options.max_session_s)
                 await self.emit(
-                    SessionCreatedEvent(event_id=self._id("event"), session=self.config)
+                    SessionCreatedEvent(event_id=self._id("event"), session=self._shown_config())
                 )
                 # A session may start with MCP tools (a client secret's configuration).
                 await self._import_mcp(self._session_tools(), "session.tools")
@@ -537,6 +548,13 @@ class EngineSession:
                 code="invalid_value",
                 param="type",
             )
+        elif isinstance(event, TranscriptionSessionUpdate):
+            raise RequestError(
+                "The 'transcription_session.update' event was removed from the GA Realtime "
+                "API; send 'session.update' with a session of type 'transcription' instead.",
+                code="invalid_value",
+                param="type",
+            )
         elif isinstance(event, UnknownClientEvent):
             raise invalid_value("type", event.type, _CLIENT_TYPES)
         else:
@@ -602,8 +620,22 @@ class EngineSession:
         )
         return audio.output
 
+    def _shown_config(self) -> Any:
+        """The session object events show: a transcription session shows its own kind."""
+        return transcription_view(self.config) if self.transcription else self.config
+
     async def _session_update(self, event: SessionUpdateEvent) -> None:
         session = event.session
+        if self.transcription:
+            if isinstance(session, RealtimeSessionCreateRequest):
+                raise RequestError(
+                    "Cannot change a transcription session into a realtime session; open a "
+                    "new session without ?intent=transcription for a realtime session.",
+                    code="invalid_value",
+                    param="session.type",
+                )
+            if isinstance(session, TranscriptionConfig):
+                session = transcription_update(session)
         if isinstance(session, TranscriptionConfig):
             raise RequestError(
                 "Cannot change a realtime session into a transcription session; connect with "
@@ -623,7 +655,9 @@ class EngineSession:
         if self.config.audio != before.audio:
             self._configure_input()
             self._rearm_idle()
-        await self.emit(SessionUpdatedEvent(event_id=self._id("event"), session=self.config))
+        await self.emit(
+            SessionUpdatedEvent(event_id=self._id("event"), session=self._shown_config())
+        )
         tools = self._session_tools()
         # A server the session no longer has is forgotten: offered again, it is listed again.
         labels = {t.server_label for t in tools if isinstance(t, McpTool)}
@@ -684,7 +718,12 @@ class EngineSession:
         )
         await self._commit(item_id, until=end)
         td = self.turn_detection
-        if td is not None and td.create_response is not False and self.active_default is None:
+        if (
+            td is not None
+            and td.create_response is not False
+            and self.active_default is None
+            and not self.transcription
+        ):
             await self._start_response(RealtimeResponseCreateParams(), automatic=True)
         else:
             # No reply is coming (or one is still running): the user's silence
@@ -1027,6 +1066,14 @@ class EngineSession:
     # --- responses ------------------------------------------------------------------------
 
     async def _response_create(self, event: ResponseCreateEvent) -> None:
+        if self.transcription:
+            raise RequestError(
+                "Responses are not supported in transcription sessions: a session of type "
+                "'transcription' only transcribes input audio. Open a realtime session to "
+                "generate responses.",
+                code="invalid_value",
+                param="type",
+            )
         params = (
             event.response if isinstance(event.response, RealtimeResponseCreateParams) else None
         )

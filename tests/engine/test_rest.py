@@ -229,7 +229,11 @@ async def test_keys_on_an_engine_with_an_api_key(clock: FakeClock) -> None:
         ({"expires_after": 60}, "invalid_type", "expires_after"),
         ({"session": {"instructions": "x"}}, "missing_required_parameter", "session.type"),
         ({"session": {"type": "voice"}}, "invalid_value", "session.type"),
-        ({"session": {"type": "transcription"}}, "unsupported_session_type", "session.type"),
+        (
+            {"session": {"type": "transcription", "instructions": "x"}},
+            "unknown_parameter",
+            "session.instructions",
+        ),
         (
             {"session": {"type": "realtime", "instructions": 5}},
             "invalid_type",

@@ -5,6 +5,8 @@
   ``--say``, a WAV file as the microphone, the reply written to a WAV file;
 * ``cantata console BOT.py``: the same, interactive (type, or talk when a
   microphone is present);
+* ``cantata transcribe FILE.wav``: captions for a WAV file (a transcription
+  session), printed as they come and written to ``--out`` (.srt or .vtt);
 * ``cantata serve``: the local Realtime engine alone, for any client;
 * ``cantata plugins``: the installed plugins and what each contributes (one
   that fails to load is listed with its error, and the others still are);
@@ -134,6 +136,64 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _transcribe(args: argparse.Namespace) -> int:
+    import os
+    from contextlib import AsyncExitStack
+
+    import trio
+
+    from framework.audio import WavSource
+    from framework.captions import write_captions
+    from framework.testing import run_engine
+    from framework.transcription import TranscriptSegment, open_transcription_session
+
+    try:
+        source = WavSource(args.wav, realtime=args.realtime, tail_silence_ms=1000)
+    except (OSError, ValueError) as e:
+        print(f"cantata transcribe: {e}", file=sys.stderr)
+        return 2
+    local = args.url is None and (
+        args.engine == "local" or (args.engine == "auto" and not os.environ.get("OPENAI_API_KEY"))
+    )
+    parts: dict[str, object] = {}
+    if local:
+        try:
+            parts["transcriber"] = _engine_part("transcriber", args.transcriber or "pocketsphinx")
+            if args.vad:
+                parts["vad"] = _engine_part("vad", args.vad)
+        except LookupError as e:
+            print(f"cantata transcribe: {e}", file=sys.stderr)
+            return 2
+
+    def stamp(ms: int | None) -> str:
+        return "?" if ms is None else f"{ms // 60000:02d}:{ms % 60000 / 1000:06.3f}"
+
+    async def run() -> list[TranscriptSegment]:
+        async with AsyncExitStack() as stack:
+            url = args.url
+            if local:
+                url = await stack.enter_async_context(run_engine(**parts))  # type: ignore[arg-type]
+            session = await stack.enter_async_context(
+                open_transcription_session(url=url, audio_in=source, language=args.language)
+            )
+            quiet = trio.current_time() + source.duration_ms / 1000 + 30
+            with trio.move_on_at(quiet) as scope:
+                async for segment in session:
+                    if segment.final:
+                        print(
+                            f"[{stamp(segment.start_ms)} -> {stamp(segment.end_ms)}] {segment.text}"
+                        )
+                        # A second of quiet after the file has been heard: done.
+                        scope.deadline = trio.current_time() + 2.0
+            return session.segments
+
+    segments = trio.run(run)
+    if args.out:
+        write_captions(args.out, segments)
+        print(f"wrote {len(segments)} captions to {args.out}")
+    return 0
+
+
 def _engine_part(kind: str, name: str) -> object:
     """An engine part (``brain:NAME``, ...) that an installed plugin provides."""
     from framework.plugin import installed_plugins
@@ -212,6 +272,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             cmd.add_argument("--output-wav", metavar="FILE", help="write the reply audio here")
         cmd.set_defaults(handler=_run)
+
+    transcribe_cmd = commands.add_parser("transcribe", help="captions for a WAV file")
+    transcribe_cmd.add_argument("wav", help="the audio file")
+    transcribe_cmd.add_argument("--out", help="write captions here (.srt or .vtt)")
+    transcribe_cmd.add_argument("--url", help="a Realtime server to use")
+    transcribe_cmd.add_argument("--engine", choices=["auto", "local", "openai"], default="auto")
+    transcribe_cmd.add_argument("--language", help="the language spoken (ISO-639-1)")
+    transcribe_cmd.add_argument("--transcriber", help="local engine transcriber (plugin)")
+    transcribe_cmd.add_argument("--vad", help="local engine VAD (plugin)")
+    transcribe_cmd.add_argument(
+        "--realtime", action="store_true", help="stream the file at its own pace"
+    )
+    transcribe_cmd.set_defaults(handler=_transcribe)
 
     serve_cmd = commands.add_parser("serve", help="run the local Realtime engine")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")

@@ -8,7 +8,7 @@ every frame; the rest are the moments an application acts on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
@@ -48,6 +48,8 @@ class UserTranscript:
     item_id: str
     text: str
     final: bool
+    usage: Any = None
+    """With the final text: the transcription's usage (seconds or tokens)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -129,3 +129,15 @@ async def test_hosted_mcp_bot_lists_calls_and_approves() -> None:
     assert "answered:  delete_note [approved]" in lines
     assert sum(line.startswith("approval:") for line in lines) == 1  # the lookup asked nothing
     assert "assistant: Note groceries: there is no such note" in lines
+
+
+async def test_captions_example() -> None:
+    out = await _run("captions.py")
+    texts = [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[")]
+    assert texts == [
+        "Turn on the kitchen lights",
+        "What is the weather in Paris",
+        "Hello my name is Alice",
+    ]
+    assert (EXAMPLES / "demo-captions.srt").read_text().startswith("1\n")
+    assert (EXAMPLES / "demo-captions.vtt").read_text().startswith("WEBVTT")

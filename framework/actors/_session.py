@@ -243,7 +243,8 @@ class SessionActor:
             rt.publish(UserTranscript(item_id=event.item_id, text=text, final=False))
         elif isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
             final = event.transcript if isinstance(event.transcript, str) else ""
-            rt.publish(UserTranscript(item_id=event.item_id, text=final, final=True))
+            usage = event.usage
+            rt.publish(UserTranscript(item_id=event.item_id, text=final, final=True, usage=usage))
             rt.call_hook("on_user_transcript", final)
         elif isinstance(event, ConversationItemDone) and isinstance(
             event.item, RealtimeMcpListTools

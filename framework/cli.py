@@ -48,6 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     import trio
 
     from framework.engine import Engine, Rules, RulesError, serve_engine
+    from framework.plugin import engine_part
 
     try:
         rules = Rules.from_file(args.rules) if args.rules else None
@@ -60,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
         if name is None:
             continue
         try:
-            parts[kind] = _engine_part(kind, name)
+            parts[kind] = engine_part(kind, name)
         except LookupError as e:
             print(f"cantata serve: {e}", file=sys.stderr)
             return 2
@@ -144,6 +145,7 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     from framework.audio import WavSource
     from framework.captions import write_captions
+    from framework.plugin import engine_part
     from framework.testing import run_engine
     from framework.transcription import TranscriptSegment, open_transcription_session
 
@@ -158,9 +160,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     parts: dict[str, object] = {}
     if local:
         try:
-            parts["transcriber"] = _engine_part("transcriber", args.transcriber or "pocketsphinx")
+            parts["transcriber"] = engine_part("transcriber", args.transcriber or "pocketsphinx")
             if args.vad:
-                parts["vad"] = _engine_part("vad", args.vad)
+                parts["vad"] = engine_part("vad", args.vad)
         except LookupError as e:
             print(f"cantata transcribe: {e}", file=sys.stderr)
             return 2
@@ -192,23 +194,6 @@ def _transcribe(args: argparse.Namespace) -> int:
         write_captions(args.out, segments)
         print(f"wrote {len(segments)} captions to {args.out}")
     return 0
-
-
-def _engine_part(kind: str, name: str) -> object:
-    """An engine part (``brain:NAME``, ...) that an installed plugin provides."""
-    from framework.plugin import installed_plugins
-
-    offered = []
-    for entry in installed_plugins():
-        if entry.plugin is None:
-            continue
-        for key, part in entry.plugin.engine_parts().items():
-            if key == f"{kind}:{name}":
-                return part
-            if key.startswith(f"{kind}:"):
-                offered.append(key.split(":", 1)[1])
-    known = ", ".join(sorted(offered)) or "none installed"
-    raise LookupError(f"no installed plugin provides the {kind} {name!r} (available: {known})")
 
 
 def _plugins(_: argparse.Namespace) -> int:

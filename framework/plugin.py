@@ -166,3 +166,24 @@ def resolve_plugins(specs: Sequence[Plugin | str]) -> list[Plugin]:
             raise LookupError(f"plugin {spec!r} failed to load: {entry.error}")
         out.append(entry.plugin)
     return out
+
+
+def engine_part(kind: str, name: str) -> Any:
+    """The local-engine part ``kind:name`` (``transcriber:pocketsphinx``, ...)
+    that an installed plugin provides.
+
+    Raises:
+        LookupError: no installed plugin provides it; the message lists the
+            ones of that kind that are available.
+    """
+    offered = []
+    for entry in installed_plugins():
+        if entry.plugin is None:
+            continue
+        for key, part in entry.plugin.engine_parts().items():
+            if key == f"{kind}:{name}":
+                return part
+            if key.startswith(f"{kind}:"):
+                offered.append(key.split(":", 1)[1])
+    known = ", ".join(sorted(offered)) or "none installed"
+    raise LookupError(f"no installed plugin provides the {kind} {name!r} (available: {known})")

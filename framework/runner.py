@@ -241,14 +241,14 @@ async def _backend(options: RunOptions, module: Any) -> AsyncIterator[tuple[str 
     if choice == "openai":
         yield None, "the hosted OpenAI Realtime API"
         return
-    from framework.cli import _engine_part
+    from framework.plugin import engine_part
     from framework.testing import run_engine
 
     parts: dict[str, Any] = {}
     for kind in ("transcriber", "synthesizer", "vad"):
         name = getattr(options, kind)
         if name is not None:
-            parts[kind] = _engine_part(kind, name)
+            parts[kind] = engine_part(kind, name)
     rules = rules_for(options.bot, module, options.rules)
     async with run_engine(rules=rules, **parts) as url:
         if isinstance(rules, Path):

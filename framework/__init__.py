@@ -37,16 +37,13 @@ _EXPORTS = {
     "SessionRefused": "framework.session",
     "TurnResult": "framework.session",
     "open_session": "framework.session",
-    "FunctionTool": "framework.tool",
-    "ToolOutcome": "framework.tool",
+    "FunctionTool": "framework.tools",
+    "ToolOutcome": "framework.tools",
+    "tool": "framework.tools",
     "ConnectionClosed": "framework.transport",
 }
 
-__all__ = sorted([*_EXPORTS, "tool"])
-
-# Imported now: ``tool`` shares its name with its module, which would hide it
-# from ``__getattr__`` once anything imports ``framework.tool``.
-from framework.tool import tool as tool  # noqa: E402
+__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from framework.agent import Agent as Agent
@@ -60,8 +57,9 @@ if TYPE_CHECKING:
     from framework.session import SessionRefused as SessionRefused
     from framework.session import TurnResult as TurnResult
     from framework.session import open_session as open_session
-    from framework.tool import FunctionTool as FunctionTool
-    from framework.tool import ToolOutcome as ToolOutcome
+    from framework.tools import FunctionTool as FunctionTool
+    from framework.tools import ToolOutcome as ToolOutcome
+    from framework.tools import tool as tool
     from framework.transport import ConnectionClosed as ConnectionClosed
 
 

@@ -38,7 +38,7 @@ from framework.protocol import (
     ServerVad,
     Unset,
 )
-from framework.tool import FunctionTool, tools_of
+from framework.tools import FunctionTool, tools_of
 
 if TYPE_CHECKING:
     from framework.events import Interrupted

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from framework.approval import ApprovalRequest, Decision
-from framework.tool import FunctionTool
+from framework.tools import FunctionTool
 
 ENTRY_POINT_GROUP = "cantata.plugins"
 TEARDOWN_TIMEOUT_S = 5.0

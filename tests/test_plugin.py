@@ -25,7 +25,7 @@ from framework.plugin import (
     resolve_plugins,
 )
 from framework.testing import engine_wire, run_engine
-from framework.tool import FunctionTool
+from framework.tools import FunctionTool
 
 RULES = r"""
 fallback = "Sorry."
@@ -52,7 +52,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from framework.plugin import Contribution, Plugin
-from framework.tool import FunctionTool
+from framework.tools import FunctionTool
 
 
 async def roll_die() -> int:

@@ -27,7 +27,7 @@ from ._messages import Activity, Outbox
 if TYPE_CHECKING:
     from framework.agent import Agent
     from framework.plugin import Contribution, Plugin
-    from framework.tool import FunctionTool
+    from framework.tools import FunctionTool
 
 _log = logging.getLogger("cantata.session")
 

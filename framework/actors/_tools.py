@@ -41,7 +41,7 @@ from framework.protocol import (
     ResponseOutputItemDoneEvent,
     SessionUpdateEvent,
 )
-from framework.tool import ToolArgumentsError
+from framework.tools import ToolArgumentsError
 from framework.transport import ConnectionClosed
 
 from ._messages import BargedIn, CreateResponse

@@ -32,7 +32,7 @@ import orjson
 import trio
 
 from framework.plugin import Contribution, Plugin
-from framework.tool import FunctionTool
+from framework.tools import FunctionTool
 
 from ._server import McpOptions, McpServer, fit_name
 

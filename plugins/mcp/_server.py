@@ -1,8 +1,8 @@
 """``McpServer``: one MCP server's tools as a session's function tools.
 
 This module is the edge where the ``mcp`` SDK's pydantic types become ours:
-an MCP ``Tool`` becomes a :class:`~framework.tool.FunctionTool` (via
-:meth:`~framework.tool.FunctionTool.from_schema`), its annotations a
+an MCP ``Tool`` becomes a :class:`~framework.tools.FunctionTool` (via
+:meth:`~framework.tools.FunctionTool.from_schema`), its annotations a
 :class:`McpToolAnnotations` and an approval default, and a
 ``CallToolResult`` the text the model reads.
 
@@ -31,7 +31,7 @@ from mcp.server import Server
 from mcp.server.mcpserver import MCPServer
 
 from framework.plugin import Contribution, Plugin
-from framework.tool import FunctionTool
+from framework.tools import FunctionTool
 
 from ._connection import (
     HttpTarget,

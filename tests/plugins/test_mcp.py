@@ -29,7 +29,7 @@ from framework import Agent, open_session
 from framework.events import ApprovalRequested
 from framework.plugin import installed_plugins
 from framework.testing import engine_wire, run_engine
-from framework.tool import FunctionTool, ToolOutcome
+from framework.tools import FunctionTool, ToolOutcome
 from plugins.mcp import (
     McpPlugin,
     McpServer,

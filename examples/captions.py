@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import trio
 
+from framework.apps.captions import write_captions
 from framework.audio import WavSource, write_wav
-from framework.captions import write_captions
 from framework.testing import run_engine
 from framework.transcription import open_transcription_session
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber

@@ -131,7 +131,7 @@ def test_resolve_by_name(installed: Path) -> None:
 def test_cantata_plugins_lists_them(installed: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.getcwd()])}
     result = subprocess.run(
-        [sys.executable, "-m", "framework.cli", "plugins"],
+        [sys.executable, "-m", "framework.apps.cli", "plugins"],
         capture_output=True,
         text=True,
         env=env,
@@ -248,7 +248,7 @@ async def test_plugin_tools_that_collide_are_prefixed(autojump_clock: MockClock)
 
 async def test_the_engine_takes_parts_from_plugins(installed: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.getcwd()])}
-    command = [sys.executable, "-m", "framework.cli", "serve", "--port", "0"]
+    command = [sys.executable, "-m", "framework.apps.cli", "serve", "--port", "0"]
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             process = await nursery.start(

@@ -273,7 +273,7 @@ def latency_main(args: argparse.Namespace) -> None:
     rules = Path(tempfile.mkdtemp()) / "ping.toml"
     rules.write_text(PING_RULES)
     if "loopback" in args.variant:
-        serve = ["-m", "framework.cli", "serve", "--port", "0", "--rules", str(rules)]
+        serve = ["-m", "framework.apps.cli", "serve", "--port", "0", "--rules", str(rules)]
         proc, url = start_engine(serve)
     rows = []
     try:

@@ -102,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _run_options(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
-    from framework.runner import RunOptions
+    from framework.apps.runner import RunOptions
 
     approve: Any = args.approve or ("ask" if sys.stdin.isatty() else "no")
     return RunOptions(
@@ -124,7 +124,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import trio
 
-    from framework.runner import console_bot, run_bot
+    from framework.apps.runner import console_bot, run_bot
 
     options = _run_options(args)
     runner = console_bot if args.command == "console" else run_bot
@@ -143,8 +143,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     import trio
 
+    from framework.apps.captions import write_captions
     from framework.audio import WavSource
-    from framework.captions import write_captions
     from framework.plugin import engine_part
     from framework.testing import run_engine
     from framework.transcription import TranscriptSegment, open_transcription_session

@@ -34,13 +34,14 @@ _EXPORTS = {
     "SessionEvent": "framework.events",
     "Plugin": "framework.plugin",
     "Session": "framework.session",
-    "SessionRefused": "framework.session",
+    "SessionRefused": "framework.errors",
+    "CantataError": "framework.errors",
     "TurnResult": "framework.session",
     "open_session": "framework.session",
     "FunctionTool": "framework.tools",
     "ToolOutcome": "framework.tools",
     "tool": "framework.tools",
-    "ConnectionClosed": "framework.transport",
+    "ConnectionClosed": "framework.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -51,16 +52,17 @@ if TYPE_CHECKING:
     from framework.approval import Decision as Decision
     from framework.audio import AudioSink as AudioSink
     from framework.audio import ClockSink as ClockSink
+    from framework.errors import CantataError as CantataError
+    from framework.errors import ConnectionClosed as ConnectionClosed
+    from framework.errors import SessionRefused as SessionRefused
     from framework.events import SessionEvent as SessionEvent
     from framework.plugin import Plugin as Plugin
     from framework.session import Session as Session
-    from framework.session import SessionRefused as SessionRefused
     from framework.session import TurnResult as TurnResult
     from framework.session import open_session as open_session
     from framework.tools import FunctionTool as FunctionTool
     from framework.tools import ToolOutcome as ToolOutcome
     from framework.tools import tool as tool
-    from framework.transport import ConnectionClosed as ConnectionClosed
 
 
 def __getattr__(name: str) -> Any:

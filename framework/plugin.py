@@ -27,7 +27,21 @@ from typing import Any
 import attrs
 
 from framework.approval import ApprovalRequest, Decision
+from framework.errors import PluginError
 from framework.tools import FunctionTool
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "TEARDOWN_TIMEOUT_S",
+    "Contribution",
+    "InstalledPlugin",
+    "Plugin",
+    "PluginError",
+    "ToolsPlugin",
+    "engine_part",
+    "installed_plugins",
+    "resolve_plugins",
+]
 
 ENTRY_POINT_GROUP = "cantata.plugins"
 TEARDOWN_TIMEOUT_S = 5.0
@@ -147,7 +161,7 @@ def resolve_plugins(specs: Sequence[Plugin | str]) -> list[Plugin]:
     """Plugins from a mix of instances and installed plugins' names.
 
     Raises:
-        LookupError: a name that no installed plugin has, or one that failed
+        PluginError: a name that no installed plugin has, or one that failed
             to load (with its error).
     """
     installed: dict[str, InstalledPlugin] | None = None
@@ -161,9 +175,9 @@ def resolve_plugins(specs: Sequence[Plugin | str]) -> list[Plugin]:
         entry = installed.get(spec)
         if entry is None:
             known = ", ".join(sorted(installed)) or "none"
-            raise LookupError(f"no installed plugin is named {spec!r} (installed: {known})")
+            raise PluginError(f"no installed plugin is named {spec!r} (installed: {known})")
         if entry.plugin is None:
-            raise LookupError(f"plugin {spec!r} failed to load: {entry.error}")
+            raise PluginError(f"plugin {spec!r} failed to load: {entry.error}")
         out.append(entry.plugin)
     return out
 
@@ -173,7 +187,7 @@ def engine_part(kind: str, name: str) -> Any:
     that an installed plugin provides.
 
     Raises:
-        LookupError: no installed plugin provides it; the message lists the
+        PluginError: no installed plugin provides it; the message lists the
             ones of that kind that are available.
     """
     offered = []
@@ -186,4 +200,4 @@ def engine_part(kind: str, name: str) -> Any:
             if key.startswith(f"{kind}:"):
                 offered.append(key.split(":", 1)[1])
     known = ", ".join(sorted(offered)) or "none installed"
-    raise LookupError(f"no installed plugin provides the {kind} {name!r} (available: {known})")
+    raise PluginError(f"no installed plugin provides the {kind} {name!r} (available: {known})")

@@ -6,6 +6,8 @@ barge-in; the ToolExecutionActor every function call. ``open_session`` in
 :mod:`framework.session` wires them together.
 """
 
+from framework.errors import SessionRefused as SessionRefused
+
 from ._audio_input import AudioInputActor as AudioInputActor
 from ._history import History as History
 from ._history import HistoryItem as HistoryItem
@@ -22,5 +24,4 @@ from ._runtime import Runtime as Runtime
 from ._runtime import Usage as Usage
 from ._runtime import Wire as Wire
 from ._session import SessionActor as SessionActor
-from ._session import SessionRefused as SessionRefused
 from ._tools import ToolExecutionActor as ToolExecutionActor

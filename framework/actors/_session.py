@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from framework.errors import ConnectionClosed, SessionRefused
 from framework.events import (
     ErrorReported,
     McpCallFinished,
@@ -59,7 +60,6 @@ from framework.protocol import (
     parse_server_event,
     to_json,
 )
-from framework.transport import ConnectionClosed
 
 from ._messages import BargedIn
 from ._runtime import Runtime, Wire
@@ -78,15 +78,6 @@ _TO_RESPONSES = (
     InputAudioBufferSpeechStartedEvent,
     RealtimeErrorEvent,
 )
-
-
-class SessionRefused(Exception):
-    """The server refused the agent's session configuration at start-up."""
-
-    def __init__(self, error: RealtimeError) -> None:
-        param = f" (param {error.param})" if isinstance(error.param, str) else ""
-        super().__init__(f"the server refused the session config: {error.message}{param}")
-        self.error = error
 
 
 class SessionActor:

@@ -30,6 +30,7 @@ from rich.markup import escape
 
 from framework.agent import Agent
 from framework.audio import AudioSink, ClockSink
+from framework.errors import BotError
 from framework.events import (
     ApprovalRequested,
     AssistantMessage,
@@ -46,10 +47,6 @@ from framework.session import Session, open_session
 
 Approve = Literal["ask", "yes", "no"]
 _PCM24 = AudioPCM(type="audio/pcm", rate=24000)
-
-
-class BotError(Exception):
-    """The bot file cannot be run (not found, no agent, several agents, ...)."""
 
 
 def load_agent(path: str | Path, name: str | None = None) -> tuple[Agent, Any]:

@@ -29,16 +29,14 @@ import attrs
 import numpy as np
 import trio
 
+from framework.errors import AudioDeviceUnavailable
+
 from ._formats import AudioFormat, Decoder, Encoder, bytes_per_ms, sample_rate
 from ._resample import Samples
 
 __all__ = ["AudioDeviceUnavailable", "Microphone", "Speaker", "open_microphone"]
 
 _INSTALL = "pip install 'cantata[audio-devices]'"
-
-
-class AudioDeviceUnavailable(RuntimeError):
-    """No microphone or speaker can be used: sounddevice, PortAudio or a device is missing."""
 
 
 def _sounddevice() -> Any:

@@ -23,7 +23,7 @@ from typing import Any
 import trio
 
 from framework import Agent, Session, open_session, tool
-from framework.events import ApprovalRequested
+from framework.runtime import ApprovalRequested
 from framework.testing import run_engine
 
 RULES = Path(__file__).with_name("bank_bot.toml")

@@ -19,8 +19,8 @@ import trio
 
 from framework.apps.captions import write_captions
 from framework.audio import WavSource, write_wav
+from framework.runtime import open_transcription_session
 from framework.testing import run_engine
-from framework.transcription import open_transcription_session
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber
 
 HERE = Path(__file__).parent

@@ -35,8 +35,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 
 from framework import Agent, Session, open_session
-from framework.events import ApprovalRequested, McpCallFinished, McpToolsListed
 from framework.protocol import McpTool, McpToolApprovalFilter, McpToolFilter
+from framework.runtime import ApprovalRequested, McpCallFinished, McpToolsListed
 from framework.testing import run_engine
 from plugins.mcp._hosted import StreamableHttpMcpClient
 

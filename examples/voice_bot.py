@@ -29,13 +29,13 @@ import trio
 
 from framework import Agent, Session, open_session, tool
 from framework.audio import WavSink, write_wav
-from framework.events import (
+from framework.protocol import AudioTranscription, ServerVad
+from framework.runtime import (
     ApprovalRequested,
     AssistantMessage,
     ToolCallFinished,
     UserTranscript,
 )
-from framework.protocol import AudioTranscription, ServerVad
 from framework.testing import run_engine
 from plugins.mcp import McpServer
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber, SileroVad

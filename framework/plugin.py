@@ -5,9 +5,10 @@ A plugin is a :class:`Plugin` subclass. It says what it contributes
 an async lifetime with :meth:`Plugin.open`: an async context manager that the
 session holds open in a task of its own (so it may keep a nursery across its
 ``yield``) until the session ends, with teardown bounded by
-:data:`TEARDOWN_TIMEOUT_S`. It yields a :class:`Contribution`: the function
-tools it offers now (a callable, because an MCP server's list can change),
-hosted tool definitions for the server to run, and an approval policy.
+:data:`TEARDOWN_TIMEOUT_S`. It yields a :class:`Contribution` (defined by the
+runtime, which only knows plugins by that protocol): the function tools it
+offers now (a callable, because an MCP server's list can change), hosted tool
+definitions for the server to run, and an approval policy.
 
 Plugins reach a session two ways: in code (``MyAgent(plugins=[...])`` or a
 ``plugins`` class attribute), or installed, through the ``cantata.plugins``
@@ -20,14 +21,14 @@ load is reported with its error and breaks no other.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
 
-from framework.approval import ApprovalRequest, Decision
 from framework.errors import PluginError
+from framework.runtime import PLUGIN_TEARDOWN_S, Contribution
 from framework.tools import FunctionTool
 
 __all__ = [
@@ -44,25 +45,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "cantata.plugins"
-TEARDOWN_TIMEOUT_S = 5.0
+TEARDOWN_TIMEOUT_S = PLUGIN_TEARDOWN_S
 """How long a plugin may take to close when its session ends."""
-
-
-@attrs.frozen(kw_only=True)
-class Contribution:
-    """What an open plugin gives one session.
-
-    Attributes:
-        tools: the function tools it offers now; called again after the
-            plugin signals a change, for lists that change (MCP servers).
-        hosted_tools: tool definitions the *server* runs (``type: "mcp"``).
-        approve: an approval source consulted after sticky decisions and
-            before the agent's hook: a decision, or ``None`` for no opinion.
-    """
-
-    tools: Callable[[], Sequence[FunctionTool]] = lambda: ()
-    hosted_tools: Sequence[Any] = ()
-    approve: Callable[[ApprovalRequest], Awaitable[bool | Decision | None]] | None = None
 
 
 class Plugin:

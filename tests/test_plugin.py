@@ -238,7 +238,7 @@ async def test_plugin_tools_that_collide_are_prefixed(autojump_clock: MockClock)
         ],
     )
     async with engine_wire(rules=RULES) as wire, open_session(bot, connection=wire) as session:
-        names = sorted(session._rt.tools())
+        names = sorted(session.tools)
     # The agent's own tool keeps its name; every shared plugin name is prefixed,
     # and a long prefix is cut to the protocol's 64 characters with a hash.
     assert names[:3] == ["extra_flip_coin", "extra_roll_die", "roll_die"]

@@ -14,8 +14,8 @@ import trio
 import webvtt
 
 from framework.apps.captions import to_srt, to_webvtt
+from framework.runtime import TranscriptSegment, open_transcription_session
 from framework.testing import run_engine
-from framework.transcription import TranscriptSegment, open_transcription_session
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber
 
 from .runtime.test_transcripts import Hears

@@ -146,8 +146,8 @@ def _transcribe(args: argparse.Namespace) -> int:
     from framework.apps.captions import write_captions
     from framework.audio import WavSource
     from framework.plugin import engine_part
+    from framework.runtime import TranscriptSegment, open_transcription_session
     from framework.testing import run_engine
-    from framework.transcription import TranscriptSegment, open_transcription_session
 
     try:
         source = WavSource(args.wav, realtime=args.realtime, tail_silence_ms=1000)

@@ -285,6 +285,11 @@ class Speaker:
         with self._lock:
             return bool(self._queue)
 
+    @property
+    def playing_item(self) -> str | None:
+        with self._lock:
+            return self._queue[0].item_id if self._queue else None
+
     def close(self) -> None:
         """Stops and closes the device stream."""
         self._stream.close()

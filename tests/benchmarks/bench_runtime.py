@@ -71,7 +71,8 @@ import orjson
 import trio
 
 from framework import Agent, ClockSink, open_session, tool
-from framework.events import (
+from framework.protocol import AudioTranscription, ServerVad
+from framework.runtime import (
     AssistantMessage,
     ErrorReported,
     Interrupted,
@@ -79,7 +80,6 @@ from framework.events import (
     ToolCallFinished,
     UserTranscript,
 )
-from framework.protocol import AudioTranscription, ServerVad
 from framework.testing import engine_wire, run_engine
 from framework.transport import open_connection
 

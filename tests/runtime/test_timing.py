@@ -15,7 +15,8 @@ import trio
 from trio.testing import MockClock
 
 from framework import ClockSink, open_session, tool
-from framework.events import (
+from framework.protocol import ServerVad
+from framework.runtime import (
     ApprovalRequested,
     Interrupted,
     ResponseFinished,
@@ -23,7 +24,6 @@ from framework.events import (
     ToolCallStarted,
     UserSpeechStarted,
 )
-from framework.protocol import ServerVad
 from framework.testing import engine_wire
 
 from .bots import RULES, BankBot, WeatherBot

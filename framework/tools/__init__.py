@@ -2,7 +2,9 @@
 
 One module per concept: ``_function`` (the :class:`FunctionTool`, :func:`tool`,
 :func:`tools_of` and a call's parse-once steps), ``_schema`` (JSON schemas from
-type hints), ``_convert`` (the model's JSON structured into parameter types),
+type hints), ``_records`` (the fields of attrs classes, dataclasses, TypedDicts
+and pydantic models), ``_convert`` (the model's JSON structured into parameter
+types, with its tolerance rules),
 ``_docstrings`` (descriptions from Google-style docstrings), ``_render`` (return
 values as the model's text), ``_names`` (the protocol's name rule and the policy
 that fits other text into it) and ``_outcome`` (what a call returns).

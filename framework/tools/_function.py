@@ -388,8 +388,8 @@ class FunctionTool:
         on to completion in the background, and its result is dropped.
 
         The return value becomes the output: a str as is; None, numbers, lists,
-        dicts, Enum members, attrs and dataclass instances as JSON (so None is
-        ``null``); anything else as ``str(value)``.
+        dicts, Enum members, attrs and dataclass instances and pydantic models as
+        JSON (so None is ``null``); anything else as ``str(value)``.
 
         Args:
             parsed: The arguments from :meth:`parse_arguments` (not changed here).

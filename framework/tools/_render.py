@@ -10,6 +10,7 @@ import attrs
 import orjson
 
 from framework.tools._convert import converter
+from framework.tools._hints import is_pydantic_model
 
 __all__ = ["describe_exception", "render"]
 
@@ -18,8 +19,8 @@ def render(value: Any) -> str:
     """The model-visible text of a return value.
 
     A str is sent as is; an Enum member as its value; None, bool, int, float, list,
-    tuple, dict, attrs and dataclass instances as JSON (None is ``null``); anything
-    else as ``str(value)``.
+    tuple, dict, attrs and dataclass instances and pydantic models as JSON (None is
+    ``null``); anything else as ``str(value)``.
 
     Raises:
         TypeError: A container holds something JSON cannot encode.
@@ -33,6 +34,7 @@ def render(value: Any) -> str:
         or isinstance(value, (bool, int, float, list, tuple, dict))
         or attrs.has(type(value))
         or (dataclasses.is_dataclass(value) and not isinstance(value, type))
+        or is_pydantic_model(type(value))
     ):
         return orjson.dumps(converter.unstructure(value), option=orjson.OPT_NON_STR_KEYS).decode()
     return str(value)

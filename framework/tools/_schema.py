@@ -1,28 +1,40 @@
 """JSON schemas from type hints: what a tool declares its parameters to be.
 
-A hint that has no schema fails at decoration time, naming the parameter, so an
-unsupported annotation shows where the tool is defined and not in a live call.
+A hint that has no schema fails at decoration time, naming the parameter (and
+the field, inside a record), so an unsupported annotation shows where the tool
+is defined and not in a live call. Every schema made here is valid JSON Schema
+(draft 2020-12, the draft of OpenAI's structured outputs and of pydantic, whose
+schemas the Agents SDK sends) and closed: objects list their properties, which
+are all required unless they have a default, and no others.
 """
 
 from __future__ import annotations
 
-import enum
 import types
 import typing
-from typing import Any, Final, Literal
+from collections.abc import Callable
+from typing import Any, Final
 
-import attrs
 import orjson
 
 from framework.protocol import UNSET
 from framework.tools._convert import converter
-from framework.tools._hints import JSON_TYPES, is_optional, optional_inner, type_name
+from framework.tools._hints import (
+    JSON_TYPES,
+    is_dict,
+    is_enum,
+    is_literal,
+    is_optional,
+    optional_inner,
+    type_name,
+)
+from framework.tools._records import fields_of, is_record
 
 __all__ = ["json_default", "object_schema", "schema_of"]
 
 _SUPPORTED: Final = (
     "str, int, float, bool, Literal[...], Enum subclasses, X | None, list[X], "
-    "dict[str, X] and attrs classes"
+    "dict[str, X], attrs classes, dataclasses, TypedDicts and pydantic models"
 )
 
 
@@ -44,51 +56,10 @@ def object_schema(properties: dict[str, Any], required: list[str]) -> dict[str, 
     }
 
 
-def schema_of(hint: Any, where: str, seen: tuple[type, ...] = ()) -> dict[str, Any]:
-    """The JSON schema of ``hint``.
-
-    Args:
-        hint: A parameter's type hint.
-        where: Names the spot for error messages (``Tool f: parameter 'x'``).
-        seen: The classes being described around this hint, to refuse recursion.
-
-    Raises:
-        TypeError: The hint has no schema.
-    """
-
-    def unsupported(why: str = "") -> TypeError:
-        return TypeError(
-            f"{where} has unsupported type {type_name(hint)}{why}. Supported: {_SUPPORTED}."
-        )
-
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint in JSON_TYPES:
-        return {"type": JSON_TYPES[hint]}
-    if origin is Literal:
-        if not all(type(a) in (str, int, bool) for a in args):
-            raise unsupported(" (Literal values must be str, int or bool)")
-        return _enum_schema(list(args))
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        values = [m.value for m in hint]
-        if not values or not all(type(v) in (str, int) for v in values):
-            raise unsupported(" (Enum values must be str or int)")
-        return _enum_schema(values)
-    if origin in (typing.Union, types.UnionType):
-        if not is_optional(hint):
-            raise unsupported(" (the only union supported is X | None)")
-        return {"anyOf": [schema_of(optional_inner(hint), where, seen), {"type": "null"}]}
-    if origin is list or hint is list:
-        if len(args) != 1:
-            raise unsupported(" (give the item type, e.g. list[str])")
-        return {"type": "array", "items": schema_of(args[0], where, seen)}
-    if origin is dict or hint is dict:
-        if len(args) != 2 or args[0] is not str:
-            raise unsupported(" (keys must be str, e.g. dict[str, int])")
-        return {"type": "object", "additionalProperties": schema_of(args[1], where, seen)}
-    if isinstance(hint, type) and attrs.has(hint):
-        return _attrs_schema(hint, where, seen)
-    raise unsupported()
+def _unsupported(hint: Any, where: str, why: str = "") -> TypeError:
+    return TypeError(
+        f"{where} has unsupported type {type_name(hint)}{why}. Supported: {_SUPPORTED}."
+    )
 
 
 def _enum_schema(values: list[Any]) -> dict[str, Any]:
@@ -98,29 +69,95 @@ def _enum_schema(values: list[Any]) -> dict[str, Any]:
     return {"enum": values}
 
 
-def _attrs_schema(cls: type, where: str, seen: tuple[type, ...]) -> dict[str, Any]:
+def _scalar(hint: Any, where: str, seen: tuple[type, ...]) -> dict[str, Any]:
+    return {"type": JSON_TYPES[hint]}
+
+
+def _literal(hint: Any, where: str, seen: tuple[type, ...]) -> dict[str, Any]:
+    values = list(typing.get_args(hint))
+    if not all(type(v) in (str, int, bool) for v in values):
+        raise _unsupported(hint, where, " (Literal values must be str, int or bool)")
+    return _enum_schema(values)
+
+
+def _enum(hint: Any, where: str, seen: tuple[type, ...]) -> dict[str, Any]:
+    values = [m.value for m in hint]
+    if not values or not all(type(v) in (str, int) for v in values):
+        raise _unsupported(hint, where, " (Enum values must be str or int)")
+    return _enum_schema(values)
+
+
+def _union(hint: Any, where: str, seen: tuple[type, ...]) -> dict[str, Any]:
+    if not is_optional(hint):
+        raise _unsupported(hint, where, " (the only union supported is X | None)")
+    return {"anyOf": [schema_of(optional_inner(hint), where, seen), {"type": "null"}]}
+
+
+def _list(hint: Any, where: str, seen: tuple[type, ...]) -> dict[str, Any]:
+    args = typing.get_args(hint)
+    if len(args) != 1:
+        raise _unsupported(hint, where, " (give the item type, e.g. list[str])")
+    return {"type": "array", "items": schema_of(args[0], where, seen)}
+
+
+def _dict(hint: Any, where: str, seen: tuple[type, ...]) -> dict[str, Any]:
+    args = typing.get_args(hint)
+    if len(args) != 2 or args[0] is not str:
+        raise _unsupported(hint, where, " (keys must be str, e.g. dict[str, int])")
+    return {"type": "object", "additionalProperties": schema_of(args[1], where, seen)}
+
+
+def _record(cls: type, where: str, seen: tuple[type, ...]) -> dict[str, Any]:
     if cls in seen:
         raise TypeError(f"{where} has recursive type {cls.__qualname__}, which is not supported.")
     try:
-        attrs.resolve_types(cls)
-    except NameError as e:
-        raise TypeError(f"{where}: cannot resolve the type hints of {cls.__qualname__}: {e}") from e
+        fields = fields_of(cls)
+    except TypeError as e:
+        raise TypeError(f"{where}: {e}.") from e
     properties: dict[str, Any] = {}
     required: list[str] = []
-    for field in attrs.fields(cls):
-        if not field.init:
-            continue
-        spot = f"{where} (field {cls.__qualname__}.{field.name})"
-        if field.type is None:
-            raise TypeError(f"{spot} has no type annotation.")
-        schema = schema_of(field.type, spot, (*seen, cls))
-        if "description" in field.metadata:
-            schema["description"] = str(field.metadata["description"])
-        if field.default is attrs.NOTHING:
-            required.append(field.name)
-        elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+    for field in fields:
+        schema = schema_of(
+            field.hint, f"{where} (field {cls.__qualname__}.{field.name})", (*seen, cls)
+        )
+        if field.description:
+            schema["description"] = field.description
+        if field.required:
+            required.append(field.key)
+        elif field.default is not UNSET:
             default = json_default(field.default)
             if default is not UNSET:
                 schema["default"] = default
-        properties[field.name] = schema
+        properties[field.key] = schema
     return object_schema(properties, required)
+
+
+_Build = Callable[[Any, str, tuple[type, ...]], dict[str, Any]]
+
+# Asked in order; the first kind that applies builds the schema.
+_KINDS: Final[tuple[tuple[Callable[[Any], bool], _Build], ...]] = (
+    (lambda hint: isinstance(hint, type) and hint in JSON_TYPES, _scalar),
+    (is_literal, _literal),
+    (is_enum, _enum),
+    (lambda hint: typing.get_origin(hint) in (typing.Union, types.UnionType), _union),
+    (lambda hint: hint is list or typing.get_origin(hint) is list, _list),
+    (lambda hint: hint is dict or is_dict(hint), _dict),
+    (is_record, _record),
+)
+
+
+def schema_of(hint: Any, where: str, seen: tuple[type, ...] = ()) -> dict[str, Any]:
+    """The JSON schema of ``hint``.
+
+    Args:
+        hint: A parameter's type hint.
+        where: Names the spot for error messages (``Tool f: parameter 'x'``).
+        seen: The records being described around this hint, to refuse recursion.
+
+    Raises:
+        TypeError: The hint has no schema.
+    """
+    for applies, build in _KINDS:
+        if applies(hint):
+            return build(hint, where, seen)
+    raise _unsupported(hint, where)

@@ -5,8 +5,9 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import jsonschema
 
-from framework.tools import tool
+from framework.tools import FunctionTool, tool
 
 # --- types used in signatures -----------------------------------------------------------
 
@@ -57,7 +58,7 @@ class Node:
 
 
 def schema_of(fn: Callable[..., Any]) -> dict[str, Any]:
-    return tool(fn).parameters
+    return checked_schema(tool(fn))
 
 
 def obj(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -116,3 +117,18 @@ class QuietBot(Bot):
 class Opaque:
     def __str__(self) -> str:
         return "<opaque thing>"
+
+
+def checked_schema(t: FunctionTool) -> dict[str, Any]:
+    """The tool's parameters schema, after checking it is valid JSON Schema (2020-12)."""
+    jsonschema.Draft202012Validator.check_schema(t.parameters)
+    return t.parameters
+
+
+def one_argument(hint: Any) -> FunctionTool:
+    """A tool whose one parameter, ``x``, has the type ``hint``."""
+
+    def f(x: Any) -> None: ...
+
+    f.__annotations__["x"] = hint
+    return tool(f)

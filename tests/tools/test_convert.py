@@ -107,11 +107,13 @@ P = "Invalid arguments for get_weather: "
             "where, named) @ $.cty",
         ),
         ('{"city": 3}', P + "expected string, got integer 3 @ $.city"),
-        ('{"city": "P", "days": "3"}', P + 'expected integer, got string "3" @ $.days'),
+        ('{"city": 3.5}', P + "expected string, got number 3.5 @ $.city"),
+        ('{"city": true}', P + "expected string, got boolean true @ $.city"),
+        ('{"city": "P", "days": "3.5"}', P + 'expected integer, got string "3.5" @ $.days'),
         ('{"city": "P", "days": true}', P + "expected integer, got boolean true @ $.days"),
         ('{"city": "P", "days": 1.5}', P + "expected integer, got number 1.5 @ $.days"),
         ('{"city": "P", "days": null}', P + "expected integer, got null @ $.days"),
-        ('{"city": "P", "ratio": "2"}', P + 'expected number, got string "2" @ $.ratio'),
+        ('{"city": "P", "ratio": "2x"}', P + 'expected number, got string "2x" @ $.ratio'),
         ('{"city": "P", "ratio": false}', P + "expected number, got boolean false @ $.ratio"),
         ('{"city": "P", "unit": "k"}', P + 'expected one of "c", "f", got string "k" @ $.unit'),
         (
@@ -129,8 +131,8 @@ P = "Invalid arguments for get_weather: "
         ),
         ('{"city": "P", "where": {}}', P + "missing required field @ $.where.lat"),
         (
-            '{"city": "P", "where": {"lat": "1", "x": 0}}',
-            P + 'expected number, got string "1" @ $.where.lat; unknown field(s) x @ $.where',
+            '{"city": "P", "where": {"lat": "north", "x": 0}}',
+            P + 'expected number, got string "north" @ $.where.lat; unknown field(s) x @ $.where',
         ),
         (
             '{"city": "P", "where": {"lat": 1, "tags": [2]}}',
@@ -138,8 +140,8 @@ P = "Invalid arguments for get_weather: "
         ),
         ('{"city": "P", "where": [1]}', P + "expected object or null, got array @ $.where"),
         (
-            '{"city": "P", "named": {"a": 1, "b": "2"}}',
-            P + "expected integer, got string \"2\" @ $.named['b']",
+            '{"city": "P", "named": {"a": 1, "b": "2.5"}}',
+            P + "expected integer, got string \"2.5\" @ $.named['b']",
         ),
     ],
 )
@@ -168,10 +170,10 @@ async def test_booleans_do_not_pass_for_integer_choices() -> None:
 
 async def test_every_argument_problem_is_reported_at_once() -> None:
     t, calls = counting_tool()
-    outcome = await t.invoke('{"days": "2", "unit": "k"}')
+    outcome = await t.invoke('{"days": "two", "unit": "k"}')
     assert outcome.output == (
         P + "missing required argument @ $.city; "
-        'expected integer, got string "2" @ $.days; '
+        'expected integer, got string "two" @ $.days; '
         'expected one of "c", "f", got string "k" @ $.unit'
     )
     assert calls == []

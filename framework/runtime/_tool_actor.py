@@ -152,7 +152,9 @@ class ToolExecutionActor:
                         else:
                             self._refused(message)
                 # Intake is over: the session is closing. Each call still running
-                # is cancelled and delivers its output before the nursery exits.
+                # is cancelled and delivers its output before the nursery exits;
+                # none asks for a reply any more.
+                self._to_responses.close()
                 for call in self.running.values():
                     call.ended_by = call.ended_by or "session"
                     call.scope.cancel()

@@ -8,12 +8,19 @@ session counts as quiet. No server, no sockets; ``MockClock`` for playback.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 import trio
 from trio.testing import MockClock
 
-from framework import ClockSink
-from framework.protocol import RealtimeResponse
+from framework import Agent, ClockSink, Session, open_session
+from framework.protocol import (
+    ConversationItemTruncateEvent,
+    RealtimeResponse,
+    ResponseCancelEvent,
+    ServerVad,
+)
 from framework.runtime import AssistantDelta, AssistantMessage, Interrupted, ResponseFinished
 from framework.runtime._messages import (
     AudioDelta,
@@ -27,6 +34,7 @@ from framework.runtime._messages import (
     ResponseStarted,
     SessionConfigured,
 )
+from framework.testing import ScriptedServer
 
 from .actors import Quiet, Sent, response_actor
 
@@ -252,3 +260,35 @@ async def test_quiet_waiters_are_woken_when_the_actor_ends() -> None:
         actor.inbox.close()
         await trio.testing.wait_all_tasks_blocked()
     assert waiter.is_set()
+
+
+async def test_a_preamble_then_the_answer_over_a_session(autojump_clock: MockClock) -> None:
+    server = ScriptedServer()
+    sink = ClockSink()
+    bot = Agent(turn_detection=ServerVad(type="server_vad"))  # the server cancels on speech
+    with trio.fail_after(60):
+        async with open_session(bot, connection=server, audio_out=sink) as session:
+            events = server.audio_response(bytes(48 * 500), bytes(48 * 3000))
+            preamble, answer = [e.item.id for e in events if e.type == "response.output_item.added"]
+            await server.send(*events[:-1])  # still streaming: no response.done yet
+            await trio.sleep(1.2)  # the preamble has played; 700 ms of the answer too
+            await server.send(server.speech_started(1200))
+            truncate = await server.expect(ConversationItemTruncateEvent)
+            await server.send(events[-1])
+            await session.wait_quiet()
+            messages = [
+                e
+                async for e in _until(session, ResponseFinished)
+                if isinstance(e, AssistantMessage)
+            ]
+    assert (truncate.item_id, truncate.audio_end_ms) == (answer, 700)
+    assert server.of_type(ResponseCancelEvent) == []
+    assert [(m.item_id, m.audio_ms) for m in messages] == [(preamble, 500), (answer, 3000)]
+    assert session.history.get(preamble) is not None and session.history.get(answer) is not None
+
+
+async def _until(session: Session, kind: type) -> AsyncIterator[object]:
+    async for event in session:
+        yield event
+        if isinstance(event, kind):
+            return

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import trio
 
+from framework import open_transcription_session
 from framework.apps.captions import write_captions
 from framework.audio import WavSource, write_wav
-from framework.runtime import open_transcription_session
 from framework.testing import run_engine
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber
 

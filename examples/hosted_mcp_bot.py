@@ -34,9 +34,15 @@ from hypercorn.trio import serve
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 
-from framework import Agent, Session, open_session
+from framework import (
+    Agent,
+    ApprovalRequested,
+    McpCallFinished,
+    McpToolsListed,
+    Session,
+    open_session,
+)
 from framework.protocol import McpTool, McpToolApprovalFilter, McpToolFilter
-from framework.runtime import ApprovalRequested, McpCallFinished, McpToolsListed
 from framework.testing import run_engine
 from plugins.mcp._hosted import StreamableHttpMcpClient
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import trio
 
-from framework import Agent, Session, open_session, tool
+from framework import Agent, HandedOff, ServerEventReceived, Session, open_session, tool
 from framework.protocol import AudioPCMU, SessionUpdatedEvent
-from framework.runtime import HandedOff, ServerEventReceived
 from framework.testing import run_engine
 
 RULES = Path(__file__).with_name("triage_bot.toml")

@@ -68,7 +68,12 @@ class Plugin:
 
     @asynccontextmanager
     async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
-        """The plugin's lifetime in one session; ``changed`` signals a new tool list."""
+        """The plugin's lifetime in one session; ``changed`` signals a new tool list.
+
+        Raises:
+            Exception: whatever keeps the plugin from serving the session; the
+                session does not start and ``open_session`` raises it.
+        """
         yield Contribution()
 
     # Parts of the local engine a plugin may provide (by name):

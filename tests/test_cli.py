@@ -23,7 +23,7 @@ import trio
 from .engine.helpers import connect
 
 ROOT = Path(__file__).resolve().parents[1]
-CANTATA = [sys.executable, "-m", "framework.cli"]
+CANTATA = [sys.executable, "-m", "framework.apps.cli"]
 SCRIPT = Path(sys.executable).parent / "cantata"
 
 

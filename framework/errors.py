@@ -13,7 +13,8 @@
     │                               an event or wire object we were asked to send is not
     │                               valid; the message names the path (framework.protocol)
     ├── RestError                   a REST call (client secrets, calls) failed
-    ├── PluginError (LookupError)   a plugin that is not installed or failed to load, or an
+    ├── PluginError (LookupError)   a plugin that is not installed or failed to load, two
+    │                               plugins whose tools would hide each other, or an
     │                               engine part no installed plugin provides
     ├── AudioDeviceUnavailable (RuntimeError)
     │                               no microphone or speaker can be used
@@ -144,7 +145,8 @@ class RestError(CantataError):
 
 
 class PluginError(CantataError, LookupError):
-    """A plugin named but not installed, one that failed to load, or a missing engine part."""
+    """A plugin named but not installed, one that failed to load, plugins whose tools
+    would hide each other, or a missing engine part."""
 
 
 class AudioDeviceUnavailable(CantataError, RuntimeError):

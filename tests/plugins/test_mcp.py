@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import hypercorn.trio
 import pytest
@@ -314,7 +315,8 @@ async def test_streamable_http_lists_calls_and_hears_changes() -> None:
     with trio.fail_after(15):
         async with serve_http(demo_server("remote")) as url:
             plugin = McpServer.http(url, headers={"X-Trace": "test"})
-            assert plugin.name == "127_0_0_1"
+            port = urlsplit(url).port
+            assert plugin.name == f"localhost-{port}"
             async with opened(plugin, changed.set) as tools:
                 assert sorted(tools) == ["add", "fetch", "grow", "wipe"]
                 added = await call(tools, "add", a=1, b=2)

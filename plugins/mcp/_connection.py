@@ -55,7 +55,15 @@ from framework.errors import CantataError, leaves
 from framework.tools import ToolCall
 
 from ._stdio import StdioProcess
-from ._targets import HttpTarget, SseTarget, StdioTarget, Target, http_streams, sse_streams
+from ._targets import (
+    HttpTarget,
+    HttpWatch,
+    SseTarget,
+    StdioTarget,
+    Target,
+    http_streams,
+    sse_streams,
+)
 
 _log = logging.getLogger("cantata.mcp")
 
@@ -128,6 +136,7 @@ class _Link:
     """One connection attempt, from its owner task's start to its end."""
 
     process: StdioProcess | None
+    http: HttpWatch | None = None
     client: Client = attrs.field(init=False)
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     ready: trio.Event = attrs.Factory(trio.Event)
@@ -332,17 +341,20 @@ class McpConnection:
         """
         target = self.target
         process: StdioProcess | None = None
+        watch: HttpWatch | None = None
         server: Any
         if isinstance(target, StdioTarget):
             process = StdioProcess(target.command, target.args, env=target.env, cwd=target.cwd)
             server = process.streams()
         elif isinstance(target, HttpTarget):
-            server = http_streams(target)
+            watch = HttpWatch()
+            server = http_streams(target, watch)
         elif isinstance(target, SseTarget):
-            server = sse_streams(target)
+            watch = HttpWatch()
+            server = sse_streams(target, watch)
         else:
             server = target.server
-        link = _Link(process)
+        link = _Link(process, watch)
 
         async def on_message(message: IncomingMessage) -> None:
             await self._on_message(link, message)
@@ -398,13 +410,21 @@ class McpConnection:
             if cause is None:
                 raise  # cancelled from outside: the run is ending
             if link.failure is None:
-                link.failure = await _exit_of(link) or _describe_error(cause)
+                link.failure = (
+                    await _exit_of(link) or self._http_failure(link) or _describe_error(cause)
+                )
             _log.debug("MCP server %r link ended: %r", self.name, error)
         finally:
             if link.failure is None and not link.stop.is_set():
                 link.failure = "closed its connection"
             link.ready.set()
             link.done.set()
+
+    def _http_failure(self, link: _Link) -> str | None:
+        target = self.target
+        if link.http is None or not isinstance(target, HttpTarget | SseTarget):
+            return None
+        return link.http.describe(target)
 
     async def _watch(self, link: _Link, process: StdioProcess) -> None:
         await process.exited.wait()

@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any, Final
 
-import attrs
 import httpx2
 import mcp_types
 import trio
@@ -41,6 +40,8 @@ from framework.protocol import (
     RealtimeMcpProtocolError,
 )
 
+from ._targets import HttpWatch
+
 _MAX_PAGES: Final = 100
 """Pages of ``tools/list`` read at most: a server that paginates forever cannot hang a listing."""
 _CLIENT_INFO: Final = mcp_types.Implementation(name="cantata-engine", version="0.1.0")
@@ -50,33 +51,6 @@ UNREACHABLE: Final = HTTPStatus.BAD_GATEWAY.value
 """The ``http_error`` code when the server could not be reached (no HTTP status came)."""
 TIMED_OUT: Final = HTTPStatus.GATEWAY_TIMEOUT.value
 """The ``http_error`` code when the server did not answer in time."""
-
-
-@attrs.define
-class _HttpWatch:
-    """Notes the HTTP failure behind an SDK error, which keeps only a JSON-RPC stand-in."""
-
-    status: int | None = None
-    reason: str = ""
-
-    async def on_response(self, response: httpx2.Response) -> None:
-        if response.status_code < 400 or self.status is not None:
-            return
-        # A JSON-RPC error may come with a 4xx status; it is the server's
-        # answer, not an HTTP failure, and the SDK reports it as such.
-        if response.headers.get("content-type", "").startswith("application/json"):
-            try:
-                body = json.loads(await response.aread())
-            except (ValueError, httpx2.HTTPError):
-                body = None
-            if isinstance(body, dict) and "jsonrpc" in body and "error" in body:
-                return
-        status = response.status_code
-        try:
-            phrase = response.reason_phrase or HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        self.status, self.reason = status, phrase
 
 
 class StreamableHttpMcpClient:
@@ -106,7 +80,7 @@ class StreamableHttpMcpClient:
             McpListError: the server could not be listed; the text says why.
         """
         url = _url(server)
-        watch = _HttpWatch()
+        watch = HttpWatch()
         try:
             with trio.fail_after(self.list_timeout_s):
                 async with self._connect(url, server, watch, self.list_timeout_s) as client:
@@ -128,7 +102,7 @@ class StreamableHttpMcpClient:
             url = _url(server)
         except McpListError as e:
             return McpCallResult.http_error(UNREACHABLE, str(e))
-        watch = _HttpWatch()
+        watch = HttpWatch()
         result: mcp_types.CallToolResult | None = None
         try:
             with trio.fail_after(self.call_timeout_s):
@@ -151,7 +125,7 @@ class StreamableHttpMcpClient:
 
     @asynccontextmanager
     async def _connect(
-        self, url: str, server: McpTool, watch: _HttpWatch, read_timeout_s: float
+        self, url: str, server: McpTool, watch: HttpWatch, read_timeout_s: float
     ) -> AsyncIterator[Client]:
         headers = dict(server.headers) if isinstance(server.headers, Mapping) else {}
         if isinstance(server.authorization, str) and not any(
@@ -232,7 +206,7 @@ def _text(result: mcp_types.CallToolResult) -> str:
     return "\n".join(parts)
 
 
-def _failure(error: Exception, watch: _HttpWatch, url: str) -> McpCallError:
+def _failure(error: Exception, watch: HttpWatch, url: str) -> McpCallError:
     """The hosted API's error for what the SDK raised (often nested in groups)."""
     if watch.status is not None:
         return RealtimeMcphttpError(

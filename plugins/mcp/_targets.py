@@ -9,8 +9,10 @@ carries the headers and, when configured, OAuth).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -78,30 +80,80 @@ class InProcessTarget:
 Target: TypeAlias = StdioTarget | HttpTarget | SseTarget | InProcessTarget
 
 
+@attrs.define
+class HttpWatch:
+    """Notes the HTTP failure behind an SDK error, which keeps only a JSON-RPC stand-in.
+
+    Attributes:
+        status: The first error status a response had (400 or more), if any.
+        reason: Its reason phrase.
+    """
+
+    status: int | None = None
+    reason: str = ""
+
+    async def on_response(self, response: httpx2.Response) -> None:
+        """An ``httpx`` response hook."""
+        if response.status_code < 400 or self.status is not None:
+            return
+        # A JSON-RPC error may come with a 4xx status; it is the server's
+        # answer, not an HTTP failure, and the SDK reports it as such.
+        if response.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = json.loads(await response.aread())
+            except (ValueError, httpx2.HTTPError):
+                body = None
+            if isinstance(body, dict) and "jsonrpc" in body and "error" in body:
+                return
+        status = response.status_code
+        try:
+            phrase = response.reason_phrase or HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        self.status, self.reason = status, phrase
+
+    def describe(self, target: HttpTarget | SseTarget) -> str | None:
+        """The failure as a phrase ("answered HTTP 401 (Unauthorized)"), with what to do."""
+        if self.status is None:
+            return None
+        said = f"answered HTTP {self.status}" + (f" ({self.reason})" if self.reason else "")
+        if self.status == HTTPStatus.UNAUTHORIZED and target.auth is None:
+            return f"{said}: it asks for a login; pass auth=McpOAuth(...)"
+        return said
+
+
+def _client(
+    target: HttpTarget | SseTarget, watch: HttpWatch, headers: dict[str, str] | None = None
+) -> httpx2.AsyncClient:
+    """An ``httpx`` client with the SDK's timeouts, the target's headers and auth, and ``watch``."""
+    return httpx2.AsyncClient(
+        headers=headers if headers is not None else dict(target.headers or {}),
+        auth=target.auth.provider(target.url) if target.auth is not None else None,
+        timeout=httpx2.Timeout(CONNECT_TIMEOUT_S, read=HELD_STREAM_TIMEOUT_S),
+        event_hooks={"response": [watch.on_response]},
+    )
+
+
 @asynccontextmanager
-async def http_streams(target: HttpTarget) -> AsyncIterator[Any]:
-    """The streamable-HTTP transport: the SDK's client, with our headers and auth."""
-    auth = target.auth.provider(target.url) if target.auth is not None else None
+async def http_streams(target: HttpTarget, watch: HttpWatch) -> AsyncIterator[Any]:
+    """The streamable-HTTP transport: the SDK's client, with our headers, auth and watch."""
     async with (
-        httpx2.AsyncClient(
-            headers=dict(target.headers or {}),
-            auth=auth,
-            timeout=httpx2.Timeout(CONNECT_TIMEOUT_S, read=HELD_STREAM_TIMEOUT_S),
-        ) as http,
+        _client(target, watch) as http,
         streamable_http_client(target.url, http_client=http) as streams,
     ):
         yield streams
 
 
 @asynccontextmanager
-async def sse_streams(target: SseTarget) -> AsyncIterator[Any]:
+async def sse_streams(target: SseTarget, watch: HttpWatch) -> AsyncIterator[Any]:
     """The legacy SSE transport: a held ``GET`` for the server's messages, ``POST`` for ours."""
-    auth = target.auth.provider(target.url) if target.auth is not None else None
-    async with sse_client(
-        target.url,
-        headers=dict(target.headers or {}),
-        timeout=CONNECT_TIMEOUT_S,
-        sse_read_timeout=HELD_STREAM_TIMEOUT_S,
-        auth=auth,
-    ) as streams:
+
+    def factory(
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        return _client(target, watch, headers)
+
+    async with sse_client(target.url, httpx_client_factory=factory) as streams:
         yield streams

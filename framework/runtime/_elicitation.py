@@ -25,6 +25,8 @@ from typing import Literal, TypeAlias
 import attrs
 import trio
 
+from ._approvals import Waiting
+
 __all__ = ["ElicitationAnswer", "ElicitationHook", "ElicitationRequest", "Elicitations"]
 
 ElicitationAction: TypeAlias = Literal["accept", "decline", "cancel"]
@@ -75,13 +77,6 @@ ElicitationHook: TypeAlias = Callable[[ElicitationRequest], Awaitable["Elicitati
 
 
 @attrs.define
-class _Waiting:
-    request: ElicitationRequest
-    answered: trio.Event = attrs.Factory(trio.Event)
-    answer: ElicitationAnswer | None = None
-
-
-@attrs.define
 class Elicitations:
     """A session's questions waiting for the user (see the module docstring).
 
@@ -94,13 +89,15 @@ class Elicitations:
     timeout: Callable[[], float]
     hook: Callable[[], ElicitationHook | None]
     announce: Callable[[ElicitationRequest], None]
-    waiting: dict[str, _Waiting] = attrs.Factory(dict)
+    waiting: Waiting[ElicitationRequest, ElicitationAnswer] = attrs.Factory(
+        lambda: Waiting("elicitation")
+    )
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
 
     @property
     def pending(self) -> list[ElicitationRequest]:
         """The questions waiting for the application, oldest first."""
-        return [w.request for w in self.waiting.values()]
+        return self.waiting.pending
 
     def decide(self, request: ElicitationRequest | str, answer: ElicitationAnswer) -> None:
         """Answers a waiting question (by the request or its id).
@@ -108,12 +105,7 @@ class Elicitations:
         Raises:
             KeyError: nothing waits under that id (answered, timed out, never asked).
         """
-        key = request if isinstance(request, str) else request.id
-        waiting = self.waiting.get(key)
-        if waiting is None or waiting.answered.is_set():
-            raise KeyError(f"no elicitation is waiting under {key!r}")
-        waiting.answer = answer
-        waiting.answered.set()
+        self.waiting.decide(request if isinstance(request, str) else request.id, answer)
 
     async def ask(self, question: ElicitationRequest) -> ElicitationAnswer:
         """The user's answer to ``question``; a decline when nobody answers in time.
@@ -132,14 +124,5 @@ class Elicitations:
                 answer = await hook(request)
                 if answer is not None:
                     return answer
-        waiting = _Waiting(request)
-        self.waiting[request.id] = waiting
-        try:
-            self.announce(request)
-            with trio.move_on_at(request.deadline):
-                await waiting.answered.wait()
-        finally:
-            del self.waiting[request.id]
-        if waiting.answer is None:
-            return ElicitationAnswer("decline", reason="nobody answered in time")
-        return waiting.answer
+        answer = await self.waiting.wait(request.id, request, request.deadline, self.announce)
+        return answer or ElicitationAnswer("decline", reason="nobody answered in time")

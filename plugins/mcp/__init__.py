@@ -22,9 +22,9 @@ from ._client import McpPromptArgument as McpPromptArgument
 from ._client import McpPromptText as McpPromptText
 from ._client import McpResource as McpResource
 from ._client import McpResourceTemplate as McpResourceTemplate
-from ._connection import McpServerError as McpServerError
-from ._connection import McpToolError as McpToolError
 from ._connection import server_logger as server_logger
+from ._errors import McpServerError as McpServerError
+from ._errors import McpToolError as McpToolError
 from ._plugin import CONFIG_ENV as CONFIG_ENV
 from ._plugin import McpPlugin as McpPlugin
 from ._plugin import parse_config as parse_config
@@ -34,5 +34,5 @@ from ._server import ApprovalMode as ApprovalMode
 from ._server import ApprovalSetting as ApprovalSetting
 from ._server import McpOptions as McpOptions
 from ._server import McpServer as McpServer
-from ._server import McpToolAnnotations as McpToolAnnotations
 from ._server import PromptSpec as PromptSpec
+from ._tools import McpToolAnnotations as McpToolAnnotations

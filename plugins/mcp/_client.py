@@ -19,7 +19,6 @@ from typing import Literal
 import attrs
 import mcp_types
 import trio
-from mcp import Client
 
 from framework.tools import ToolResult
 
@@ -159,23 +158,12 @@ class McpClient:
         ]
 
     async def list_resource_templates(self) -> list[McpResourceTemplate]:
-        """The server's resource templates (the first pages, at most 100).
+        """The server's resource templates.
 
         Raises:
             McpServerError: The server is down.
             McpToolError: The server refused.
         """
-
-        async def send(client: Client) -> list[mcp_types.ResourceTemplate]:
-            found: list[mcp_types.ResourceTemplate] = []
-            cursor: str | None = None
-            for _ in range(100):
-                page = await client.list_resource_templates(cursor=cursor)
-                found.extend(page.resource_templates)
-                cursor = page.next_cursor
-                if not cursor:
-                    break
-            return found
 
         return [
             McpResourceTemplate(
@@ -185,7 +173,9 @@ class McpClient:
                 description=t.description,
                 mime_type=t.mime_type,
             )
-            for t in await self._connection.request(send)
+            for t in await self._connection.request(
+                lambda client: list_all(client, "resource_templates")
+            )
         ]
 
     async def read_resource(self, uri: str) -> list[McpContents]:

@@ -35,14 +35,11 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, Protocol, TypeVar
 
-import anyio
 import attrs
-import httpx2
 import mcp_types
 import trio
 from mcp import Client
 from mcp.client.session import ClientRequestContext, ElicitationFnT, IncomingMessage
-from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import (
     PromptsListChanged,
     ResourcesListChanged,
@@ -51,19 +48,11 @@ from mcp.shared.subscriptions import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from framework.errors import CantataError, leaves
 from framework.tools import ToolCall
 
+from ._errors import McpServerError, McpToolError, describe_error, first_failure, is_disconnect
 from ._stdio import StdioProcess
-from ._targets import (
-    HttpTarget,
-    HttpWatch,
-    SseTarget,
-    StdioTarget,
-    Target,
-    http_streams,
-    sse_streams,
-)
+from ._targets import HttpTarget, HttpWatch, StdioTarget, Target
 
 _log = logging.getLogger("cantata.mcp")
 
@@ -93,18 +82,6 @@ _RELATED_TASK: Final = "io.modelcontextprotocol/related-task"
 
 ListKind = Literal["tools", "resources", "prompts"]
 _T = TypeVar("_T")
-
-
-class McpServerError(CantataError):
-    """An MCP server could not be started or reached, or it crashed.
-
-    As a tool's failure, its text is what the model hears, so it names the
-    cause: an exit code or signal, the server's last stderr lines, a timeout.
-    """
-
-
-class McpToolError(CantataError):
-    """The server ran the request and reported an error; the text is the server's."""
 
 
 def server_logger(name: str) -> logging.Logger:
@@ -238,12 +215,12 @@ class McpConnection:
         except McpToolError:
             raise
         except Exception as error:
-            if link.usable and not _is_disconnect(error):
-                raise McpToolError(_describe_error(error)) from error
+            if link.usable and not is_disconnect(error):
+                raise McpToolError(describe_error(error)) from error
             how = (
                 await _exit_of(link)
                 or link.failure
-                or f"lost its connection ({_describe_error(error)})"
+                or f"lost its connection ({describe_error(error)})"
             )
             link.failure = link.failure or how
             link.stop.set()
@@ -348,10 +325,7 @@ class McpConnection:
             server = process.streams()
         elif isinstance(target, HttpTarget):
             watch = HttpWatch()
-            server = http_streams(target, watch)
-        elif isinstance(target, SseTarget):
-            watch = HttpWatch()
-            server = sse_streams(target, watch)
+            server = target.streams(watch)
         else:
             server = target.server
         link = _Link(process, watch)
@@ -406,12 +380,12 @@ class McpConnection:
             if link.scope.cancelled_caught and link.tools is None:
                 link.failure = link.failure or f"no answer within {self.connect_timeout:g} s"
         except BaseException as error:
-            cause = _first_failure(error)
+            cause = first_failure(error)
             if cause is None:
                 raise  # cancelled from outside: the run is ending
             if link.failure is None:
                 link.failure = (
-                    await _exit_of(link) or self._http_failure(link) or _describe_error(cause)
+                    await _exit_of(link) or self._http_failure(link) or describe_error(cause)
                 )
             _log.debug("MCP server %r link ended: %r", self.name, error)
         finally:
@@ -422,7 +396,7 @@ class McpConnection:
 
     def _http_failure(self, link: _Link) -> str | None:
         target = self.target
-        if link.http is None or not isinstance(target, HttpTarget | SseTarget):
+        if link.http is None or not isinstance(target, HttpTarget):
             return None
         return link.http.describe(target)
 
@@ -507,20 +481,14 @@ _CHANGED: Final[dict[type[ServerEvent], ListKind]] = {
 }
 
 
-async def list_all(client: Client, kind: ListKind) -> list[Any]:
-    """Every page of a listing (tools, resources or prompts), at most :data:`MAX_PAGES`."""
+async def list_all(client: Client, kind: ListKind | Literal["resource_templates"]) -> list[Any]:
+    """Every page of a listing (tools, resources, templates or prompts), at most
+    :data:`MAX_PAGES`."""
     found: list[Any] = []
     cursor: str | None = None
     for _ in range(MAX_PAGES):
-        if kind == "tools":
-            page: Any = await client.list_tools(cursor=cursor)
-            found.extend(page.tools)
-        elif kind == "resources":
-            page = await client.list_resources(cursor=cursor)
-            found.extend(page.resources)
-        else:
-            page = await client.list_prompts(cursor=cursor)
-            found.extend(page.prompts)
+        page = await getattr(client, f"list_{kind}")(cursor=cursor)
+        found.extend(getattr(page, kind))
         cursor = page.next_cursor
         if not cursor:
             break
@@ -555,37 +523,3 @@ async def _retire(link: _Link, *, hard: bool = False) -> None:
             link.scope.cancel()
             with trio.move_on_after(HARD_CLOSE_TIMEOUT_S):
                 await link.done.wait()
-
-
-# --- errors -----------------------------------------------------------------------------
-
-
-def _first_failure(error: BaseException) -> BaseException | None:
-    """The first leaf of a (nested) group that is not a cancellation."""
-    return next((e for e in leaves(error) if not isinstance(e, trio.Cancelled)), None)
-
-
-def _is_disconnect(error: BaseException) -> bool:
-    """Whether a request failed because the connection did, not the server's handler."""
-    return any(
-        (isinstance(e, MCPError) and e.code == mcp_types.CONNECTION_CLOSED)
-        or isinstance(
-            e,
-            anyio.ClosedResourceError
-            | anyio.BrokenResourceError
-            | anyio.EndOfStream
-            | trio.ClosedResourceError
-            | trio.BrokenResourceError
-            | OSError
-            | httpx2.TransportError,
-        )
-        for e in leaves(error)
-    )
-
-
-def _describe_error(error: BaseException) -> str:
-    leaf = _first_failure(error) or error
-    if isinstance(leaf, MCPError):
-        return leaf.error.message
-    text = str(leaf)
-    return f"{type(leaf).__name__}: {text}" if text else type(leaf).__name__

@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 from typing import Final
 from urllib.parse import urlsplit
 
-from ._targets import HttpTarget, InProcessTarget, SseTarget, StdioTarget, Target
+from ._targets import HttpTarget, InProcessTarget, StdioTarget, Target
 
 MAX_SERVER_NAME: Final = 32
 """The longest server name; it leaves room for the tool's own name in a prefixed one."""
@@ -31,6 +31,7 @@ _LAUNCHERS: Final = frozenset(
 """Programs that run a server named by their first argument, not servers themselves."""
 _LAUNCHER_WORDS: Final = frozenset({"run", "tool", "exec", "dlx", "--", "x"})
 """Sub-commands of launchers (``uv tool run``, ``pnpm dlx``) that are not the server."""
+_SCRIPTS: Final = (".js", ".mjs", ".cjs", ".ts", ".py")
 _GENERIC_SCRIPTS: Final = frozenset({"index", "main", "server", "cli", "__main__", "app", "run"})
 _GENERIC_PATHS: Final = frozenset({"mcp", "sse", "api", "v1", "v2", ""})
 _LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -40,7 +41,7 @@ def default_name(target: Target) -> str:
     """A readable server name for ``target`` (see the module docstring)."""
     if isinstance(target, InProcessTarget):
         return _clean(target.server.name)
-    if isinstance(target, HttpTarget | SseTarget):
+    if isinstance(target, HttpTarget):
         return _from_url(target.url)
     return _from_command(target)
 
@@ -78,10 +79,10 @@ def _from_command(target: StdioTarget) -> str:
         return _clean(program, _qualifier(args))
     first = words[0]
     rest = args[args.index(first) + 1 :]
-    if "/" in first or first.endswith((".js", ".mjs", ".cjs", ".ts", ".py")):
-        script = Path(first)
-        if not script.is_absolute() and target.cwd is not None:
-            script = Path(target.cwd) / script
+    script = Path(first)
+    if not script.is_absolute() and target.cwd is not None:
+        script = Path(target.cwd) / script
+    if first.endswith(_SCRIPTS) or script.is_file():
         return _clean(_script_name(script), _qualifier(rest))
     # A package spec: "@scope/server-x@1.2", "mcp-server-git==2025.1", "ghcr.io/org/image:tag".
     package = first.split("@")[1] if first.startswith("@") else first.split("@")[0]

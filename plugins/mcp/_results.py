@@ -29,7 +29,7 @@ import orjson
 
 from framework.tools import ToolImage, ToolResult
 
-from ._connection import McpToolError
+from ._errors import McpToolError
 
 
 def convert_result(result: mcp_types.CallToolResult) -> ToolResult:

@@ -1,10 +1,11 @@
 """How a server is reached: a child process, streamable HTTP, legacy SSE, or an object.
 
-Each target describes itself for messages and opens its transport: an async
-context manager yielding the SDK's stream pair (stdio through our own
+Each target describes itself for messages; the transports are async context
+managers yielding the SDK's stream pair: stdio through our own
 :class:`~plugins.mcp._stdio.StdioProcess`, which keeps the exit status and
 stderr; HTTP and SSE through the SDK's clients on an ``httpx`` client that
-carries the headers and, when configured, OAuth).
+carries the headers, OAuth when configured, and an :class:`HttpWatch` that
+keeps the HTTP status an SDK error would hide.
 """
 
 from __future__ import annotations
@@ -45,26 +46,38 @@ class StdioTarget:
 
 @attrs.frozen(kw_only=True)
 class HttpTarget:
-    """A server behind a streamable-HTTP endpoint."""
+    """A server behind an HTTP endpoint: streamable HTTP, or the legacy HTTP+SSE
+    transport of MCP 2024-11-05 (``sse``)."""
 
     url: str
     headers: Mapping[str, str] | None = None
     auth: McpOAuth | None = None
+    sse: bool = False
 
     def describe(self) -> str:
-        return f"http: {self.url}" + (" (OAuth)" if self.auth is not None else "")
+        kind = "sse" if self.sse else "http"
+        return f"{kind}: {self.url}" + (" (OAuth)" if self.auth is not None else "")
 
+    @asynccontextmanager
+    async def streams(self, watch: HttpWatch) -> AsyncIterator[Any]:
+        """The transport: the SDK's client, with our headers, auth and ``watch``."""
+        if self.sse:
+            # A held GET for the server's messages, a POST for each of ours.
+            def factory(
+                headers: dict[str, str] | None = None,
+                timeout: httpx2.Timeout | None = None,
+                auth: httpx2.Auth | None = None,
+            ) -> httpx2.AsyncClient:
+                return _client(self, watch, headers)
 
-@attrs.frozen(kw_only=True)
-class SseTarget:
-    """A server behind the legacy HTTP+SSE transport (MCP 2024-11-05)."""
-
-    url: str
-    headers: Mapping[str, str] | None = None
-    auth: McpOAuth | None = None
-
-    def describe(self) -> str:
-        return f"sse: {self.url}" + (" (OAuth)" if self.auth is not None else "")
+            async with sse_client(self.url, httpx_client_factory=factory) as streams:
+                yield streams
+            return
+        async with (
+            _client(self, watch) as http,
+            streamable_http_client(self.url, http_client=http) as streams,
+        ):
+            yield streams
 
 
 @attrs.frozen(kw_only=True)
@@ -77,7 +90,7 @@ class InProcessTarget:
         return f"in process: {self.server.name}"
 
 
-Target: TypeAlias = StdioTarget | HttpTarget | SseTarget | InProcessTarget
+Target: TypeAlias = StdioTarget | HttpTarget | InProcessTarget
 
 
 @attrs.define
@@ -112,7 +125,7 @@ class HttpWatch:
             phrase = ""
         self.status, self.reason = status, phrase
 
-    def describe(self, target: HttpTarget | SseTarget) -> str | None:
+    def describe(self, target: HttpTarget) -> str | None:
         """The failure as a phrase ("answered HTTP 401 (Unauthorized)"), with what to do."""
         if self.status is None:
             return None
@@ -123,7 +136,7 @@ class HttpWatch:
 
 
 def _client(
-    target: HttpTarget | SseTarget, watch: HttpWatch, headers: dict[str, str] | None = None
+    target: HttpTarget, watch: HttpWatch, headers: dict[str, str] | None = None
 ) -> httpx2.AsyncClient:
     """An ``httpx`` client with the SDK's timeouts, the target's headers and auth, and ``watch``."""
     return httpx2.AsyncClient(
@@ -132,28 +145,3 @@ def _client(
         timeout=httpx2.Timeout(CONNECT_TIMEOUT_S, read=HELD_STREAM_TIMEOUT_S),
         event_hooks={"response": [watch.on_response]},
     )
-
-
-@asynccontextmanager
-async def http_streams(target: HttpTarget, watch: HttpWatch) -> AsyncIterator[Any]:
-    """The streamable-HTTP transport: the SDK's client, with our headers, auth and watch."""
-    async with (
-        _client(target, watch) as http,
-        streamable_http_client(target.url, http_client=http) as streams,
-    ):
-        yield streams
-
-
-@asynccontextmanager
-async def sse_streams(target: SseTarget, watch: HttpWatch) -> AsyncIterator[Any]:
-    """The legacy SSE transport: a held ``GET`` for the server's messages, ``POST`` for ours."""
-
-    def factory(
-        headers: dict[str, str] | None = None,
-        timeout: httpx2.Timeout | None = None,
-        auth: httpx2.Auth | None = None,
-    ) -> httpx2.AsyncClient:
-        return _client(target, watch, headers)
-
-    async with sse_client(target.url, httpx_client_factory=factory) as streams:
-        yield streams

@@ -31,7 +31,8 @@ from mcp import Client
 
 from framework.tools import ToolCall
 
-from ._connection import McpConnection, McpToolError
+from ._connection import McpConnection
+from ._errors import McpToolError
 
 _log = logging.getLogger("cantata.mcp")
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
+import hypercorn.trio
 import trio
+from hypercorn.config import Config
 
 from framework.plugin import Contribution, Plugin, PluginContext
 from framework.runtime import ElicitationAnswer, ElicitationRequest
@@ -72,6 +76,29 @@ async def _run_server(command: list[str], *, task_status: trio.TaskStatus[trio.P
 async def _drain(stream: trio.abc.ReceiveStream) -> None:
     while await stream.receive_some():
         pass
+
+
+@asynccontextmanager
+async def serve_asgi(app: Any, listener: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serves an ASGI app with hypercorn's trio worker on loopback; yields its base URL.
+
+    Args:
+        app: The app (an MCP server's ``streamable_http_app()``, say).
+        listener: A socket already bound, when the app must know its URL first;
+            by default a free loopback port.
+    """
+    config = Config()
+    # Hypercorn owns (and closes) a socket it is handed.
+    config.bind = [f"fd://{listener.detach()}"] if listener is not None else ["127.0.0.1:0"]
+    config.graceful_timeout = 1.0
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        serve = partial(hypercorn.trio.serve, app, config, shutdown_trigger=stop.wait)
+        binds: list[str] = await nursery.start(serve)
+        try:
+            yield binds[0]
+        finally:
+            stop.set()
 
 
 @attrs.define

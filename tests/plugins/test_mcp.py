@@ -12,15 +12,12 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import hypercorn.trio
 import pytest
 import trio
-from hypercorn.config import Config
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, EmbeddedResource, TextContent, TextResourceContents
@@ -40,6 +37,8 @@ from plugins.mcp import (
     parse_config,
     render_result,
 )
+
+from .mcp_servers import serve_asgi
 
 SLOW_SERVER = str(Path(__file__).with_name("slow_mcp_server.py"))
 TIME_SERVER = (sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC")
@@ -291,23 +290,9 @@ async def test_a_destructive_tool_waits_for_approval_in_a_session() -> None:
 
 @asynccontextmanager
 async def serve_http(server: MCPServer) -> AsyncIterator[str]:
-    """Serves the server's streamable-HTTP app with hypercorn's trio worker on port 0."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.graceful_timeout = 1.0
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        serve = partial(
-            hypercorn.trio.serve,
-            server.streamable_http_app(),  # type: ignore[arg-type]
-            config,
-            shutdown_trigger=stop.wait,
-        )
-        binds: list[str] = await nursery.start(serve)
-        try:
-            yield binds[0] + "/mcp"
-        finally:
-            stop.set()
+    """Serves the server's streamable-HTTP app on a loopback port; yields its endpoint."""
+    async with serve_asgi(server.streamable_http_app()) as base:
+        yield base + "/mcp"
 
 
 async def test_streamable_http_lists_calls_and_hears_changes() -> None:

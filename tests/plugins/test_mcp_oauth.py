@@ -15,16 +15,13 @@ import stat
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import httpx2
-import hypercorn.trio
 import pytest
 import trio
-from hypercorn.config import Config
 from mcp.server.auth.provider import (
     AccessToken,
     AuthorizationCode,
@@ -39,7 +36,7 @@ from mcp_types import ToolAnnotations
 
 from plugins.mcp import FileTokenStore, McpOAuth, McpServer, McpServerError
 
-from .mcp_servers import opened, run_tool
+from .mcp_servers import opened, run_tool, serve_asgi
 
 
 @attrs.define
@@ -136,22 +133,8 @@ async def protected_server(provider: Provider) -> AsyncIterator[str]:
         """The secret behind the login."""
         return "the eagle has landed"
 
-    config = Config()
-    config.bind = [f"fd://{listener.detach()}"]  # hypercorn owns (and closes) it now
-    config.graceful_timeout = 1.0
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        serve = partial(
-            hypercorn.trio.serve,
-            server.streamable_http_app(),  # type: ignore[arg-type]
-            config,
-            shutdown_trigger=stop.wait,
-        )
-        await nursery.start(serve)
-        try:
-            yield f"{base}/mcp"
-        finally:
-            stop.set()
+    async with serve_asgi(server.streamable_http_app(), listener):
+        yield f"{base}/mcp"
 
 
 @attrs.define

@@ -1,4 +1,5 @@
-"""A tiny stdio MCP server for the crash tests: a slow tool, its pid, and a way to die.
+"""A tiny stdio MCP server for the crash tests: a slow tool, its pid, a way to die,
+and a call that only ends when the client cancels it.
 
 Run as ``python slow_mcp_server.py`` (the tests do, through ``McpServer.stdio``);
 ``--fail-at-start`` exits at once, ``--stubborn`` outlives its stdin and SIGTERM.
@@ -24,6 +25,27 @@ async def slow(seconds: float) -> str:
     """Waits, then answers."""
     await anyio.sleep(seconds)
     return "done"
+
+
+_cancelled: list[anyio.Event] = [anyio.Event()]
+
+
+@server.tool(annotations=READ_ONLY)
+async def wait_forever() -> str:
+    """Waits until the client cancels the call."""
+    try:
+        await anyio.sleep_forever()
+    finally:
+        _cancelled[0].set()
+    return "never"
+
+
+@server.tool(annotations=READ_ONLY)
+async def was_cancelled() -> str:
+    """Says whether a wait_forever call was cancelled (waiting up to 5 s for it)."""
+    with anyio.move_on_after(5):
+        await _cancelled[0].wait()
+    return "yes" if _cancelled[0].is_set() else "no"
 
 
 @server.tool(annotations=READ_ONLY)

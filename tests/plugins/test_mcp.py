@@ -484,3 +484,32 @@ def test_the_mcp_plugin_is_installed() -> None:
     found = {p.name: p for p in installed_plugins()}
     assert "mcp" in found, "the package's entry points are not installed (pip install -e .)"
     assert isinstance(found["mcp"].plugin, McpPlugin)
+
+
+async def test_a_cancelled_call_is_cancelled_on_the_server() -> None:
+    server = MCPServer("slow")
+    started, stopped = trio.Event(), trio.Event()
+
+    @server.tool(annotations=Hints(read_only_hint=True))
+    async def wait_forever() -> str:
+        """Waits until it is cancelled."""
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            stopped.set()
+        return "never"
+
+    with trio.fail_after(10):
+        async with opened(McpServer.in_process(server)) as tools:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call, tools, "wait_forever")
+                await started.wait()
+                nursery.cancel_scope.cancel()  # a barge-in, say
+            await stopped.wait()  # the server's handler was cancelled too
+        # Over stdio: the client's notifications/cancelled stops the server's handler.
+        async with opened(McpServer.stdio(sys.executable, SLOW_SERVER)) as tools:
+            with trio.move_on_after(0.5):
+                await call(tools, "wait_forever")
+            told = await call(tools, "was_cancelled")
+    assert told.output == "yes"

@@ -21,17 +21,17 @@ session's dispatcher directly: the one private attribute this package reads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
+import attrs
 import mcp_types
 import trio
 from mcp import Client
 
 from framework.tools import ToolCall
 
-from ._connection import McpConnection
 from ._errors import McpToolError
 
 _log = logging.getLogger("cantata.mcp")
@@ -44,6 +44,48 @@ POLL_MAX_S: Final = 5.0
 CANCEL_TIMEOUT_S: Final = 2.0
 """Time ``tasks/cancel`` may take when a call is abandoned."""
 _TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+_T = TypeVar("_T")
+
+
+class TaskHost(Protocol):
+    """Where a task's requests go: a session's connection, or one short-lived client."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def client(self) -> Client | None:
+        """The client now, for ``tasks/cancel`` (no restart just to cancel)."""
+        ...
+
+    async def request(self, send: Callable[[Client], Awaitable[_T]]) -> _T: ...
+
+    def track_task(self, task_id: str, call: ToolCall | None) -> None:
+        """Ties the task to its call, so the server's questions about it find the call."""
+
+    def untrack_task(self, task_id: str) -> None: ...
+
+
+@attrs.frozen
+class OneClient:
+    """A :class:`TaskHost` over one client that is open for the whole call."""
+
+    name: str
+    client: Client
+
+    async def request(self, send: Callable[[Client], Awaitable[_T]]) -> _T:
+        return await send(self.client)
+
+    def track_task(self, task_id: str, call: ToolCall | None) -> None:
+        pass
+
+    def untrack_task(self, task_id: str) -> None:
+        pass
+
+
+def task_only(tool: mcp_types.Tool) -> bool:
+    """Whether the tool runs only as a task (``execution.taskSupport: "required"``)."""
+    return tool.execution is not None and tool.execution.task_support == "required"
 
 
 def supports_tasks(client: Client) -> bool:
@@ -54,7 +96,7 @@ def supports_tasks(client: Client) -> bool:
 
 
 async def call_as_task(
-    connection: McpConnection,
+    connection: TaskHost,
     tool: str,
     arguments: dict[str, Any],
     call: ToolCall | None,
@@ -113,7 +155,7 @@ async def _result(client: Client, task_id: str) -> mcp_types.CallToolResult:
     return await client.session.send_request(request, mcp_types.CallToolResult)
 
 
-async def _cancel(connection: McpConnection, task_id: str) -> None:
+async def _cancel(connection: TaskHost, task_id: str) -> None:
     client = connection.client
     if client is None:
         return

@@ -37,7 +37,7 @@ from ._client import McpClient
 from ._connection import ListKind, McpConnection
 from ._errors import McpServerError, McpToolError
 from ._results import convert_result
-from ._tasks import call_as_task, supports_tasks
+from ._tasks import call_as_task, supports_tasks, task_only
 
 if TYPE_CHECKING:
     from ._server import McpServer
@@ -158,8 +158,8 @@ class ServerSession:
         for mcp_tool in listed:
             if server.allowed_tools is not None and mcp_tool.name not in server.allowed_tools:
                 continue
-            support = mcp_tool.execution.task_support if mcp_tool.execution else None
-            if support == "required" and not tasks:
+            as_task = task_only(mcp_tool)
+            if as_task and not tasks:
                 _log.warning(
                     "MCP server %r: tool %r runs only as an MCP task, which the server's "
                     "protocol version does not offer; it is left out",
@@ -175,7 +175,7 @@ class ServerSession:
                         name,
                         mcp_tool.description or mcp_tool.title or annotations.title or "",
                         _object_schema(mcp_tool.input_schema),
-                        self._caller(mcp_tool.name, as_task=support == "required"),
+                        self._caller(mcp_tool.name, as_task=as_task),
                         timeout=server.call_timeout,
                         needs_approval=server.annotations_need_approval(mcp_tool.name, annotations),
                     )

@@ -46,6 +46,7 @@ from framework.protocol import (
     ResponseAudioTranscriptDeltaEvent,
     ResponseCreatedEvent,
     ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
     ResponseOutputItemDoneEvent,
     ResponseTextDeltaEvent,
     SemanticVad,
@@ -233,13 +234,6 @@ class Edge:
                     text=message_text(item),
                 ),
             )
-        elif isinstance(item, RealtimeConversationItemFunctionCall):
-            # The one place a function call is detected: its finished item. The
-            # arguments' own "done" event comes just before it, with nothing more.
-            if not isinstance(item.call_id, str):
-                _log.warning("a function call without a call_id cannot be answered: %s", item)
-                return
-            await self._call(item.call_id, item.name, item.arguments, event.response_id)
         elif isinstance(item, RealtimeMcpApprovalRequest):
             await self._call(
                 item.id, item.name, item.arguments, event.response_id, label=item.server_label
@@ -255,6 +249,18 @@ class Edge:
                     error=item.error.message if isinstance(item.error, McpCallError) else None,
                 )
             )
+
+    @_translates(ResponseFunctionCallArgumentsDoneEvent)
+    async def _arguments_done(self, event: ResponseFunctionCallArgumentsDoneEvent) -> None:
+        # The one place a function call is detected: the earliest event that has
+        # all of it. The hosted API sends it for every call, before the item's
+        # response.output_item.done (which repeats it, and is not read for calls).
+        name = event.name
+        if not isinstance(name, str):  # the GA event carries it; older servers did not
+            known = self._state.history.get(event.item_id)
+            item = known.item if known is not None else None
+            name = item.name if isinstance(item, RealtimeConversationItemFunctionCall) else ""
+        await self._call(event.call_id, name, event.arguments, event.response_id)
 
     async def _call(
         self, call_id: str, name: str, arguments: str, response_id: str, label: str | None = None

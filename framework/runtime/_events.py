@@ -21,7 +21,6 @@ import trio
 
 from framework.protocol import (
     RealtimeError,
-    RealtimeResponse,
     RealtimeResponseUsage,
     ServerEvent,
     TranscriptionUsage,
@@ -169,8 +168,6 @@ class ResponseFinished:
     response_id: str
     status: str
     usage: RealtimeResponseUsage | None
-    response: RealtimeResponse | None = attrs.field(default=None, repr=False)
-    """The response as the server reported it in ``response.done``."""
 
 
 @attrs.frozen(kw_only=True)

@@ -12,7 +12,7 @@ event                     hook
 ``SessionStarted``        ``on_session_started(session)``
 ``UserTranscript``        ``on_user_transcript(session, text)`` (final text only)
 ``ToolCallStarted``       ``on_tool_call(session, name, arguments)``
-``ResponseFinished``      ``on_response_done(session, response)``
+``response.done``         ``on_response_done(session, response)`` (told by the ResponseActor)
 ``Interrupted``           ``on_interrupted(session, event)``
 ``ErrorReported``         ``on_error(session, error)``
 ========================  =====================================================
@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import trio
 
+from framework.protocol import RealtimeResponse
+
 from ._contracts import AgentLike
 from ._events import (
     ErrorReported,
     Interrupted,
-    ResponseFinished,
     SessionEvent,
     SessionStarted,
     ToolCallStarted,
@@ -60,11 +61,6 @@ def _hook_for(event: SessionEvent) -> _Call | None:
     if isinstance(event, ToolCallStarted):
         name, arguments = event.name, event.arguments
         return lambda agent, session: agent.on_tool_call(session, name, arguments)
-    if isinstance(event, ResponseFinished):
-        response = event.response
-        if response is None:
-            return None
-        return lambda agent, session: agent.on_response_done(session, response)
     if isinstance(event, Interrupted):
         return lambda agent, session: agent.on_interrupted(session, event)
     if isinstance(event, ErrorReported):
@@ -76,28 +72,37 @@ def _hook_for(event: SessionEvent) -> _Call | None:
 class HookRunner:
     """Runs the agent's hooks for one session (see the module docstring)."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self) -> None:
+        self.session: Session | None = None  # set when the session is wired
         self._send, self._receive = trio.open_memory_channel[_Call](HOOK_QUEUE)
         self.dropped = 0
 
     def observe(self, event: SessionEvent) -> None:
         """An event observer: queues the hook the event calls, never waiting."""
         call = _hook_for(event)
-        if call is None:
-            return
+        if call is not None:
+            self._queue(call, event)
+
+    def response_done(self, response: RealtimeResponse) -> None:
+        """Queues ``on_response_done`` for a whole response, never waiting."""
+        self._queue(lambda agent, session: agent.on_response_done(session, response), "a response")
+
+    def _queue(self, call: _Call, what: object) -> None:
         try:
             self._send.send_nowait(call)
         except trio.WouldBlock:
             self.dropped += 1
-            _log.warning("agent hooks are not keeping up; one for %s was dropped", event)
+            _log.warning("agent hooks are not keeping up; one for %s was dropped", what)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
     async def run(self) -> None:
         with self._receive, self._send:
             async for call in self._receive:
+                session = self.session
+                if session is None:
+                    continue
                 try:
-                    await call(self._session.agent, self._session)
+                    await call(session.agent, session)
                 except Exception:
                     _log.exception("an agent hook failed")

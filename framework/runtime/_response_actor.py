@@ -40,6 +40,7 @@ from framework.audio import AudioSink
 from framework.protocol import (
     ClientEvent,
     ConversationItemTruncateEvent,
+    RealtimeResponse,
     ResponseCancelEvent,
     ResponseCreateEvent,
 )
@@ -103,6 +104,9 @@ class ResponseActor:
         outbox: a send end of the outbox.
         events: where application events go.
         sink: where assistant audio plays, if anywhere.
+        on_done: told each whole response, as ``response.done`` carried it (the
+            hook runner's; the application's event keeps only id, status and
+            usage, so a queue of events holds no responses' items).
     """
 
     def __init__(
@@ -112,8 +116,10 @@ class ResponseActor:
         outbox: trio.MemorySendChannel[ClientEvent],
         events: EventHub,
         sink: AudioSink | None = None,
+        on_done: Callable[[RealtimeResponse], None] | None = None,
     ) -> None:
         self._inbox = inbox
+        self._on_done = on_done
         self._outbox = outbox
         self._events = events
         self._sink = sink
@@ -203,9 +209,10 @@ class ResponseActor:
                 response_id=message.response_id,
                 status=message.status,
                 usage=message.usage,
-                response=message.response,
             )
         )
+        if self._on_done is not None:
+            self._on_done(message.response)
         if message.response_id == self.active:
             self.active = None
         if message.call_ids:

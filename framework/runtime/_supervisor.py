@@ -200,6 +200,7 @@ async def open_session(
                 )
             )
             approvals = Approvals()
+            hooks = HookRunner()
             with outbox_send, response_send, tool_send:
                 handle = Session(
                     outbox=outbox_send.clone(),
@@ -232,7 +233,11 @@ async def open_session(
                     output_limit=tool_output_limit,
                 )
                 responses = ResponseActor(
-                    response_receive, outbox=outbox_send.clone(), events=events, sink=audio_out
+                    response_receive,
+                    outbox=outbox_send.clone(),
+                    events=events,
+                    sink=audio_out,
+                    on_done=hooks.response_done,
                 )
                 audio = AudioInputActor(
                     audio_receive,
@@ -240,9 +245,8 @@ async def open_session(
                     to_responses=response_send.clone(),
                     source=audio_in,
                 )
-            hooks = HookRunner(handle)
             events.observe(hooks.observe)
-            session_actor.handle = handle
+            session_actor.handle = hooks.session = handle
             handle._attach(
                 _Parts(
                     session=session_actor,

@@ -25,7 +25,8 @@ delivered, no reply is asked for it) or ``finish_and_speak``.
 
 Shutdown: when its inbox ends (the session is closing), running calls are
 cancelled and deliver their outputs; then it closes its send ends. Bounds:
-the running calls; outputs awaiting confirmation; the last
+:data:`MAX_RUNNING_CALLS` calls running at once (one more is answered at once
+that it did not run); outputs awaiting confirmation, at most those; the last
 :data:`REMEMBERED_CALLS` call ids, so a call told twice runs once.
 """
 
@@ -86,6 +87,8 @@ CONFIRM_TIMEOUT_S = 30.0
 """How long an output waits for the server's answer before it counts as accepted."""
 REMEMBERED_CALLS = 1024
 """Call ids remembered, so that a call the server repeats runs once."""
+MAX_RUNNING_CALLS = 64
+"""Calls running at once; past it a call is answered at once that it did not run."""
 
 _EndedBy = Literal["interrupted", "session"]
 
@@ -154,7 +157,7 @@ class ToolExecutionActor:
                     async for message in self._inbox:
                         if isinstance(message, CallRequested):
                             if self._first_time(message.call_id):
-                                self._start(calls, message)
+                                await self._start(calls, message)
                         elif isinstance(message, BargedIn):
                             self._barge_in()
                         elif isinstance(message, OutputAccepted):
@@ -180,8 +183,18 @@ class ToolExecutionActor:
             self._seen.popitem(last=False)
         return True
 
-    def _start(self, calls: trio.Nursery, request: CallRequested) -> None:
+    async def _start(self, calls: trio.Nursery, request: CallRequested) -> None:
         call = _Call(request=request)
+        if len(self.running) >= MAX_RUNNING_CALLS:
+            # Still one output, sent from here: no task, so a flood of calls is
+            # held back by this inbox instead of growing the nursery.
+            call.status = "error"
+            call.output = (
+                f"Error: {MAX_RUNNING_CALLS} calls are running already; {request.name} did "
+                "not run. Try again when they have finished."
+            )
+            await self._deliver(call)
+            return
         self.running[request.call_id] = call
         self.stats["calls"] += 1
         calls.start_soon(self._execute, call, name=f"tool {request.name} {request.call_id}")

@@ -25,7 +25,7 @@ from framework.protocol import (
     ResponseCreateEvent,
 )
 from framework.runtime import ApprovalRequested, SessionEvent, ToolCallFinished, ToolCallStarted
-from framework.runtime._tool_actor import CONFIRM_OVER
+from framework.runtime._tool_actor import CONFIRM_OVER, MAX_RUNNING_CALLS
 from framework.testing import ScriptedServer
 
 from .bots import PolicyTools
@@ -253,4 +253,20 @@ async def test_hosted_mcp_approval_gets_one_answer(
     assert answer.approve is approve
     assert isinstance(finished, ToolCallFinished)
     assert finished.status == ("approved" if approve else "rejected")
+    assert len(server.of_type(ResponseCreateEvent)) == 1
+
+
+async def test_calls_past_the_limit_are_answered_at_once(autojump_clock: MockClock) -> None:
+    bot = Bench()
+    server = ScriptedServer()
+    calls = [("stop_me", "{}", f"call_{n}") for n in range(MAX_RUNNING_CALLS + 1)]
+    with trio.fail_after(60):
+        async with open_session(bot, connection=server):
+            await server.send(*server.function_calls(calls))
+            await server.expect(ResponseCreateEvent)
+    outputs = [_outputs(server, call_id) for _, _, call_id in calls]
+    assert all(len(o) == 1 for o in outputs)  # every call, one output
+    refused = [o[0] for o in outputs if "did not run" in o[0]]
+    assert len(refused) == 1 and "64 calls are running already" in refused[0]
+    assert len(bot.ran) == MAX_RUNNING_CALLS
     assert len(server.of_type(ResponseCreateEvent)) == 1

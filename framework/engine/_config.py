@@ -470,6 +470,9 @@ class MergeContext:
     """The model has spoken: the voice can no longer change."""
     response_active: bool = False
     """A response is running: the speed can only change between turns."""
+    model_chosen: bool = True
+    """The client chose the model (in the URL, a client secret or an earlier
+    update); when not, the update's model is adopted."""
 
 
 def merge_session(
@@ -488,11 +491,16 @@ def merge_session(
         raise RequestError(f"Unknown parameter: '{found}'.", code="unknown_parameter", param=found)
     changes: dict[str, Any] = {}
     if _set(update.model) and update.model is not None and update.model != current.model:
-        raise RequestError(
-            "Cannot update a session's model; open a new session with the model you want.",
-            code="invalid_value",
-            param=f"{root}.model",
-        )
+        # Both Agents SDKs name their model only in session.update, never in a
+        # URL they were given: a session whose URL named none takes it from there.
+        if not context.model_chosen:
+            changes["model"] = update.model
+        else:
+            raise RequestError(
+                "Cannot update a session's model; open a new session with the model you want.",
+                code="invalid_value",
+                param=f"{root}.model",
+            )
     if _set(update.instructions):
         changes["instructions"] = update.instructions or ""
     if _set(update.output_modalities):

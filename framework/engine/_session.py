@@ -329,6 +329,7 @@ class _Response:
     open_part: str | None = None  # "audio" or "text"
     text_so_far: str = ""
     audio_so_far: bytearray = attrs.Factory(bytearray)
+    truncated: bool = False  # the client truncated the open message while it streamed
     # An open mcp_call: "arguments" (streaming), "ready" (done sent), "calling".
     mcp_stage: str = ""
     mcp_result: McpCallResult | None = None
@@ -366,6 +367,8 @@ class EngineSession:
         )
         if config is not None:
             self.config = attrs.evolve(config, extra=self.config.extra)
+        # A URL without ?model= leaves the choice to the first session.update.
+        self._model_chosen = model is not None or config is not None
         self.items: list[_Stored] = []
         self.memory: dict[str, Any] = {}
         self.responses: dict[str, _Response] = {}
@@ -391,6 +394,7 @@ class EngineSession:
         self.mcp: dict[str, _McpServer] = {}
         self._mcp_client: HostedMcpClient | None = options.mcp_client
         self._approvals_run: set[str] = set()
+        self._turn_waiting = False  # a VAD turn to answer when the cancelled reply is done
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -648,10 +652,14 @@ class EngineSession:
                 "session.type", getattr(session, "type", None), ["realtime", "transcription"]
             )
         context = MergeContext(
-            audio_produced=self.audio_produced, response_active=self.active_default is not None
+            audio_produced=self.audio_produced,
+            response_active=self.active_default is not None,
+            model_chosen=self._model_chosen,
         )
         before = self.config
         self.config = merge_session(before, session, context)
+        if isinstance(session.model, str):
+            self._model_chosen = True
         if self.config.audio != before.audio:
             self._configure_input()
             self._rearm_idle()
@@ -703,6 +711,8 @@ class EngineSession:
                 item_id=self._vad_item_id,
             )
         )
+        # A turn that ended while the last reply was closing is superseded by this one.
+        self._turn_waiting = False
         td = self.turn_detection
         active = self.active_default
         if active is not None and td is not None and td.interrupt_response is not False:
@@ -718,13 +728,13 @@ class EngineSession:
         )
         await self._commit(item_id, until=end)
         td = self.turn_detection
-        if (
-            td is not None
-            and td.create_response is not False
-            and self.active_default is None
-            and not self.transcription
-        ):
+        answer = td is not None and td.create_response is not False and not self.transcription
+        active = self.active_default
+        if answer and active is None:
             await self._start_response(RealtimeResponseCreateParams(), automatic=True)
+        elif answer and active is not None and active.cancel_reason is not None:
+            # The barge-in's reply is still closing: answer once it is done.
+            self._turn_waiting = True
         else:
             # No reply is coming (or one is still running): the user's silence
             # counts from here, or from the end of that reply.
@@ -1032,6 +1042,40 @@ class EngineSession:
                 "Only assistant messages can be truncated.", code="invalid_value", param="item_id"
             )
         index = event.content_index
+        live = next(
+            (
+                r
+                for r in self.responses.values()
+                if r.open_item is not None and r.open_item.id == event.item_id
+            ),
+            None,
+        )
+        if live is not None:
+            # Still streaming: truncate what the client has received so far; the
+            # message keeps the cut (and loses its transcript) when it closes.
+            if index != 0 or live.open_part != "audio":
+                raise RequestError(
+                    f"Content part {index} of item {event.item_id} is not an audio part.",
+                    code="invalid_value",
+                    param="content_index",
+                )
+            live_fmt = wire_format(live.out_format)
+            streamed = live.audio_so_far
+            _check_audio_end(
+                event.audio_end_ms,
+                len(streamed) // live_fmt.bytes_per_sample // live_fmt.samples_per_ms,
+            )
+            del streamed[live_fmt.byte_count(event.audio_end_ms) :]
+            live.truncated = True
+            await self.emit(
+                ConversationItemTruncatedEvent(
+                    event_id=self._id("event"),
+                    item_id=event.item_id,
+                    content_index=index,
+                    audio_end_ms=event.audio_end_ms,
+                )
+            )
+            return
         if not 0 <= index < len(item.content) or item.content[index].type != "output_audio":
             raise RequestError(
                 f"Content part {index} of item {event.item_id} is not an audio part.",
@@ -1042,13 +1086,9 @@ class EngineSession:
         fmt = stored.audio_format
         assert fmt is not None
         audio = base64.b64decode(part.audio) if isinstance(part.audio, str) else b""
-        duration_ms = len(audio) // fmt.bytes_per_sample // fmt.samples_per_ms
-        if event.audio_end_ms < 0 or event.audio_end_ms > duration_ms:
-            raise RequestError(
-                f"Audio content of {duration_ms}ms is shorter than {event.audio_end_ms}ms.",
-                code="invalid_value",
-                param="audio_end_ms",
-            )
+        _check_audio_end(
+            event.audio_end_ms, len(audio) // fmt.bytes_per_sample // fmt.samples_per_ms
+        )
         kept = audio[: fmt.byte_count(event.audio_end_ms)]
         # What the user did not hear must not stay in the context: the transcript goes.
         new_part = attrs.evolve(part, audio=_b64(kept), transcript="")
@@ -1263,6 +1303,10 @@ class EngineSession:
             if self.active_default is response:
                 self.active_default = None
             self.responses.pop(response.id, None)
+        if self._turn_waiting and response.in_conversation:
+            self._turn_waiting = False
+            with contextlib.suppress(RequestError):  # the client's own response came first
+                await self._start_response(RealtimeResponseCreateParams(), automatic=True)
 
     async def _stream_response(self, response: _Response) -> None:
         self._rate_used += 1
@@ -1387,6 +1431,7 @@ class EngineSession:
         response.open_part = part_kind
         response.text_so_far = ""
         response.audio_so_far = bytearray()
+        response.truncated = False
         part = (
             ContentPart(type="audio", transcript="")
             if audio_out
@@ -1450,7 +1495,8 @@ class EngineSession:
                     delta=_b64(piece),
                 )
             )
-            response.audio_so_far += piece
+            if not response.truncated:  # what follows a truncation is not kept
+                response.audio_so_far += piece
             self.audio_produced = True
             # The transcript keeps pace with the audio: words in proportion to time.
             due = math.ceil(len(words) * (n + 1) / len(chunks))
@@ -1512,8 +1558,11 @@ class EngineSession:
                         )
                     )
                     part = ContentPart(type="audio", transcript=text)
+                    # A message truncated while it streamed drops the transcript the
+                    # user never heard, as a truncation after it finished does.
+                    kept = "" if response.truncated else text
                     content = AssistantMessageContent(
-                        type="output_audio", transcript=text, audio=_b64(audio)
+                        type="output_audio", transcript=kept, audio=_b64(audio)
                     )
                 else:
                     await self.emit(
@@ -1920,6 +1969,15 @@ _CLIENT_TYPES = [
     "response.create",
     "session.update",
 ]
+
+
+def _check_audio_end(end_ms: int, duration_ms: int) -> None:
+    if end_ms < 0 or end_ms > duration_ms:
+        raise RequestError(
+            f"Audio content of {duration_ms}ms is shorter than {end_ms}ms.",
+            code="invalid_value",
+            param="audio_end_ms",
+        )
 
 
 def _protocol_error(error: ProtocolError) -> RequestError:

@@ -172,6 +172,21 @@ async def connect(
 types = lambda events: [e["type"] for e in events]  # noqa: E731
 
 
+async def say(client: Client, text: str) -> None:
+    """Adds a user text message and waits until the engine has stored it."""
+    await client.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            },
+        }
+    )
+    await client.until("conversation.item.done")
+
+
 # --- in memory -------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from framework.engine import (
 )
 from plugins.mcp._hosted import StreamableHttpMcpClient
 
-from .helpers import Client, connect, types
+from .helpers import Client, connect, say, types
 
 RULES = r"""
 fallback = "I can look things up in the docs."
@@ -157,20 +157,6 @@ async def mcp_session(client: Client, *tools: dict[str, Any]) -> list[dict[str, 
     session = {"type": "realtime", "output_modalities": ["text"], "tools": list(tools)}
     await client.send({"type": "session.update", "session": session})
     return await client.until("conversation.item.done")
-
-
-async def say(client: Client, text: str) -> None:
-    await client.send(
-        {
-            "type": "conversation.item.create",
-            "item": {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": text}],
-            },
-        }
-    )
-    await client.until("conversation.item.done")
 
 
 async def turn(client: Client, text: str) -> list[dict[str, Any]]:

@@ -13,10 +13,10 @@ client, ``framework.plugin``).
 """
 
 from ._brain import (
-    DEFAULT_RULES as DEFAULT_RULES,
+    Brain as Brain,
 )
 from ._brain import (
-    Brain as Brain,
+    BrainError as BrainError,
 )
 from ._brain import (
     BrainOutput as BrainOutput,
@@ -31,15 +31,6 @@ from ._brain import (
     CallMcp as CallMcp,
 )
 from ._brain import (
-    Rule as Rule,
-)
-from ._brain import (
-    Rules as Rules,
-)
-from ._brain import (
-    RulesError as RulesError,
-)
-from ._brain import (
     Say as Say,
 )
 from ._brain import (
@@ -47,6 +38,12 @@ from ._brain import (
 )
 from ._brain import (
     latest_user_text as latest_user_text,
+)
+from ._coerce import (
+    ArgumentError as ArgumentError,
+)
+from ._coerce import (
+    coerce as coerce,
 )
 from ._hosted_mcp import (
     HostedMcpClient as HostedMcpClient,
@@ -59,6 +56,18 @@ from ._hosted_mcp import (
 )
 from ._hosted_mcp import (
     NoMcpClient as NoMcpClient,
+)
+from ._rules import (
+    DEFAULT_RULES as DEFAULT_RULES,
+)
+from ._rules import (
+    Rule as Rule,
+)
+from ._rules import (
+    Rules as Rules,
+)
+from ._rules import (
+    RulesError as RulesError,
 )
 from ._server import (
     Engine as Engine,

@@ -59,6 +59,11 @@ WEATHER_TOOL = {
 }
 
 
+def user_item(text: str) -> dict[str, Any]:
+    """A user message item with one ``input_text`` part."""
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
 def speech(ms: int, rate: int = 24000, freq: float = 300.0, amplitude: float = 0.3) -> np.ndarray:
     """A loud tone: what the energy VAD takes for speech."""
     t = np.arange(ms * rate // 1000) / rate
@@ -126,6 +131,12 @@ class Client:
                 out.append(event)
                 if event["type"] == kind:
                     return out
+
+    async def turn(self, text: str, *, seconds: float = 10) -> list[dict[str, Any]]:
+        """Adds a user message and asks for a response; its events up to ``response.done``."""
+        await self.send({"type": "conversation.item.create", "item": user_item(text)})
+        await self.send({"type": "response.create"})
+        return await self.until("response.done", seconds=seconds)
 
     async def error(self, *, seconds: float = 10) -> dict[str, Any]:
         events = await self.until("error", seconds=seconds)

@@ -106,9 +106,12 @@ def default_server_vad() -> ServerVad:
 
 
 def default_session(
-    model: str, *, session_id: str, expires_at: int
+    model: str, *, session_id: str, expires_at: int | None
 ) -> RealtimeSessionCreateRequest:
-    """The effective configuration a new realtime session starts with."""
+    """The effective configuration a new realtime session starts with.
+
+    ``expires_at`` (epoch seconds) is left out when the session never expires.
+    """
     return RealtimeSessionCreateRequest(
         model=model,
         output_modalities=["audio"],
@@ -131,8 +134,16 @@ def default_session(
         truncation="auto",
         prompt=None,
         include=None,
-        extra={"id": session_id, "object": "realtime.session", "expires_at": expires_at},
+        extra=_server_fields(session_id, "realtime.session", expires_at),
     )
+
+
+def _server_fields(session_id: str, kind: str, expires_at: int | None) -> dict[str, Any]:
+    """The fields a server adds to the session object it reports."""
+    fields: dict[str, Any] = {"id": session_id, "object": kind}
+    if expires_at is not None:
+        fields["expires_at"] = expires_at
+    return fields
 
 
 def unknown_parameter(obj: object, path: str) -> str | None:
@@ -623,7 +634,7 @@ DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
 
 
 def default_transcription_session(
-    model: str, *, session_id: str, expires_at: int
+    model: str, *, session_id: str, expires_at: int | None
 ) -> RealtimeSessionCreateRequest:
     """A transcription session's starting configuration, held in the realtime shape.
 
@@ -647,11 +658,7 @@ def default_transcription_session(
     return attrs.evolve(
         base,
         audio=attrs.evolve(audio, input=audio_in),
-        extra={
-            "id": session_id,
-            "object": "realtime.transcription_session",
-            "expires_at": expires_at,
-        },
+        extra=_server_fields(session_id, "realtime.transcription_session", expires_at),
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import attrs
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import Draft202012Validator, validator_for
 
 from framework.protocol import (
     UNSET,
@@ -311,16 +313,14 @@ def check_tools(tools: Sequence[object], param: str) -> list[Any]:
                     f"Duplicate tool name: '{name}'.", code="invalid_value", param=f"{where}.name"
                 )
             seen.add(name)
-            if (
-                _set(tool.parameters)
-                and tool.parameters is not None
-                and not isinstance(tool.parameters, dict)
-            ):
-                raise RequestError(
-                    f"Invalid type for '{where}.parameters': expected an object.",
-                    code="invalid_type",
-                    param=f"{where}.parameters",
-                )
+            if _set(tool.parameters) and tool.parameters is not None:
+                if not isinstance(tool.parameters, dict):
+                    raise RequestError(
+                        f"Invalid type for '{where}.parameters': expected an object.",
+                        code="invalid_type",
+                        param=f"{where}.parameters",
+                    )
+                check_parameters(name, tool.parameters, f"{where}.parameters")
             out.append(attrs.evolve(tool, type="function"))
         elif isinstance(tool, McpTool):
             out.append(_check_mcp_tool(tool, where, labels))
@@ -329,6 +329,34 @@ def check_tools(tools: Sequence[object], param: str) -> list[Any]:
         else:  # pragma: no cover - the parser only produces the types above
             raise invalid_value(where, tool)
     return out
+
+
+def check_parameters(name: str, schema: dict[str, Any], param: str) -> None:
+    """Checks a function's ``parameters`` against the JSON Schema meta-schema.
+
+    The hosted API refuses a schema its model could not follow; so does the
+    engine, naming the tool and the place in its schema (draft 2020-12 unless
+    the schema's ``$schema`` names another).
+
+    Raises:
+        RequestError: ``invalid_function_parameters``, ``param`` pointing into the schema.
+    """
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as e:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path)
+        reason = e.message if len(e.message) <= 200 else e.message[:197] + "..."
+        raise RequestError(
+            f"Invalid schema for function '{name}': {reason} (at '{where[1:] or '/'}').",
+            code="invalid_function_parameters",
+            param=param + where,
+        ) from None
+    except RecursionError:
+        raise RequestError(
+            f"Invalid schema for function '{name}': it is nested too deeply to check.",
+            code="invalid_function_parameters",
+            param=param,
+        ) from None
 
 
 _SOURCES = ("server_url", "connector_id", "tunnel_id")

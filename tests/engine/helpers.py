@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import numpy as np
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
@@ -240,12 +241,15 @@ class MemoryClient(Client):
 
 @asynccontextmanager
 async def memory_session(
-    engine: Engine | None = None,
+    engine: Engine | None = None, **options: Any
 ) -> AsyncIterator[tuple[MemoryClient, EngineSession]]:
-    """An engine session served in memory, with the client side to drive it."""
+    """An engine session served in memory, with the client side to drive it.
+
+    ``options`` replace the engine's session options (limits, for instance).
+    """
     engine = engine or Engine()
     conn = MemoryConnection()
-    session = EngineSession(engine.options, conn)
+    session = EngineSession(attrs.evolve(engine.options, **options), conn)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session.run)
         client = MemoryClient(conn)

@@ -17,11 +17,13 @@ Bounds (:class:`ConversationLimits`), and what happens when one is reached:
   ``conversation.item.deleted`` event so that a client's mirror stays in
   step; the hosted API likewise drops the oldest items from a long
   conversation's context (``truncation: "auto"``).
-* **text** (16 MiB of item text: messages, transcripts, arguments, outputs):
-  the oldest items are deleted in the same way.
+* **text** (16 MiB of item text: messages, transcripts, arguments, outputs;
+  an event is at most 16 MiB, so one item always fits): the oldest items are
+  deleted in the same way.
 * **audio** (32 MiB of raw audio, about 11 minutes of 24 kHz PCM16 or 70 of
   G.711): the audio stored longest ago is dropped, its item stays (with its
-  transcript); retrieving it shows no audio, and truncating it is refused.
+  transcript); retrieving it shows no audio, and truncating it is refused
+  with a message saying why. The hosted API states no such bound.
 """
 
 from __future__ import annotations

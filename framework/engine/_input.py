@@ -14,15 +14,15 @@ Bounds, and what happens when one is reached:
 * one append carries at most 15 MiB of audio (the hosted API's limit); a
   larger one is refused with ``invalid_value``.
 * pre-speech audio: under turn detection, audio before speech is kept only as
-  long as it can still be committed: ``prefix_padding_ms``, or the idle
-  window (``idle_timeout_ms``) when there is one, and never more than
-  30 seconds (plus one second of slack, trimmed in whole seconds). Older
-  audio is forgotten as it ages.
-* the buffer holds at most 5 minutes of audio: under turn detection a turn
-  that long ends there, as if the speaker had paused (``speech_stopped``,
-  committed; speech that goes on starts the next turn); without turn
-  detection the append that would overflow is refused with
-  ``input_audio_buffer_full``, and nothing buffered is lost.
+  long as it can still be committed: ``prefix_padding_ms`` (what the hosted
+  API prepends to a turn), or the idle window (``idle_timeout_ms``) when
+  there is one, and never more than 30 seconds (plus up to a second of
+  slack: it is trimmed in whole seconds). Older audio is forgotten as it ages.
+* the buffer holds at most 5 minutes of audio (the hosted API states no
+  bound): under turn detection a turn that long ends there, as if the speaker
+  had paused (``speech_stopped``, committed; speech that goes on starts the
+  next turn); without turn detection the append that would overflow is
+  refused with ``input_audio_buffer_full``, and nothing buffered is lost.
 """
 
 from __future__ import annotations

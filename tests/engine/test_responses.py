@@ -5,6 +5,7 @@ Custom brains stand in for the scripted one, in memory on trio's MockClock.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -13,9 +14,17 @@ import pytest
 import trio
 import trio.testing
 
-from framework.engine import BrainError, BrainOutput, BrainRequest, Engine, Say
+from framework.engine import (
+    BrainError,
+    BrainOutput,
+    BrainRequest,
+    Disconnected,
+    Engine,
+    EngineSession,
+    Say,
+)
 
-from .helpers import memory_session, say, types
+from .helpers import MemoryConnection, memory_session, say, types
 
 
 class _Brain:
@@ -114,3 +123,35 @@ async def test_several_says_are_several_messages_each_streamed(
         opened = next(i for i, e in enumerate(events) if e.get("item", {}).get("id") == second)
         assert closed < opened
         assert kinds.count("conversation.item.done") == 2  # one per message
+
+
+class _Vanishing(MemoryConnection):
+    """A connection whose peer is gone after a few events: send raises Disconnected."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.left = after
+
+    async def send(self, text: str) -> None:
+        if self.left == 0:
+            raise Disconnected
+        self.left -= 1
+        await super().send(text)
+
+
+async def test_a_send_that_finds_the_client_gone_ends_the_session_cleanly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    conn = _Vanishing(after=12)
+    session = EngineSession(Engine(latency_ms=10).options, conn)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            content = [{"type": "input_text", "text": "tell me a story"}]
+            item = {"type": "message", "role": "user", "content": content}
+            await conn.to_server_send.send(
+                json.dumps({"type": "conversation.item.create", "item": item})
+            )
+            await conn.to_server_send.send(json.dumps({"type": "response.create"}))
+        # run() returned by itself: no exception, no task left behind.
+    assert conn.left == 0 and session.sent == 12

@@ -49,6 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from framework.engine import Engine, Rules, RulesError, serve_engine
     from framework.plugin import engine_part
+    from framework.testing import InstalledMcpClient
 
     if (args.certfile is None) != (args.keyfile is None):
         print("cantata serve: TLS needs both --certfile and --keyfile.", file=sys.stderr)
@@ -72,6 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
         rules=rules,
         api_key=args.api_key,
         **parts,  # type: ignore[arg-type]
+        # The installed MCP plugin's client runs hosted MCP tools; the engine never looks.
+        mcp_client=InstalledMcpClient(),
         max_session_s=args.max_session_seconds,
         latency_ms=args.latency_ms,
         drop_after_events=args.drop_after_events,
@@ -287,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument("--certfile", help="serve TLS (wss://) with this PEM certificate chain")
     serve_cmd.add_argument("--keyfile", help="the private key of --certfile (PEM)")
     serve_cmd.add_argument(
-        "--max-session-seconds", type=float, help="test knob: sessions expire after this long"
+        "--max-session-seconds",
+        type=float,
+        help="sessions end after this long (default 3600, the hosted API's limit; inf: never)",
     )
     serve_cmd.add_argument(
         "--latency-ms", type=int, default=0, help="test knob: delay before every event sent"

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import numpy as np
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
@@ -183,6 +184,21 @@ async def connect(
 types = lambda events: [e["type"] for e in events]  # noqa: E731
 
 
+async def say(client: Client, text: str) -> None:
+    """Adds a user text message and waits until the engine has stored it."""
+    await client.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            },
+        }
+    )
+    await client.until("conversation.item.done")
+
+
 # --- in memory -------------------------------------------------------------------------
 
 
@@ -225,12 +241,15 @@ class MemoryClient(Client):
 
 @asynccontextmanager
 async def memory_session(
-    engine: Engine | None = None,
+    engine: Engine | None = None, **options: Any
 ) -> AsyncIterator[tuple[MemoryClient, EngineSession]]:
-    """An engine session served in memory, with the client side to drive it."""
+    """An engine session served in memory, with the client side to drive it.
+
+    ``options`` replace the engine's session options (limits, for instance).
+    """
     engine = engine or Engine()
     conn = MemoryConnection()
-    session = EngineSession(engine.options, conn)
+    session = EngineSession(attrs.evolve(engine.options, **options), conn)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session.run)
         client = MemoryClient(conn)

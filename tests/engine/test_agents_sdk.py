@@ -116,7 +116,6 @@ class Watch:
     def __init__(self, session: RealtimeSession) -> None:
         self.session = session
         self.events: list[Any] = []
-        self._next = 0
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._collect())
 
@@ -125,36 +124,34 @@ class Watch:
             self.events.append(event)
             self._changed.set()
 
-    async def until(self, match: Callable[[Any], bool], *, seconds: float = 10) -> Any:
-        """The first matching event after the last one waited for."""
+    async def nth(self, match: Callable[[Any], bool], n: int = 1, *, seconds: float = 10) -> Any:
+        """The ``n``-th matching event of the session, counted from its start."""
         async with asyncio.timeout(seconds):
             while True:
-                for index in range(self._next, len(self.events)):
-                    if match(self.events[index]):
-                        self._next = index + 1
-                        return self.events[index]
+                found = [e for e in self.events if match(e)]
+                if len(found) >= n:
+                    return found[n - 1]
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def count(self, match: Callable[[Any], bool], n: int) -> None:
-        """Waits for ``n`` more matching events."""
-        for _ in range(n):
-            await self.until(match)
-
     async def retrieve(self, item_id: str) -> None:
         """Asks the engine for a stored item, through the SDK's raw-event path."""
+
+        def answer(event: Any) -> bool:
+            data = raw(event)
+            return (
+                data is not None
+                and data["type"] == "conversation.item.retrieved"
+                and (data["item"]["id"] == item_id)
+            )
+
+        before = len([e for e in self.events if answer(e)])
         await self.session.model.send_event(
             RealtimeModelSendRawMessage(
                 message={"type": "conversation.item.retrieve", "other_data": {"item_id": item_id}}
             )
         )
-        await self.until(
-            lambda e: (
-                (d := raw(e)) is not None
-                and d["type"] == "conversation.item.retrieved"
-                and d["item"]["id"] == item_id
-            )
-        )
+        await self.nth(answer, before + 1)
 
     async def stream(self, audio: bytes) -> None:
         """The user speaks: the audio in 100 ms chunks, as fast as the socket takes it."""
@@ -193,7 +190,7 @@ async def run_agent(
             try:
                 # The SDK's first session.update names its model and the agent's
                 # configuration; a refusal would leave the agent unconfigured.
-                answer = raw(await watch.until(server("session.updated", "error")))
+                answer = raw(await watch.nth(server("session.updated", "error")))
                 assert answer is not None and answer["type"] == "session.updated", answer
                 await script(watch)
             finally:
@@ -238,7 +235,7 @@ async def test_text_turn_configures_the_session_from_session_update(served: Serv
 
     async def script(watch: Watch) -> None:
         await watch.session.send_message("hello there")
-        await watch.until(server("response.done"))
+        await watch.nth(server("response.done"))
 
     events = await run_agent(served.url, script, settings={"modalities": ["text"]})
     wire = clean(served)
@@ -255,8 +252,8 @@ async def test_text_turn_configures_the_session_from_session_update(served: Serv
 async def test_tool_turn(served: Served) -> None:
     async def script(watch: Watch) -> None:
         await watch.session.send_message("What's the weather in Paris?")
-        await watch.until(sdk("tool_end"))
-        await watch.count(server("response.done"), 2)
+        await watch.nth(sdk("tool_end"))
+        await watch.nth(server("response.done"), 2)
 
     events = await run_agent(served.url, script, settings={"modalities": ["text"]})
     wire = clean(served)
@@ -272,11 +269,11 @@ async def test_handoff(served: Served) -> None:
 
     async def script(watch: Watch) -> None:
         await watch.session.send_message("I want a refund")
-        await watch.until(sdk("handoff"))
-        await watch.count(server("response.done"), 2)
+        await watch.nth(sdk("handoff"))
+        await watch.nth(server("response.done"), 2)
         await watch.session.send_message("It is order 4711")
-        await watch.until(sdk("tool_end"))
-        await watch.count(server("response.done"), 2)
+        await watch.nth(sdk("tool_end"))
+        await watch.nth(server("response.done"), 4)
 
     events = await run_agent(served.url, script, settings={"modalities": ["text"]})
     wire = clean(served)
@@ -304,8 +301,8 @@ async def test_audio_turn_with_server_vad(served: Served) -> None:
 
     async def script(watch: Watch) -> None:
         await watch.stream(spoken(WEATHER_QUESTION))
-        await watch.until(sdk("tool_end"))
-        await watch.count(server("response.done"), 2)
+        await watch.nth(sdk("tool_end"))
+        await watch.nth(server("response.done"), 2)
 
     events = await run_agent(served.url, script, settings={"turn_detection": SERVER_VAD})
     wire = clean(served)
@@ -336,11 +333,11 @@ async def test_interrupt_mid_reply_truncates_what_was_played(served: Served) -> 
 
     async def script(watch: Watch) -> None:
         await watch.session.send_message("tell me a story")
-        first = await watch.until(sdk("audio"))
-        await watch.count(sdk("audio"), 3)
+        first = await watch.nth(sdk("audio"))
+        await watch.nth(sdk("audio"), 4)
         await watch.session.interrupt()
-        await watch.until(server("conversation.item.truncated"))
-        await watch.until(server("response.done"))
+        await watch.nth(server("conversation.item.truncated"))
+        await watch.nth(server("response.done"))
         await watch.retrieve(first.item_id)
 
     events = await run_agent(served.url, script, settings={"turn_detection": SERVER_VAD})
@@ -359,10 +356,10 @@ async def test_interrupt_without_vad_also_cancels(served: Served) -> None:
 
     async def script(watch: Watch) -> None:
         await watch.session.send_message("tell me a story")
-        first = await watch.until(sdk("audio"))
-        await watch.count(sdk("audio"), 2)
+        first = await watch.nth(sdk("audio"))
+        await watch.nth(sdk("audio"), 3)
         await watch.session.interrupt()
-        await watch.until(server("response.done"))
+        await watch.nth(server("response.done"))
         await watch.retrieve(first.item_id)
 
     await run_agent(served.url, script, settings={"turn_detection": None})
@@ -382,11 +379,11 @@ async def test_barge_in(served: Served) -> None:
 
     async def script(watch: Watch) -> None:
         await watch.session.send_message("tell me a story")
-        first = await watch.until(sdk("audio"))
-        await watch.count(sdk("audio"), 3)
+        first = await watch.nth(sdk("audio"))
+        await watch.nth(sdk("audio"), 4)
         await watch.stream(spoken(WEATHER_QUESTION))
-        await watch.until(sdk("tool_end"))
-        await watch.count(server("response.done"), 3)
+        await watch.nth(sdk("tool_end"))
+        await watch.nth(server("response.done"), 3)
         await watch.retrieve(first.item_id)
 
     events = await run_agent(served.url, script, settings={"turn_detection": SERVER_VAD})
@@ -411,9 +408,9 @@ async def test_output_guardrail_trips_mid_reply(served: Served) -> None:
 
     async def script(watch: Watch) -> None:
         await watch.session.send_message("tell me a story")
-        first = await watch.until(sdk("audio"))
-        await watch.until(sdk("guardrail_tripped"))
-        await watch.count(server("response.done"), 2)
+        first = await watch.nth(sdk("audio"))
+        await watch.nth(sdk("guardrail_tripped"))
+        await watch.nth(server("response.done"), 2)
         await watch.retrieve(first.item_id)
 
     events = await run_agent(

@@ -71,7 +71,7 @@ const flows = {
     await r.server('response.done', 2);
     r.session.sendMessage('It is order 4711');
     await r.sdk('agent_tool_end');
-    await r.server('response.done', 2);
+    await r.server('response.done', 4);
   },
   async audio(r) {
     r.speak(readFileSync(speechFile));
@@ -81,7 +81,7 @@ const flows = {
   async interrupt(r) {
     r.session.sendMessage('tell me a story');
     const first = await r.server('response.output_audio.delta');
-    await r.server('response.output_audio.delta', 3);
+    await r.server('response.output_audio.delta', 4);
     r.session.interrupt();
     await r.server('response.done');
     await r.retrieve(first.item_id);
@@ -89,7 +89,7 @@ const flows = {
   async 'barge-in'(r) {
     r.session.sendMessage('tell me a story');
     const first = await r.server('response.output_audio.delta');
-    await r.server('response.output_audio.delta', 3);
+    await r.server('response.output_audio.delta', 4);
     r.speak(readFileSync(speechFile));
     await r.sdk('agent_tool_end');
     await r.server('response.done', 3);
@@ -144,8 +144,9 @@ recorder.speak = (audio) => {
   for (const piece of chunks(audio)) session.sendAudio(piece);
 };
 recorder.retrieve = async (itemId) => {
+  const before = recorder.count('conversation.item.retrieved');
   session.transport.sendEvent({ type: 'conversation.item.retrieve', item_id: itemId });
-  await recorder.server('conversation.item.retrieved');
+  await recorder.server('conversation.item.retrieved', before + 1);
 };
 
 await run(recorder, async () => {

@@ -26,7 +26,6 @@ export class Recorder {
   constructor(session) {
     this.session = session;
     this.events = []; // {from: 'server' | 'sdk', kind, data}
-    this.cursor = { server: 0, sdk: 0 };
     this.waiters = [];
     this.step = 'start';
     this.history = [];
@@ -55,21 +54,13 @@ export class Recorder {
     this.#push('sdk', kind, describe(kind, args));
   }
 
-  /** The data of the n-th next event of this kind from this source. */
+  /** The data of the n-th event of this kind from this source, counted from the start. */
   async #wait(from, kind, n) {
-    this.step = `${from} ${kind} x${n}`;
+    this.step = `${from} ${kind} #${n}`;
     const deadline = Date.now() + STEP_MS;
-    let found;
-    for (let seen = 0; seen < n; ) {
-      const index = this.events.findIndex(
-        (e, i) => i >= this.cursor[from] && e.from === from && e.kind === kind,
-      );
-      if (index >= 0) {
-        this.cursor[from] = index + 1;
-        found = this.events[index].data;
-        seen += 1;
-        continue;
-      }
+    for (;;) {
+      const found = this.events.filter((e) => e.from === from && e.kind === kind);
+      if (found.length >= n) return found[n - 1].data;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out waiting for ${this.step}`);
       await new Promise((resolve) => {
@@ -80,7 +71,11 @@ export class Recorder {
         });
       });
     }
-    return found;
+  }
+
+  /** How many events of this kind came from the server so far. */
+  count(kind) {
+    return this.events.filter((e) => e.from === 'server' && e.kind === kind).length;
   }
 
   server(kind, n = 1) {

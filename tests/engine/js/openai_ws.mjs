@@ -95,8 +95,9 @@ function answerCalls(done) {
 }
 
 async function retrieve(itemId) {
+  const before = recorder.count('conversation.item.retrieved');
   send({ type: 'conversation.item.retrieve', item_id: itemId });
-  await recorder.server('conversation.item.retrieved');
+  await recorder.server('conversation.item.retrieved', before + 1);
 }
 
 async function configure(session) {
@@ -132,13 +133,13 @@ const flows = {
     say("What's the weather in Paris?");
     send({ type: 'response.create' });
     answerCalls(await recorder.server('response.done'));
-    await recorder.server('response.done');
+    await recorder.server('response.done', 2);
   },
   async audio() {
     await configure(VAD);
     speak(readFileSync(speechFile));
     answerCalls(await recorder.server('response.done'));
-    await recorder.server('response.done');
+    await recorder.server('response.done', 2);
   },
   async cancel() {
     // The application stops the reply mid-sentence: truncate what was not
@@ -162,8 +163,8 @@ const flows = {
     const itemId = stopPlayback();
     await recorder.server('response.done'); // the story, cancelled by the turn
     playback.stopped = false;
-    answerCalls(await recorder.server('response.done'));
-    await recorder.server('response.done');
+    answerCalls(await recorder.server('response.done', 2));
+    await recorder.server('response.done', 3);
     await retrieve(itemId);
   },
 };

@@ -161,7 +161,7 @@ async def serve(
 
 def checked(tap: Tap) -> list[dict[str, Any]]:
     """Every event the engine sent, each validated strictly against the official SDK."""
-    assert tap.server_frames_not_text() == [], "the engine sent a binary frame"
+    assert tap.binary_from_server() == [], "the engine sent a binary frame"
     events = tap.server_events()
     for event in events:
         oracle.check_server_event(event)

@@ -57,7 +57,7 @@ class Tap:
     def client_events(self) -> list[dict[str, Any]]:
         return [f.json() for f in self.frames if f.sender == "client" and f.kind == "text"]
 
-    def server_frames_not_text(self) -> list[Frame]:
+    def binary_from_server(self) -> list[Frame]:
         return [f for f in self.frames if f.sender == "server" and f.kind == "binary"]
 
 

@@ -126,20 +126,17 @@ class Served:
 
     url: str
     tap: Tap
-    engine: Engine
 
 
 @asynccontextmanager
-async def serve(
-    *, tls: tuple[trustme.CA, str, str] | None = None, latency_ms: int = LATENCY_MS
-) -> AsyncIterator[Served]:
+async def serve(*, tls: tuple[trustme.CA, str, str] | None = None) -> AsyncIterator[Served]:
     """The engine with the test rules, ears and latency, behind a recording proxy.
 
     Args:
         tls: the authority, certificate and key files: the engine and the proxy
             then both speak TLS, and the client must trust the authority.
     """
-    engine = Engine(rules=Rules.from_toml(RULES), transcriber=transcriber(), latency_ms=latency_ms)
+    engine = Engine(rules=Rules.from_toml(RULES), transcriber=transcriber(), latency_ms=LATENCY_MS)
     certfile, keyfile = (tls[1], tls[2]) if tls else (None, None)
     async with open_engine(engine, certfile=certfile, keyfile=keyfile) as running:
         server_ssl = upstream_ssl = None
@@ -148,12 +145,13 @@ async def serve(
             server_ssl.load_cert_chain(certfile or "", keyfile)
             upstream_ssl = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
             upstream_ssl.load_verify_locations(cadata=tls[0].cert_pem.bytes().decode())
-        # The client's URL names no model: both Agents SDKs name theirs in session.update.
+        # The URL names no model, as an application pointing an Agents SDK at its
+        # own server writes it: both name their model in session.update.
         async with open_tap(running.url, server_ssl=server_ssl, upstream_ssl=upstream_ssl) as (
             url,
             tap,
         ):
-            yield Served(url=url, tap=tap, engine=engine)
+            yield Served(url=url, tap=tap)
 
 
 # --- reading the wire -----------------------------------------------------------------------

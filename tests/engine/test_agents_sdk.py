@@ -182,9 +182,7 @@ async def run_agent(
             agent,
             config={"model_settings": settings or {}, "tracing_disabled": True, **config},
         )
-        session = await runner.run(
-            model_config={"url": url + "?model=" + DEFAULT_REALTIME_MODEL, "headers": {}}
-        )  # DEV
+        session = await runner.run(model_config={"url": url, "headers": {}})
         async with session:
             watch = Watch(session)
             try:

@@ -516,3 +516,23 @@ async def test_the_readme_rules_load_and_pay_in_two_messages() -> None:
     memory = {"calls": {"c": {"amount": "12.5", "to": "Ada"}}}
     outputs = await ask(rules, [user("pay"), call, output], memory=memory)
     assert outputs == [Say("Done."), Say("I paid 12.5 to Ada: receipt 7.")]
+
+
+async def test_a_brain_error_fails_the_response_and_names_the_cause(url: str) -> None:
+    """A rule that calls a tool the session does not offer: the client gets an
+    ``error`` event with the brain's message, a failed response, and a session
+    that goes on."""
+    with trio.fail_after(10):
+        async with connect(url) as client:
+            session = {"type": "realtime", "output_modalities": ["text"]}
+            await client.send({"type": "session.update", "session": session})
+            await client.until("session.updated")
+            events = await client.turn("weather in Oslo")
+            (error,) = [e["error"] for e in events if e["type"] == "error"]
+            assert error["message"] == (
+                "rules: rule 1 calls get_weather, which this session does not offer "
+                "(it offers: none); declare the tool in the session or change the rule"
+            )
+            assert events[-1]["response"]["status"] == "failed"
+            events = await client.turn("tell me a story")
+            assert events[-1]["response"]["status"] == "completed"

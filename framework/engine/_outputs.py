@@ -211,18 +211,21 @@ class FunctionCallOutput:
     stored: StoredItem | None
     arguments: str = ""
 
+    def _base(self) -> dict[str, Any]:
+        return {
+            "response_id": self.response.id,
+            "item_id": self.item.id,
+            "output_index": self.index,
+            "call_id": self.item.call_id,
+        }
+
     async def stream(self, arguments: str) -> None:
         outbox = self.response.services.outbox
         for start in range(0, len(arguments), ARGUMENT_CHUNK):
             delta = arguments[start : start + ARGUMENT_CHUNK]
             await outbox.emit(
                 ResponseFunctionCallArgumentsDeltaEvent(
-                    event_id=outbox.new_id("event"),
-                    response_id=self.response.id,
-                    item_id=self.item.id,  # type: ignore[arg-type]
-                    output_index=self.index,
-                    call_id=self.item.call_id,  # type: ignore[arg-type]
-                    delta=delta,
+                    event_id=outbox.new_id("event"), delta=delta, **self._base()
                 )
             )
             self.arguments += delta
@@ -233,12 +236,9 @@ class FunctionCallOutput:
         await outbox.emit(
             ResponseFunctionCallArgumentsDoneEvent(
                 event_id=outbox.new_id("event"),
-                response_id=self.response.id,
-                item_id=self.item.id,  # type: ignore[arg-type]
-                output_index=self.index,
-                call_id=self.item.call_id,  # type: ignore[arg-type]
                 name=self.item.name,
                 arguments=self.arguments,
+                **self._base(),
             )
         )
         done = attrs.evolve(self.item, arguments=self.arguments, status=status)

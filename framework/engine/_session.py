@@ -8,14 +8,16 @@ part                   module                client events
 =====================  ====================  ==========================================
 configuration          ``_session_config``   ``session.update`` (checks in ``_config``)
 conversation           ``_conversation``     ``conversation.item.create`` / ``delete`` /
-                                             ``retrieve`` / ``truncate``
+                                             ``retrieve`` / ``truncate``; items in
+                                             ``_stored_item``, checks in ``_client_items``
 input audio            ``_input``            ``input_audio_buffer.append`` / ``commit`` /
                                              ``clear``; VAD (``_vad``), transcription
                                              (``_transcription``), the idle timeout
 responses              ``_responses``        ``response.create`` / ``cancel``; one
                                              ``_response`` object per response, its
                                              outputs in ``_outputs`` and ``_mcp_calls``
-hosted MCP             ``_mcp``              (listings, when tools arrive)
+hosted MCP             ``_mcp``              (listings, when tools arrive; the client
+                                             interface and policy in ``_hosted_mcp``)
 timers, usage, outbox  ``_timers``,          (the idle deadline and the session's
                        ``_usage``,           expiry; usage and rate limits; ids, the
                        ``_outbox``           send queue and its writer)

@@ -1,8 +1,9 @@
 """Memory benchmarks of one engine session: conversation growth, and a whole hour.
 
 Both run one :class:`EngineSession` in this process over an in-memory
-connection (no socket), so that what is measured is the engine's own cost and
-memory; the client side keeps nothing it receives.
+connection (``framework.testing.MemoryWire``, no socket), so that what is
+measured is the engine's own cost and memory; the client side keeps nothing
+it receives.
 
 ``growth``: ``--items`` ``conversation.item.create`` events (30,000 by
 default), each parsed, checked, stored and answered with its two events
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import math
 import re
 import statistics
@@ -50,39 +52,13 @@ import trio.testing
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from framework.engine import Disconnected, Engine, EngineSession  # noqa: E402
+from framework.engine import Engine, EngineSession  # noqa: E402
+from framework.testing import MemoryWire  # noqa: E402
+from framework.transport import ConnectionClosed  # noqa: E402
 
 RATE = 24000
 CHUNK_MS = 20
 WINDOW = 1000
-
-
-class Pipe:
-    """An engine-side connection in memory; the client side reads and forgets."""
-
-    def __init__(self) -> None:
-        self.up_send, self.up_receive = trio.open_memory_channel[str](64)
-        self.down_send, self.down_receive = trio.open_memory_channel[str](256)
-        self.closed: tuple[int, str] | None = None
-
-    async def receive(self) -> str | bytes:
-        try:
-            return await self.up_receive.receive()
-        except trio.EndOfChannel:
-            raise Disconnected from None
-
-    async def send(self, text: str) -> None:
-        try:
-            await self.down_send.send(text)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise Disconnected from None
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-        await self.down_send.aclose()
-
-    async def abort(self) -> None:
-        await self.close(1006, "")
 
 
 def rss_mb() -> float:
@@ -112,8 +88,8 @@ async def growth(items: int, max_items: int | None) -> tuple[float, float, float
             pass
         else:
             limits["conversation"] = ConversationLimits(max_items=max_items)
-    pipe = Pipe()
-    session = EngineSession(_options(engine, **limits), pipe)
+    wire = MemoryWire(buffer=64)
+    session = EngineSession(_options(engine, **limits), wire)
     frame = orjson.dumps(
         {
             "type": "conversation.item.create",
@@ -130,16 +106,18 @@ async def growth(items: int, max_items: int | None) -> tuple[float, float, float
     async def read() -> None:
         # Every event is read (a deletion at the bound is a third one); each
         # item's conversation.item.done tells the sender it was stored.
-        async for text in pipe.down_receive:
-            if text.startswith('{"type":"conversation.item.done"'):
-                done_send.send_nowait(None)
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                text = await wire.receive_text()
+                if text.startswith('{"type":"conversation.item.done"'):
+                    done_send.send_nowait(None)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session.run)
         nursery.start_soon(read)
         start = window = time.perf_counter()
         for n in range(1, items + 1):
-            await pipe.up_send.send(frame)
+            await wire.send_text(frame)
             await done_receive.receive()
             if n % WINDOW == 0:
                 now = time.perf_counter()
@@ -216,8 +194,8 @@ class Sample:
 
 async def hour(minutes: int, turns_audio: list[list[str]], silence: list[str]) -> dict[str, Any]:
     engine = Engine()
-    pipe = Pipe()
-    session = EngineSession(engine.options, pipe)
+    wire = MemoryWire(buffer=64)
+    session = EngineSession(engine.options, wire)
     samples: list[Sample] = []
     counts: dict[str, int] = {}
     ended: dict[str, Any] = {}
@@ -242,14 +220,16 @@ async def hour(minutes: int, turns_audio: list[list[str]], silence: list[str]) -
     closed = trio.Event()
 
     async def read() -> None:
-        async for text in pipe.down_receive:
-            kind = orjson.loads(text)["type"]
-            counts[kind] = counts.get(kind, 0) + 1
-            if kind == "error":
-                error = orjson.loads(text)["error"]
-                ended["error"] = (error.get("code"), error.get("message"))
-                ended["at_s"] = trio.current_time() - t0
-        ended["closed"] = pipe.closed
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                event = orjson.loads(await wire.receive_text())
+                kind = event["type"]
+                counts[kind] = counts.get(kind, 0) + 1
+                if kind == "error":
+                    error = event["error"]
+                    ended["error"] = (error.get("code"), error.get("message"))
+                    ended["at_s"] = trio.current_time() - t0
+        ended["closed"] = (wire.close_code, wire.close_reason)
         closed.set()
 
     async def talk() -> None:
@@ -261,9 +241,9 @@ async def hour(minutes: int, turns_audio: list[list[str]], silence: list[str]) -
                 for frame in [*turns_audio[turn % len(turns_audio)], *silence]:
                     k += 1
                     await trio.sleep_until(t0 + k * step)
-                    await pipe.up_send.send(frame)
+                    await wire.send_text(frame)
                 turn += 1
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except ConnectionClosed:
             return
 
     async def sampler() -> None:

@@ -49,7 +49,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from framework.engine import Engine, Rules, RulesError, serve_engine
     from framework.plugin import engine_part
+    from framework.testing import InstalledMcpClient
 
+    if (args.certfile is None) != (args.keyfile is None):
+        print("cantata serve: TLS needs both --certfile and --keyfile.", file=sys.stderr)
+        return 2
     try:
         rules = Rules.from_file(args.rules) if args.rules else None
     except RulesError as e:
@@ -69,6 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
         rules=rules,
         api_key=args.api_key,
         **parts,  # type: ignore[arg-type]
+        # The installed MCP plugin's client runs hosted MCP tools; the engine never looks.
+        mcp_client=InstalledMcpClient(),
         max_session_s=args.max_session_seconds,
         latency_ms=args.latency_ms,
         drop_after_events=args.drop_after_events,
@@ -81,7 +87,12 @@ def _serve(args: argparse.Namespace) -> int:
             async with trio.open_nursery() as nursery:
                 url = await nursery.start(
                     lambda task_status: serve_engine(
-                        engine, host=args.host, port=args.port, task_status=task_status
+                        engine,
+                        host=args.host,
+                        port=args.port,
+                        certfile=args.certfile,
+                        keyfile=args.keyfile,
+                        task_status=task_status,
                     )
                 )
                 print(engine.banner(url), flush=True)
@@ -276,8 +287,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
     serve_cmd.add_argument("--rules", help="TOML rules file for the scripted brain")
     serve_cmd.add_argument("--api-key", help="require this key from clients")
+    serve_cmd.add_argument("--certfile", help="serve TLS (wss://) with this PEM certificate chain")
+    serve_cmd.add_argument("--keyfile", help="the private key of --certfile (PEM)")
     serve_cmd.add_argument(
-        "--max-session-seconds", type=float, help="test knob: sessions expire after this long"
+        "--max-session-seconds",
+        type=float,
+        help="sessions end after this long (default 3600, the hosted API's limit; inf: never)",
     )
     serve_cmd.add_argument(
         "--latency-ms", type=int, default=0, help="test knob: delay before every event sent"

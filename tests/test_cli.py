@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
+import trustme
+from trio_websocket import open_websocket_url
 
 from .engine.helpers import connect
 
@@ -134,6 +137,36 @@ async def test_sigint_with_a_client_connected_still_exits_cleanly() -> None:
             assert code == 0
             await served.stdout.line_with("Stopped.")
         assert "Traceback" not in served.stderr.text
+
+
+async def test_serve_with_tls_prints_a_wss_url_that_verifies(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(certfile))
+    issued.private_key_pem.write_to_path(str(keyfile))
+    trusting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    trusting.load_verify_locations(cadata=authority.cert_pem.bytes().decode())
+    with trio.fail_after(30):
+        async with _spawn(
+            "serve", "--port", "0", "--certfile", str(certfile), "--keyfile", str(keyfile)
+        ) as served:
+            await served.stdout.line_with("Ready")
+            found = re.search(r"wss://127\.0\.0\.1:\d+/v1/realtime", served.stdout.text)
+            assert found is not None, served.stdout.text
+            async with open_websocket_url(found.group(0), ssl_context=trusting) as ws:
+                assert '"type":"session.created"' in await ws.get_message()
+            served.process.send_signal(signal.SIGINT)
+            assert await served.process.wait() == 0
+    assert "Traceback" not in served.stderr.text
+
+
+async def test_serve_with_only_a_certfile_says_what_is_missing(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with _spawn("serve", "--port", "0", "--certfile", str(tmp_path / "c.pem")) as served:
+            code = await served.process.wait()
+    assert code == 2
+    assert served.stderr.text == "cantata serve: TLS needs both --certfile and --keyfile.\n"
 
 
 @pytest.mark.parametrize(

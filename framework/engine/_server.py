@@ -386,9 +386,16 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-def _hypercorn_config(host: str, port: int) -> Config:
+def _hypercorn_config(
+    host: str, port: int, certfile: str | None = None, keyfile: str | None = None
+) -> Config:
     config = Config()
     config.bind = [f"{host}:{port}"]
+    if certfile is not None:
+        config.certfile = certfile
+        config.keyfile = keyfile
+        # WebSocket clients negotiate HTTP/1.1; the engine does not serve HTTP/2.
+        config.alpn_protocols = ["http/1.1"]
     config.accesslog = None
     config.errorlog = _log
     config.websocket_ping_interval = None
@@ -404,21 +411,46 @@ async def serve_engine(
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
+    certfile: str | None = None,
+    keyfile: str | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serves the engine until cancelled; reports its WebSocket URL when listening."""
+    """Serves the engine until cancelled; reports its WebSocket URL when listening.
+
+    Args:
+        engine: the engine to serve.
+        host, port: where to listen (port 0: any free port).
+        certfile, keyfile: a PEM certificate chain and its private key, both or
+            neither: with them the engine speaks TLS only, and its URLs are
+            ``wss://`` and ``https://``.
+
+    Raises:
+        ValueError: only one of ``certfile`` and ``keyfile``.
+        OSError: the address cannot be bound, or a TLS file cannot be read.
+        ssl.SSLError: the TLS files are not a certificate and its key.
+    """
+    _check_tls(certfile, keyfile)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             lambda task_status: serve(
                 engine,  # type: ignore[arg-type]
-                _hypercorn_config(host, port),
+                _hypercorn_config(host, port, certfile, keyfile),
                 task_status=task_status,
                 mode="asgi",
             )
         )
-        http_url = binds[0]
-        task_status.started(http_url.replace("http://", "ws://", 1) + "/v1/realtime")
+        task_status.started(_websocket_url(binds[0]))
         await trio.sleep(math.inf)
+
+
+def _check_tls(certfile: str | None, keyfile: str | None) -> None:
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("TLS needs both a certificate file and its key file")
+
+
+def _websocket_url(http_url: str) -> str:
+    """The Realtime endpoint's URL from the server's base URL (``https`` gives ``wss``)."""
+    return "ws" + http_url.removeprefix("http") + "/v1/realtime"
 
 
 @attrs.frozen
@@ -427,23 +459,43 @@ class RunningEngine:
 
     engine: Engine
     url: str
-    """The WebSocket URL of the Realtime endpoint, ``ws://host:port/v1/realtime``."""
+    """The WebSocket URL of the Realtime endpoint, ``ws://host:port/v1/realtime``
+    (``wss://`` with TLS)."""
 
     @property
     def http_url(self) -> str:
-        """The base URL of the REST endpoints, ``http://host:port/v1``."""
-        return self.url.replace("ws://", "http://", 1).removesuffix("/realtime")
+        """The base URL of the REST endpoints, ``http://host:port/v1`` (``https://`` with TLS)."""
+        return "http" + self.url.removeprefix("ws").removesuffix("/realtime")
 
 
 @asynccontextmanager
 async def open_engine(
-    engine: Engine | None = None, *, host: str = "127.0.0.1", port: int = 0
+    engine: Engine | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    certfile: str | None = None,
+    keyfile: str | None = None,
 ) -> AsyncIterator[RunningEngine]:
-    """Runs an engine for the duration of the block (port 0: any free port)."""
+    """Runs an engine for the duration of the block (port 0: any free port).
+
+    ``certfile`` and ``keyfile`` serve it over TLS, as :func:`serve_engine` does.
+
+    Raises:
+        ValueError: only one of ``certfile`` and ``keyfile``.
+    """
+    _check_tls(certfile, keyfile)
     engine = engine or Engine()
     async with trio.open_nursery() as nursery:
         url: str = await nursery.start(
-            lambda task_status: serve_engine(engine, host=host, port=port, task_status=task_status)
+            lambda task_status: serve_engine(
+                engine,
+                host=host,
+                port=port,
+                certfile=certfile,
+                keyfile=keyfile,
+                task_status=task_status,
+            )
         )
         try:
             yield RunningEngine(engine, url)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -44,20 +45,72 @@ def _protocol(_: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLine(logging.Formatter):
+    """Log records as single lines: the traceback of a record is left to ``--debug``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record).splitlines()[0]
+
+
+def _cannot_listen(error: BaseException, args: argparse.Namespace) -> str:
+    """What to do about an error that stopped the engine from listening, in one line."""
+    import errno
+    import socket
+    import ssl
+
+    where = f"{args.host}:{args.port}"
+    if isinstance(error, socket.gaierror):
+        return (
+            f"cannot listen on {args.host!r}: no such host ({error.strerror}); "
+            "pass --host with an address of this machine, such as 127.0.0.1."
+        )
+    if isinstance(error, ssl.SSLError):
+        return (
+            f"--certfile {args.certfile} and --keyfile {args.keyfile} are not a PEM "
+            f"certificate and its private key ({error.reason or error})."
+        )
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"cannot read {error.filename}: {error.strerror}."
+    if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {where}: the port is in use; stop what uses it, or pass "
+            "another --port (0 picks a free one)."
+        )
+    if isinstance(error, OSError) and error.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {where}: {args.host} is not an address of this machine; "
+            "pass --host 127.0.0.1, or 0.0.0.0 for every interface."
+        )
+    if isinstance(error, OSError) and error.errno == errno.EACCES:
+        return (
+            f"cannot listen on {where}: permission denied (ports below 1024 need "
+            "privileges); pass another --port."
+        )
+    detail = f"{type(error).__name__}: {error}".splitlines()[0]
+    return f"stopped: {detail} (run with --debug for the traceback)."
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import trio
 
     from framework.engine import Engine, Rules, RulesError, serve_engine
     from framework.plugin import engine_part
 
-    if (args.certfile is None) != (args.keyfile is None):
-        print("cantata serve: TLS needs both --certfile and --keyfile.", file=sys.stderr)
+    def fail(message: str) -> int:
+        print(f"cantata serve: {message}", file=sys.stderr)
         return 2
+
+    if (args.certfile is None) != (args.keyfile is None):
+        return fail("TLS needs both --certfile and --keyfile.")
     try:
         rules = Rules.from_file(args.rules) if args.rules else None
     except RulesError as e:
-        print(f"cantata serve: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
+    except UnicodeDecodeError as e:
+        return fail(f"{args.rules}: not UTF-8 text (byte {e.start}); save it as UTF-8.")
     parts: dict[str, object] = {}
     for kind in ("brain", "transcriber", "synthesizer", "vad"):
         name = getattr(args, kind)
@@ -66,16 +119,23 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             parts[kind] = engine_part(kind, name)
         except LookupError as e:
-            print(f"cantata serve: {e}", file=sys.stderr)
-            return 2
+            return fail(str(e))
     engine = Engine(
         rules=rules,
-        api_key=args.api_key,
+        # From the environment, a key stays out of the process list.
+        api_key=args.api_key or os.environ.get("CANTATA_API_KEY") or None,
         **parts,  # type: ignore[arg-type]
         max_session_s=args.max_session_seconds,
         latency_ms=args.latency_ms,
         drop_after_events=args.drop_after_events,
     )
+    handler = logging.StreamHandler()
+    formatter = logging.Formatter if args.debug else _OneLine
+    handler.setFormatter(formatter("cantata serve: %(message)s"))
+    log = logging.getLogger("cantata.engine")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    log.propagate = False
 
     async def run() -> None:
         # Ctrl-C (or SIGTERM) cancels the server's nursery: connections close and
@@ -101,8 +161,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         trio.run(run)
-    except OSError as e:
-        print(f"cantata serve: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+    except Exception as e:
+        if args.debug:
+            raise
+        while isinstance(e, ExceptionGroup) and len(e.exceptions) == 1:
+            e = e.exceptions[0]
+        print(f"cantata serve: {_cannot_listen(e, args)}", file=sys.stderr)
         return 1
     return 0
 
@@ -283,9 +347,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_cmd.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
     serve_cmd.add_argument("--rules", help="TOML rules file for the scripted brain")
-    serve_cmd.add_argument("--api-key", help="require this key from clients")
+    serve_cmd.add_argument(
+        "--api-key",
+        help="require this key from clients (default: $CANTATA_API_KEY, which ps does not show)",
+    )
     serve_cmd.add_argument("--certfile", help="serve TLS (wss://) with this PEM certificate chain")
     serve_cmd.add_argument("--keyfile", help="the private key of --certfile (PEM)")
+    serve_cmd.add_argument(
+        "--debug", action="store_true", help="log more, with tracebacks, and raise startup errors"
+    )
     serve_cmd.add_argument(
         "--max-session-seconds", type=float, help="test knob: sessions expire after this long"
     )

@@ -60,6 +60,12 @@ from ._hosted_mcp import (
 from ._hosted_mcp import (
     NoMcpClient as NoMcpClient,
 )
+from ._network import (
+    Link as Link,
+)
+from ._network import (
+    LinkLimits as LinkLimits,
+)
 from ._server import (
     Engine as Engine,
 )

@@ -13,6 +13,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 from framework.engine import Engine, Rules, open_engine
 
 from .helpers import WEATHER_RULES, connect, speech
+from .served import user_text
 
 
 @pytest.fixture
@@ -225,21 +226,11 @@ async def test_client_vanishing_mid_response_frees_the_session(engine: tuple[Eng
     server, url = engine
     with trio.fail_after(10):
         async with connect(url) as client:
-            await client.send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": "user",
-                        "content": [{"type": "input_text", "text": "tell me a story"}],
-                    },
-                }
-            )
+            await client.send(user_text("tell me a story"))
             await client.send({"type": "response.create"})
             await client.until("response.output_audio.delta")
             assert len(server.sessions) == 1
-        while server.sessions:  # noqa: ASYNC110 - polling the engine's bookkeeping in a test
-            await trio.sleep(0.01)
+        await server.wait_until(lambda engine: not engine.sessions)
         # ... and the engine still serves others.
         async with connect(url) as again:
             await _still_alive(again)

@@ -6,6 +6,7 @@ it must say what it is, be ready fast, and stop cleanly on Ctrl-C.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import ssl
@@ -19,7 +20,7 @@ import trustme
 from trio_websocket import open_websocket_url
 
 from .engine.helpers import connect
-from .engine.served import CANTATA, ROOT, spawn
+from .engine.served import CANTATA, ROOT, RawSocket, spawn
 
 SCRIPT = Path(sys.executable).parent / "cantata"
 
@@ -95,6 +96,75 @@ async def test_serve_with_only_a_certfile_says_what_is_missing(tmp_path: Path) -
             code = await served.process.wait()
     assert code == 2
     assert served.stderr.text == "cantata serve: TLS needs both --certfile and --keyfile.\n"
+
+
+async def test_a_busy_port_is_one_line_that_says_what_to_do() -> None:
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0") as first:
+            await first.stdout.line_with("Ready")
+            port = first.url.split(":")[2].split("/")[0]
+            async with spawn("serve", "--port", port) as second:
+                code = await second.process.wait()
+            first.process.send_signal(signal.SIGINT)
+            await first.process.wait()
+    assert code == 1
+    assert second.stderr.text == (
+        f"cantata serve: cannot listen on 127.0.0.1:{port}: the port is in use; stop what "
+        "uses it, or pass another --port (0 picks a free one).\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("no-such-host.invalid", "no such host"),
+        ("192.0.2.1", "192.0.2.1 is not an address of this machine"),
+    ],
+)
+async def test_a_bad_host_is_one_line_that_says_what_to_do(host: str, says: str) -> None:
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", "--host", host) as served:
+            code = await served.process.wait()
+    assert code == 1
+    message = served.stderr.text
+    assert message.startswith("cantata serve: cannot listen on ") and says in message
+    assert message.count("\n") == 1 and "--host" in message
+    assert "Traceback" not in message
+
+
+async def test_debug_shows_the_traceback() -> None:
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", "--host", "192.0.2.1", "--debug") as served:
+            code = await served.process.wait()
+    assert code == 1
+    assert "Traceback" in served.stderr.text
+
+
+async def test_a_rules_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(b"[[rule]]\nwhen = 'caf\xe9'\nsay = 'x'\n")
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", "--rules", str(rules)) as served:
+            code = await served.process.wait()
+    assert code == 2
+    assert served.stderr.text == (
+        f"cantata serve: {rules}: not UTF-8 text (byte 20); save it as UTF-8.\n"
+    )
+
+
+async def test_the_api_key_can_come_from_the_environment() -> None:
+    env = {**os.environ, "CANTATA_API_KEY": "sk-from-the-environment"}
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", env=env) as served:
+            await served.stdout.line_with("Ready")
+            assert "API key required" in served.stdout.text
+            with pytest.raises(ConnectionError, match="^HTTP/1.1 401 "):
+                await RawSocket.open(served.port)
+            key = [("Authorization", "Bearer sk-from-the-environment")]
+            async with connect(served.url, headers=key):
+                pass
+            served.process.send_signal(signal.SIGINT)
+            await served.process.wait()
 
 
 @pytest.mark.parametrize(

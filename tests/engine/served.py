@@ -203,15 +203,19 @@ class RawSocket:
             "Sec-WebSocket-Version: 13",
             *(f"{name}: {value}" for name, value in headers),
         ]
-        await raw.stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
-        while b"\r\n\r\n" not in raw.buffer:
-            chunk = await raw.stream.receive_some()
-            if not chunk:
-                raise ConnectionError("closed during the handshake")
-            raw.buffer += chunk
-        head, _, rest = bytes(raw.buffer).partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise ConnectionError(head.decode("latin-1"))
+        try:
+            await raw.stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+            while b"\r\n\r\n" not in raw.buffer:
+                chunk = await raw.stream.receive_some()
+                if not chunk:
+                    raise ConnectionError("closed during the handshake")
+                raw.buffer += chunk
+            head, _, rest = bytes(raw.buffer).partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise ConnectionError(head.decode("latin-1"))
+        except BaseException:
+            await trio.aclose_forcefully(raw.stream)
+            raise
         raw.buffer = bytearray(rest)
         return raw
 

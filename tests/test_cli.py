@@ -158,7 +158,7 @@ async def test_the_api_key_can_come_from_the_environment() -> None:
         async with spawn("serve", "--port", "0", env=env) as served:
             await served.stdout.line_with("Ready")
             assert "API key required" in served.stdout.text
-            with pytest.raises(ConnectionError, match="^HTTP/1.1 401 "):
+            with pytest.raises(ConnectionError, match=r"^HTTP/1\.1 401 "):
                 await RawSocket.open(served.port)
             key = [("Authorization", "Bearer sk-from-the-environment")]
             async with connect(served.url, headers=key):

@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import AsyncIterator
 
+import httpx2
 import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
@@ -287,3 +288,53 @@ async def test_speech_keeps_working_after_errors(url: str) -> None:
                 await client.send(event)
             events = await client.until("input_audio_buffer.committed")
             assert events[0]["type"] == "input_audio_buffer.speech_started"
+
+
+def _arrays(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # An echoed config 300 levels deep used to break the writer of session.updated.
+        '{"type": "session.update", "event_id": "deep1", "session": {"type": "realtime", '
+        '"tools": [{"type": "function", "name": "f", "parameters": {"d": @}}]}}'.replace(
+            "@", _arrays(300)
+        ),
+        '{"type": "session.update", "event_id": "deep2", "session": {"type": "realtime", '
+        '"prompt": {"id": "p", "variables": {"v": {"x": @}}}}}'.replace("@", _arrays(300)),
+        # A tagged field 1,000 levels deep used to raise RecursionError in the parser.
+        '{"type": "conversation.item.create", "event_id": "deep3", "item": {"type": @}}'.replace(
+            "@", _arrays(1000)
+        ),
+    ],
+)
+async def test_deeply_nested_events_get_an_error_and_the_session_lives(
+    url: str, frame: str
+) -> None:
+    with trio.fail_after(10):
+        async with connect(url) as client:
+            await client.send_raw(frame)
+            events = await client.until("error")
+            error = events[-1]["error"]
+            assert "nested deeper than 64 levels" in error["message"]
+            assert error["event_id"] == json.loads(frame.replace(_arrays(1000), "1"))["event_id"]
+            assert [e["type"] for e in events] == ["error"]  # nothing applied, nothing echoed
+            await _still_alive(client)
+
+
+async def test_a_deeply_nested_rest_body_is_a_400(url: str) -> None:
+    base = url.replace("ws://", "http://").removesuffix("/realtime")
+    body = '{"session": {"type": "realtime", "tracing": {"metadata": {"x": @}}}}'.replace(
+        "@", _arrays(300)
+    )
+    with trio.fail_after(10):
+        async with httpx2.AsyncClient(timeout=5) as http:
+            response = await http.post(
+                f"{base}/realtime/client_secrets",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+    assert response.status_code == 400
+    assert "nested deeper than 64 levels" in response.json()["error"]["message"]

@@ -105,6 +105,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     if (args.certfile is None) != (args.keyfile is None):
         return fail("TLS needs both --certfile and --keyfile.")
+    if args.webhook_url and not os.environ.get("CANTATA_WEBHOOK_SECRET"):
+        return fail(
+            "--webhook-url needs the signing secret in CANTATA_WEBHOOK_SECRET "
+            "(a whsec_... value, as the receiver's webhooks.unwrap expects)."
+        )
     try:
         rules = Rules.from_file(args.rules) if args.rules else None
     except RulesError as e:
@@ -128,6 +133,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_session_s=args.max_session_seconds,
         latency_ms=args.latency_ms,
         drop_after_events=args.drop_after_events,
+        webhook_url=args.webhook_url,
+        webhook_secret=os.environ.get("CANTATA_WEBHOOK_SECRET") or None,
     )
     handler = logging.StreamHandler()
     formatter = logging.Formatter if args.debug else _OneLine
@@ -168,6 +175,46 @@ def _serve(args: argparse.Namespace) -> int:
             e = e.exceptions[0]
         print(f"cantata serve: {_cannot_listen(e, args)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _operate(args: argparse.Namespace) -> int:
+    """``cantata ring``, ``cantata dtmf`` and ``cantata calls``: a running engine's operator API."""
+    import json
+    import os
+
+    import httpx2
+    import trio
+
+    from framework.engine import OperatorClient, OperatorError
+
+    key = args.api_key or os.environ.get("CANTATA_API_KEY") or None
+
+    async def run() -> object:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            operator = OperatorClient(http, args.engine, api_key=key)
+            if args.command == "ring":
+                headers = [h.partition("=")[::2] for h in args.header or ()]
+                return await operator.ring(
+                    caller=args.caller, callee=args.callee, sip_headers=headers
+                )
+            if args.command == "dtmf":
+                return {"sent": await operator.dtmf(args.target, args.digits)}
+            return {"calls": await operator.calls(), "sessions": await operator.sessions()}
+
+    try:
+        answer = trio.run(run)
+    except OperatorError as e:
+        print(f"cantata {args.command}: {e}", file=sys.stderr)
+        return 1
+    except httpx2.TransportError as e:
+        print(
+            f"cantata {args.command}: cannot reach the engine at {args.engine} ({e}); "
+            "start it with cantata serve, or pass --engine.",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(answer, indent=2))
     return 0
 
 
@@ -369,7 +416,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_cmd.add_argument(
             f"--{kind}", metavar="NAME", help=f"a {kind} from an installed plugin"
         )
+    serve_cmd.add_argument(
+        "--webhook-url",
+        help="POST a signed realtime.call.incoming webhook here for each call rung "
+        "through the operator API (secret: $CANTATA_WEBHOOK_SECRET)",
+    )
     serve_cmd.set_defaults(handler=_serve)
+
+    for name, help_text in (
+        ("ring", "ring a simulated incoming SIP call on a running engine"),
+        ("dtmf", "press keypad keys in a live session or call of a running engine"),
+        ("calls", "list the calls and sessions of a running engine"),
+    ):
+        cmd = commands.add_parser(name, help=help_text)
+        cmd.add_argument("--engine", default="http://127.0.0.1:8765", help="the engine's base URL")
+        cmd.add_argument("--api-key", help="the engine's key (default: $CANTATA_API_KEY)")
+        if name == "ring":
+            cmd.add_argument("--caller", help="the caller's SIP URI")
+            cmd.add_argument("--callee", help="the called SIP URI")
+            cmd.add_argument(
+                "--header", action="append", metavar="NAME=VALUE", help="a SIP header (repeatable)"
+            )
+        if name == "dtmf":
+            cmd.add_argument("target", help="a session id (sess_...) or a call id (rtc_...)")
+            cmd.add_argument("digits", help="keys to press: 0-9, *, # and A-D")
+        cmd.set_defaults(handler=_operate)
 
     plugins_cmd = commands.add_parser("plugins", help="list the installed plugins")
     plugins_cmd.set_defaults(handler=_plugins)

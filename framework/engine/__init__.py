@@ -66,6 +66,24 @@ from ._network import (
 from ._network import (
     LinkLimits as LinkLimits,
 )
+from ._operator import (
+    OperatorClient as OperatorClient,
+)
+from ._operator import (
+    OperatorError as OperatorError,
+)
+from ._operator import (
+    WebhookDelivery as WebhookDelivery,
+)
+from ._operator import (
+    new_webhook_secret as new_webhook_secret,
+)
+from ._operator import (
+    post_webhook as post_webhook,
+)
+from ._operator import (
+    webhook_headers as webhook_headers,
+)
 from ._server import (
     Engine as Engine,
 )

@@ -30,6 +30,8 @@ from ._brain import Brain, Rules, ScriptedBrain
 from ._config import DEFAULT_MODEL
 from ._hosted_mcp import HostedMcpClient
 from ._network import Link, LinkLimits, current_link, serve_links
+from ._operator import PREFIX as OPERATOR_PREFIX
+from ._operator import operate
 from ._rest import (
     HANGUP_CLOSE_CODE,
     HANGUP_CLOSE_REASON,
@@ -131,6 +133,10 @@ class Engine:
             installed plugins' ``mcp_client`` engine part.
         links: how long the engine waits on a slow or silent peer, and pings
             it (see :class:`LinkLimits`).
+        webhook_url: where a call rung through the operator interface is
+            announced, as a signed ``realtime.call.incoming`` webhook.
+        webhook_secret: the Standard Webhooks secret that signs it (``whsec_...``);
+            required with ``webhook_url``.
     """
 
     rules: Rules | None = None
@@ -146,6 +152,8 @@ class Engine:
     mcp_client: HostedMcpClient | None = None
     clock: Clock = time.time
     links: LinkLimits = attrs.field(factory=LinkLimits)
+    webhook_url: str | None = None
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
     sessions: set[EngineSession] = attrs.field(factory=set, init=False)
     connections: set[Link] = attrs.field(factory=set, init=False)
     """The open TCP connections (when served by :func:`serve_engine`)."""
@@ -157,6 +165,8 @@ class Engine:
         if self.brain is None:
             self.brain = ScriptedBrain(self.rules) if self.rules is not None else ScriptedBrain()
         self.rest = RestState(model=self.model, clock=self.clock)
+        if self.webhook_url is not None and not self.webhook_secret:
+            raise ValueError("a webhook URL needs a webhook secret to sign with")
 
     def _changed(self) -> None:
         self._change.set()
@@ -232,11 +242,24 @@ class Engine:
         path = scope["path"].rstrip("/")
         if path in ("", "/health", "/v1/health"):
             response = HttpResponse(
-                200, orjson.dumps({"status": "ok", "sessions": len(self.sessions)})
+                200,
+                orjson.dumps(
+                    {
+                        "status": "ok",
+                        "sessions": len(self.sessions),
+                        "connections": len(self.connections),
+                    }
+                ),
             )
         else:
             try:
-                response = await self._rest(scope, receive, path)
+                if path.startswith(OPERATOR_PREFIX + "/"):
+                    body = await _read_body(receive)
+                    key = self._presented_key(scope)
+                    rest = path.removeprefix(OPERATOR_PREFIX)
+                    response = await operate(self, scope["method"], rest, body, key)
+                else:
+                    response = await self._rest(scope, receive, path)
             except HttpError as e:
                 response = e.response()
         headers = [

@@ -110,6 +110,9 @@ class Link:
         self._websocket = False
         self._close_deadline = math.inf
         self._poisoned = False
+        # trio refuses a send_eof while a send_all is under way and the other way
+        # round; hypercorn's own lock covers its writes, not the EOF it sends on close.
+        self._send_lock = trio.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
@@ -121,6 +124,13 @@ class Link:
             _log.info("dropped the connection from %s: %s", self.peer, reason)
         self.scope.cancel()
 
+    def end(self) -> None:
+        """Ends a connection whose work is done (its WebSocket closed both ways).
+
+        hypercorn would otherwise keep it open until its ping task next wakes.
+        """
+        self.scope.cancel()
+
     def _gone(self, reason: str) -> trio.BrokenResourceError:
         self.drop(reason)
         return trio.BrokenResourceError(reason)
@@ -128,7 +138,7 @@ class Link:
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         head = bytes(data[:16])
         if not self._websocket and head.startswith(_SWITCHING):
-            if b"h2c" in bytes(data).lower():
+            if b"\r\nupgrade: h2c" in bytes(data).lower():
                 raise self._gone("it asked for HTTP/2, which the engine does not serve")
             self._websocket = True
         elif self._websocket and head[:1] == bytes([_CLOSE_FRAME]):
@@ -140,10 +150,11 @@ class Link:
             self._poisoned = head[2:4] == _TOO_BIG
         timeout = self.limits.peer_timeout_s
         with trio.move_on_after(timeout) as timer:
-            try:
-                await self.stream.send_all(data)
-            except trio.BrokenResourceError:
-                raise self._gone("the peer reset the connection") from None
+            async with self._send_lock:
+                try:
+                    await self.stream.send_all(data)
+                except trio.BrokenResourceError:
+                    raise self._gone("the peer reset the connection") from None
         if timer.cancelled_caught:
             raise self._gone(f"the peer took nothing written to it for {timeout:g} s")
 
@@ -168,8 +179,13 @@ class Link:
         return data
 
     async def send_eof(self) -> None:
+        # hypercorn closes a connection while one of its tasks may still be writing
+        # to it. The EOF only precedes the close, so it is skipped then.
+        if self._send_lock.locked():
+            return
         send_eof: Callable[[], Awaitable[None]] = self.stream.send_eof  # type: ignore[attr-defined]
-        await send_eof()
+        async with self._send_lock:
+            await send_eof()
 
     async def aclose(self) -> None:
         await self.stream.aclose()

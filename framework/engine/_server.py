@@ -107,7 +107,11 @@ class _AsgiConnection:
                 message = await self._receive()
                 self.disconnected = message["type"] == "websocket.disconnect"
         link = current_link()
-        if not self.disconnected and link is not None:
+        if link is None:
+            return
+        if self.disconnected:
+            link.end()
+        else:
             link.drop("the peer did not leave after its session ended")
 
 

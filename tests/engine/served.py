@@ -175,6 +175,8 @@ class RawSocket:
 
     stream: trio.SocketStream
     buffer: bytearray = attrs.Factory(bytearray)
+    sending: trio.Lock = attrs.Factory(trio.Lock)  # pongs and frames from two tasks
+    close_sent: bool = False
 
     @classmethod
     async def open(
@@ -220,7 +222,8 @@ class RawSocket:
         return raw
 
     async def send(self, data: bytes) -> None:
-        await self.stream.send_all(data)
+        async with self.sending:
+            await self.stream.send_all(data)
 
     async def _fill(self, size: int) -> bool:
         while len(self.buffer) < size:
@@ -253,9 +256,9 @@ class RawSocket:
         del self.buffer[: offset + size]
         return opcode, payload
 
-    async def until_closed(self) -> tuple[int | None, bool]:
+    async def until_closed(self, *, answer_close: bool = True) -> tuple[int | None, bool]:
         """Reads to the end: the server's close code (if it sent one) and
-        whether it then hung up."""
+        whether it then hung up. A close frame is answered, as RFC 6455 asks."""
         code = None
         while True:
             got = await self.next_frame()
@@ -264,12 +267,28 @@ class RawSocket:
             opcode, payload = got
             if opcode == CLOSE:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                if answer_close:
+                    await self.answer_close()
             elif opcode == PING:
                 await self.answer(payload)
 
     async def answer(self, ping: bytes) -> None:
         with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self.send(frame(PONG, ping))
+
+    async def send_eof(self) -> None:
+        """Half-closes: the server reads the end of the stream, and may still answer."""
+        async with self.sending:
+            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.stream.send_eof()
+
+    async def answer_close(self) -> None:
+        """Sends a normal close frame, once (unless the server has already hung up)."""
+        if self.close_sent:
+            return
+        self.close_sent = True
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.send(frame(CLOSE, struct.pack("!H", 1000)))
 
     async def aclose(self) -> None:
         await self.stream.aclose()

@@ -98,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from framework.engine import Engine, Rules, RulesError, serve_engine
     from framework.plugin import engine_part
+    from framework.testing import InstalledMcpClient
 
     def fail(message: str) -> int:
         print(f"cantata serve: {message}", file=sys.stderr)
@@ -114,8 +115,6 @@ def _serve(args: argparse.Namespace) -> int:
         rules = Rules.from_file(args.rules) if args.rules else None
     except RulesError as e:
         return fail(str(e))
-    except UnicodeDecodeError as e:
-        return fail(f"{args.rules}: not UTF-8 text (byte {e.start}); save it as UTF-8.")
     parts: dict[str, object] = {}
     for kind in ("brain", "transcriber", "synthesizer", "vad"):
         name = getattr(args, kind)
@@ -130,6 +129,8 @@ def _serve(args: argparse.Namespace) -> int:
         # From the environment, a key stays out of the process list.
         api_key=args.api_key or os.environ.get("CANTATA_API_KEY") or None,
         **parts,  # type: ignore[arg-type]
+        # The installed MCP plugin's client runs hosted MCP tools; the engine never looks.
+        mcp_client=InstalledMcpClient(),
         max_session_s=args.max_session_seconds,
         latency_ms=args.latency_ms,
         drop_after_events=args.drop_after_events,
@@ -404,7 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--debug", action="store_true", help="log more, with tracebacks, and raise startup errors"
     )
     serve_cmd.add_argument(
-        "--max-session-seconds", type=float, help="test knob: sessions expire after this long"
+        "--max-session-seconds",
+        type=float,
+        help="sessions end after this long (default 3600, the hosted API's limit; inf: never)",
     )
     serve_cmd.add_argument(
         "--latency-ms", type=int, default=0, help="test knob: delay before every event sent"

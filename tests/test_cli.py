@@ -148,7 +148,7 @@ async def test_a_rules_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None
             code = await served.process.wait()
     assert code == 2
     assert served.stderr.text == (
-        f"cantata serve: {rules}: not UTF-8 text (byte 20); save it as UTF-8.\n"
+        f"cantata serve: {rules}: not UTF-8 text (byte 20); save it as UTF-8\n"
     )
 
 

@@ -156,7 +156,8 @@ def _call_view(call: Call) -> dict[str, Any]:
 
 
 def _session_view(session: EngineSession) -> dict[str, Any]:
-    return {"id": session.id, "model": session.config.model, "transcription": session.transcription}
+    config = session.config
+    return {"id": session.id, "model": config.current.model, "transcription": config.transcription}
 
 
 def _string(data: Mapping[str, Any], name: str, default: str) -> str:

@@ -1,7 +1,7 @@
 """The local engine's hosted-MCP client: ``type: "mcp"`` tools over streamable HTTP.
 
 The engine owns the flows, the approval policy and the events
-(``framework/engine/_hosted_mcp.py``); this module only talks MCP. Each
+(``framework.engine``); this module only talks MCP. Each
 listing and each call is one short connection in the caller's task (connect,
 one request, close), so nothing outlives it and cancelling the response
 cancels its call. Every wait is bounded: the HTTP client's timeouts, the SDK's
@@ -30,8 +30,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from framework.engine import McpCallResult, McpListError
-from framework.engine._hosted_mcp import TIMED_OUT, UNREACHABLE
+from framework.engine import TIMED_OUT, UNREACHABLE, McpCallResult, McpListError
 from framework.protocol import (
     UNSET,
     McpCallError,

@@ -79,7 +79,7 @@ class McpPlugin(Plugin):
         """The local engine's hosted-MCP client (streamable HTTP)."""
         from ._hosted import StreamableHttpMcpClient
 
-        return {"mcp_client": StreamableHttpMcpClient()}
+        return {"mcp_client:streamable-http": StreamableHttpMcpClient()}
 
     @asynccontextmanager
     async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import trio
 
-from framework.engine._audio import Samples
+from framework.engine import Samples
 
 from ._deps import require
 from ._resample import resample

@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 import trio
 
-from framework.engine import TranscriptionUnavailable
-from framework.engine._audio import Samples
+from framework.engine import Samples, TranscriptionUnavailable
 
 from ._deps import require
 from ._resample import resample, to_int16

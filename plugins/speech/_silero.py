@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from framework.engine._audio import Samples
+from framework.engine import Samples
 
 from ._deps import require
 from ._resample import margin, resample_at

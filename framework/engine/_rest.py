@@ -267,7 +267,7 @@ def _protocol_error(error: ProtocolError, root: str) -> HttpError:
             code="missing_required_parameter",
             param=path,
         )
-    if error.reason.startswith("unknown type"):
+    if error.reason.startswith(("unknown type", "nested deeper than")):
         return HttpError(
             400, f"Invalid value at '{path}': {error.reason}.", code="invalid_value", param=path
         )

@@ -318,7 +318,9 @@ async def test_deeply_nested_events_get_an_error_and_the_session_lives(
             await client.send_raw(frame)
             events = await client.until("error")
             error = events[-1]["error"]
-            assert "nested deeper than 64 levels" in error["message"]
+            assert error["code"] == "invalid_value"
+            assert error["message"].startswith(f"Invalid value at '{error['param']}': nested")
+            assert "nested deeper than 64 levels, more than this server reads" in error["message"]
             assert error["event_id"] == json.loads(frame.replace(_arrays(1000), "1"))["event_id"]
             assert [e["type"] for e in events] == ["error"]  # nothing applied, nothing echoed
             await _still_alive(client)
@@ -337,4 +339,6 @@ async def test_a_deeply_nested_rest_body_is_a_400(url: str) -> None:
                 headers={"content-type": "application/json"},
             )
     assert response.status_code == 400
-    assert "nested deeper than 64 levels" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_value" and error["param"].startswith("session.tracing.")
+    assert "nested deeper than 64 levels" in error["message"]

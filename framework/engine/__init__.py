@@ -35,6 +35,14 @@ from ._hosted_mcp import McpCallResult as McpCallResult
 from ._hosted_mcp import McpListError as McpListError
 from ._hosted_mcp import NoMcpClient as NoMcpClient
 from ._input import InputStatistics as InputStatistics
+from ._network import Link as Link
+from ._network import LinkLimits as LinkLimits
+from ._operator import OperatorClient as OperatorClient
+from ._operator import OperatorError as OperatorError
+from ._operator import WebhookDelivery as WebhookDelivery
+from ._operator import new_webhook_secret as new_webhook_secret
+from ._operator import post_webhook as post_webhook
+from ._operator import webhook_headers as webhook_headers
 from ._rules import DEFAULT_RULES as DEFAULT_RULES
 from ._rules import Rule as Rule
 from ._rules import Rules as Rules

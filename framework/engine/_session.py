@@ -397,6 +397,12 @@ def _protocol_error(error: ProtocolError) -> RequestError:
         return RequestError(
             f"Invalid value at '{path}': {reason}.", code="invalid_value", param=path
         )
+    if reason.startswith("nested deeper than"):
+        return RequestError(
+            f"Invalid value at '{path}': {reason}, more than this server reads.",
+            code="invalid_value",
+            param=path,
+        )
     return RequestError(f"Invalid type for '{path}': {reason}.", code="invalid_type", param=path)
 
 

@@ -130,11 +130,13 @@ class Engine:
             WebSockets also take the unexpired client secrets the engine minted.
         model: the model reported when a client names none.
         clock: wall time in epoch seconds, for client-secret expiry (tests pass a fake).
-        max_session_s: test knob; sessions expire after this many seconds.
+        max_session_s: how long a session may last, in seconds (default
+            :data:`MAX_SESSION_S`, the hosted API's 60 minutes; ``math.inf``: no limit).
         latency_ms: test knob; added before every event the engine sends.
         drop_after_events: test knob; the connection is dropped after this many events.
-        mcp_client: runs hosted MCP (``type: "mcp"``) tools; default: the
-            installed plugins' ``mcp_client`` engine part.
+        mcp_client: runs hosted MCP (``type: "mcp"``) tools; the engine never
+            looks one up itself (``cantata serve`` and ``framework.testing`` inject
+            the installed one); without it every hosted MCP listing fails and says so.
         links: how long the engine waits on a slow or silent peer, and pings
             it (see :class:`LinkLimits`).
         webhook_url: where a call rung through the operator interface is

@@ -6,96 +6,28 @@ it must say what it is, be ready fast, and stop cleanly on Ctrl-C.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
-import subprocess
+import ssl
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
-import attrs
 import pytest
 import trio
+import trustme
+from trio_websocket import open_websocket_url
 
 from .engine.helpers import connect
+from .engine.served import CANTATA, ROOT, RawSocket, spawn
 
-ROOT = Path(__file__).resolve().parents[1]
-CANTATA = [sys.executable, "-m", "framework.apps.cli"]
 SCRIPT = Path(sys.executable).parent / "cantata"
-
-
-@attrs.define
-class Output:
-    """Collects a pipe's bytes as they come and hands out whole lines."""
-
-    data: bytearray = attrs.Factory(bytearray)
-    grew: trio.Event = attrs.Factory(trio.Event)
-    ended: bool = False
-
-    async def pump(self, stream: trio.abc.ReceiveStream) -> None:
-        async with stream:
-            while chunk := await stream.receive_some():
-                self.data += chunk
-                self.grew.set()
-                self.grew = trio.Event()
-        self.ended = True
-        self.grew.set()
-
-    @property
-    def text(self) -> str:
-        return self.data.decode("utf-8", "replace")
-
-    async def line_with(self, needle: str) -> str:
-        """Waits for a complete line containing ``needle``."""
-        while True:
-            for line in self.text.splitlines(keepends=True):
-                if needle in line and line.endswith("\n"):
-                    return line
-            if self.ended:
-                raise AssertionError(f"output ended without {needle!r}:\n{self.text}")
-            await self.grew.wait()
-
-
-@attrs.frozen
-class Served:
-    process: trio.Process
-    stdout: Output
-    stderr: Output
-    spawned: float  # time.monotonic() just before the spawn
-
-
-@asynccontextmanager
-async def _spawn(*args: str) -> AsyncIterator[Served]:
-    """Runs ``cantata ARGS``; leaving the block terminates it if it still runs."""
-    async with trio.open_nursery() as nursery:
-        spawned = time.monotonic()
-        process: trio.Process = await nursery.start(
-            partial(
-                trio.run_process,
-                [*CANTATA, *args],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                check=False,
-                cwd=ROOT,
-            )
-        )
-        out, err = Output(), Output()
-        assert process.stdout is not None and process.stderr is not None
-        nursery.start_soon(out.pump, process.stdout)
-        nursery.start_soon(err.pump, process.stderr)
-        try:
-            yield Served(process, out, err, spawned)
-        finally:
-            if process.returncode is None:
-                process.kill()
 
 
 async def test_serve_is_ready_within_a_second_and_stops_on_sigint() -> None:
     with trio.fail_after(30):
-        async with _spawn("serve", "--port", "0") as served:
+        async with spawn("serve", "--port", "0") as served:
             ready_line = await served.stdout.line_with("Ready")
             ready_after = time.monotonic() - served.spawned
             banner = served.stdout.text
@@ -123,7 +55,7 @@ async def test_serve_is_ready_within_a_second_and_stops_on_sigint() -> None:
 
 async def test_sigint_with_a_client_connected_still_exits_cleanly() -> None:
     with trio.fail_after(30):
-        async with _spawn("serve", "--port", "0") as served:
+        async with spawn("serve", "--port", "0") as served:
             await served.stdout.line_with("Ready")
             found = re.search(r"ws://\S+/v1/realtime", served.stdout.text)
             assert found is not None
@@ -134,6 +66,105 @@ async def test_sigint_with_a_client_connected_still_exits_cleanly() -> None:
             assert code == 0
             await served.stdout.line_with("Stopped.")
         assert "Traceback" not in served.stderr.text
+
+
+async def test_serve_with_tls_prints_a_wss_url_that_verifies(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(certfile))
+    issued.private_key_pem.write_to_path(str(keyfile))
+    trusting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    trusting.load_verify_locations(cadata=authority.cert_pem.bytes().decode())
+    with trio.fail_after(30):
+        async with spawn(
+            "serve", "--port", "0", "--certfile", str(certfile), "--keyfile", str(keyfile)
+        ) as served:
+            await served.stdout.line_with("Ready")
+            found = re.search(r"wss://127\.0\.0\.1:\d+/v1/realtime", served.stdout.text)
+            assert found is not None, served.stdout.text
+            async with open_websocket_url(found.group(0), ssl_context=trusting) as ws:
+                assert '"type":"session.created"' in await ws.get_message()
+            served.process.send_signal(signal.SIGINT)
+            assert await served.process.wait() == 0
+    assert "Traceback" not in served.stderr.text
+
+
+async def test_serve_with_only_a_certfile_says_what_is_missing(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", "--certfile", str(tmp_path / "c.pem")) as served:
+            code = await served.process.wait()
+    assert code == 2
+    assert served.stderr.text == "cantata serve: TLS needs both --certfile and --keyfile.\n"
+
+
+async def test_a_busy_port_is_one_line_that_says_what_to_do() -> None:
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0") as first:
+            await first.stdout.line_with("Ready")
+            port = first.url.split(":")[2].split("/")[0]
+            async with spawn("serve", "--port", port) as second:
+                code = await second.process.wait()
+            first.process.send_signal(signal.SIGINT)
+            await first.process.wait()
+    assert code == 1
+    assert second.stderr.text == (
+        f"cantata serve: cannot listen on 127.0.0.1:{port}: the port is in use; stop what "
+        "uses it, or pass another --port (0 picks a free one).\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("no-such-host.invalid", "no such host"),
+        ("192.0.2.1", "192.0.2.1 is not an address of this machine"),
+    ],
+)
+async def test_a_bad_host_is_one_line_that_says_what_to_do(host: str, says: str) -> None:
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", "--host", host) as served:
+            code = await served.process.wait()
+    assert code == 1
+    message = served.stderr.text
+    assert message.startswith("cantata serve: cannot listen on ") and says in message
+    assert message.count("\n") == 1 and "--host" in message
+    assert "Traceback" not in message
+
+
+async def test_debug_shows_the_traceback() -> None:
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", "--host", "192.0.2.1", "--debug") as served:
+            code = await served.process.wait()
+    assert code == 1
+    assert "Traceback" in served.stderr.text
+
+
+async def test_a_rules_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(b"[[rule]]\nwhen = 'caf\xe9'\nsay = 'x'\n")
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", "--rules", str(rules)) as served:
+            code = await served.process.wait()
+    assert code == 2
+    assert served.stderr.text == (
+        f"cantata serve: {rules}: not UTF-8 text (byte 20); save it as UTF-8\n"
+    )
+
+
+async def test_the_api_key_can_come_from_the_environment() -> None:
+    env = {**os.environ, "CANTATA_API_KEY": "sk-from-the-environment"}
+    with trio.fail_after(30):
+        async with spawn("serve", "--port", "0", env=env) as served:
+            await served.stdout.line_with("Ready")
+            assert "API key required" in served.stdout.text
+            with pytest.raises(ConnectionError, match=r"^HTTP/1\.1 401 "):
+                await RawSocket.open(served.port)
+            key = [("Authorization", "Bearer sk-from-the-environment")]
+            async with connect(served.url, headers=key):
+                pass
+            served.process.send_signal(signal.SIGINT)
+            await served.process.wait()
 
 
 @pytest.mark.parametrize(
@@ -152,7 +183,7 @@ async def test_bad_rules_file_exits_2_with_a_message(
     if content is not None:
         rules.write_text(content)
     with trio.fail_after(30):
-        async with _spawn("serve", "--port", "0", "--rules", str(rules)) as served:
+        async with spawn("serve", "--port", "0", "--rules", str(rules)) as served:
             code = await served.process.wait()
     assert code == 2
     message = served.stderr.text

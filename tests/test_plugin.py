@@ -198,12 +198,15 @@ async def test_lifetime_follows_the_session_and_tools_can_change(
         async with open_session(bot, connection=wire) as session:
             assert (coins.opened, coins.closed) == (1, 0)
             before = await session.run("flip a coin")
-            assert before.tool_calls == ()  # no such tool yet: the brain falls back
+            # No such tool yet: the brain reports that its rule calls a tool the
+            # session does not offer, and the response fails.
+            assert before.tool_calls == ()
             coins.add_flip()
             await trio.sleep(1)  # the new tool list reaches the server
             after = await session.run("flip a coin")
         assert (coins.opened, coins.closed) == (1, 1)
-    assert before.text == "Sorry."
+    assert before.text == ""
+    assert [r.status for r in before.responses] == ["failed"]
     assert after.text == "It landed heads."
 
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -44,17 +45,76 @@ def _protocol(_: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLine(logging.Formatter):
+    """Log records as single lines: the traceback of a record is left to ``--debug``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record).splitlines()[0]
+
+
+def _cannot_listen(error: BaseException, args: argparse.Namespace) -> str:
+    """What to do about an error that stopped the engine from listening, in one line."""
+    import errno
+    import socket
+    import ssl
+
+    where = f"{args.host}:{args.port}"
+    if isinstance(error, socket.gaierror):
+        return (
+            f"cannot listen on {args.host!r}: no such host ({error.strerror}); "
+            "pass --host with an address of this machine, such as 127.0.0.1."
+        )
+    if isinstance(error, ssl.SSLError):
+        return (
+            f"--certfile {args.certfile} and --keyfile {args.keyfile} are not a PEM "
+            f"certificate and its private key ({error.reason or error})."
+        )
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"cannot read {error.filename}: {error.strerror}."
+    if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {where}: the port is in use; stop what uses it, or pass "
+            "another --port (0 picks a free one)."
+        )
+    if isinstance(error, OSError) and error.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {where}: {args.host} is not an address of this machine; "
+            "pass --host 127.0.0.1, or 0.0.0.0 for every interface."
+        )
+    if isinstance(error, OSError) and error.errno == errno.EACCES:
+        return (
+            f"cannot listen on {where}: permission denied (ports below 1024 need "
+            "privileges); pass another --port."
+        )
+    detail = f"{type(error).__name__}: {error}".splitlines()[0]
+    return f"stopped: {detail} (run with --debug for the traceback)."
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import trio
 
     from framework.engine import Engine, Rules, RulesError, serve_engine
     from framework.plugin import engine_part
+    from framework.testing import InstalledMcpClient
 
+    def fail(message: str) -> int:
+        print(f"cantata serve: {message}", file=sys.stderr)
+        return 2
+
+    if (args.certfile is None) != (args.keyfile is None):
+        return fail("TLS needs both --certfile and --keyfile.")
+    if args.webhook_url and not os.environ.get("CANTATA_WEBHOOK_SECRET"):
+        return fail(
+            "--webhook-url needs the signing secret in CANTATA_WEBHOOK_SECRET "
+            "(a whsec_... value, as the receiver's webhooks.unwrap expects)."
+        )
     try:
         rules = Rules.from_file(args.rules) if args.rules else None
     except RulesError as e:
-        print(f"cantata serve: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
     parts: dict[str, object] = {}
     for kind in ("brain", "transcriber", "synthesizer", "vad"):
         name = getattr(args, kind)
@@ -63,16 +123,27 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             parts[kind] = engine_part(kind, name)
         except LookupError as e:
-            print(f"cantata serve: {e}", file=sys.stderr)
-            return 2
+            return fail(str(e))
     engine = Engine(
         rules=rules,
-        api_key=args.api_key,
+        # From the environment, a key stays out of the process list.
+        api_key=args.api_key or os.environ.get("CANTATA_API_KEY") or None,
         **parts,  # type: ignore[arg-type]
+        # The installed MCP plugin's client runs hosted MCP tools; the engine never looks.
+        mcp_client=InstalledMcpClient(),
         max_session_s=args.max_session_seconds,
         latency_ms=args.latency_ms,
         drop_after_events=args.drop_after_events,
+        webhook_url=args.webhook_url,
+        webhook_secret=os.environ.get("CANTATA_WEBHOOK_SECRET") or None,
     )
+    handler = logging.StreamHandler()
+    formatter = logging.Formatter if args.debug else _OneLine
+    handler.setFormatter(formatter("cantata serve: %(message)s"))
+    log = logging.getLogger("cantata.engine")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    log.propagate = False
 
     async def run() -> None:
         # Ctrl-C (or SIGTERM) cancels the server's nursery: connections close and
@@ -81,7 +152,12 @@ def _serve(args: argparse.Namespace) -> int:
             async with trio.open_nursery() as nursery:
                 url = await nursery.start(
                     lambda task_status: serve_engine(
-                        engine, host=args.host, port=args.port, task_status=task_status
+                        engine,
+                        host=args.host,
+                        port=args.port,
+                        certfile=args.certfile,
+                        keyfile=args.keyfile,
+                        task_status=task_status,
                     )
                 )
                 print(engine.banner(url), flush=True)
@@ -93,9 +169,53 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         trio.run(run)
-    except OSError as e:
-        print(f"cantata serve: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+    except Exception as e:
+        if args.debug:
+            raise
+        while isinstance(e, ExceptionGroup) and len(e.exceptions) == 1:
+            e = e.exceptions[0]
+        print(f"cantata serve: {_cannot_listen(e, args)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _operate(args: argparse.Namespace) -> int:
+    """``cantata ring``, ``cantata dtmf`` and ``cantata calls``: a running engine's operator API."""
+    import json
+    import os
+
+    import httpx2
+    import trio
+
+    from framework.engine import OperatorClient, OperatorError
+
+    key = args.api_key or os.environ.get("CANTATA_API_KEY") or None
+
+    async def run() -> object:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            operator = OperatorClient(http, args.engine, api_key=key)
+            if args.command == "ring":
+                headers = [h.partition("=")[::2] for h in args.header or ()]
+                return await operator.ring(
+                    caller=args.caller, callee=args.callee, sip_headers=headers
+                )
+            if args.command == "dtmf":
+                return {"sent": await operator.dtmf(args.target, args.digits)}
+            return {"calls": await operator.calls(), "sessions": await operator.sessions()}
+
+    try:
+        answer = trio.run(run)
+    except OperatorError as e:
+        print(f"cantata {args.command}: {e}", file=sys.stderr)
+        return 1
+    except httpx2.TransportError as e:
+        print(
+            f"cantata {args.command}: cannot reach the engine at {args.engine} ({e}); "
+            "start it with cantata serve, or pass --engine.",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(answer, indent=2))
     return 0
 
 
@@ -222,9 +342,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_cmd.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
     serve_cmd.add_argument("--rules", help="TOML rules file for the scripted brain")
-    serve_cmd.add_argument("--api-key", help="require this key from clients")
     serve_cmd.add_argument(
-        "--max-session-seconds", type=float, help="test knob: sessions expire after this long"
+        "--api-key",
+        help="require this key from clients (default: $CANTATA_API_KEY, which ps does not show)",
+    )
+    serve_cmd.add_argument("--certfile", help="serve TLS (wss://) with this PEM certificate chain")
+    serve_cmd.add_argument("--keyfile", help="the private key of --certfile (PEM)")
+    serve_cmd.add_argument(
+        "--debug", action="store_true", help="log more, with tracebacks, and raise startup errors"
+    )
+    serve_cmd.add_argument(
+        "--max-session-seconds",
+        type=float,
+        help="sessions end after this long (default 3600, the hosted API's limit; inf: never)",
     )
     serve_cmd.add_argument(
         "--latency-ms", type=int, default=0, help="test knob: delay before every event sent"
@@ -236,7 +366,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_cmd.add_argument(
             f"--{kind}", metavar="NAME", help=f"a {kind} from an installed plugin"
         )
+    serve_cmd.add_argument(
+        "--webhook-url",
+        help="POST a signed realtime.call.incoming webhook here for each call rung "
+        "through the operator API (secret: $CANTATA_WEBHOOK_SECRET)",
+    )
     serve_cmd.set_defaults(handler=_serve)
+
+    for name, help_text in (
+        ("ring", "ring a simulated incoming SIP call on a running engine"),
+        ("dtmf", "press keypad keys in a live session or call of a running engine"),
+        ("calls", "list the calls and sessions of a running engine"),
+    ):
+        cmd = commands.add_parser(name, help=help_text)
+        cmd.add_argument("--engine", default="http://127.0.0.1:8765", help="the engine's base URL")
+        cmd.add_argument("--api-key", help="the engine's key (default: $CANTATA_API_KEY)")
+        if name == "ring":
+            cmd.add_argument("--caller", help="the caller's SIP URI")
+            cmd.add_argument("--callee", help="the called SIP URI")
+            cmd.add_argument(
+                "--header", action="append", metavar="NAME=VALUE", help="a SIP header (repeatable)"
+            )
+        if name == "dtmf":
+            cmd.add_argument("target", help="a session id (sess_...) or a call id (rtc_...)")
+            cmd.add_argument("digits", help="keys to press: 0-9, *, # and A-D")
+        cmd.set_defaults(handler=_operate)
 
     plugins_cmd = commands.add_parser("plugins", help="list the installed plugins")
     plugins_cmd.set_defaults(handler=_plugins)

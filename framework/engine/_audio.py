@@ -1,13 +1,15 @@
 """Audio as the engine sees it: the session's wire formats and the input buffer.
 
-Input audio is kept twice: as the bytes the client sent (what
-``conversation.item.retrieve`` returns) and decoded to 16-bit samples at the
-format's native rate (what VAD, transcription and durations use). Time is
-counted in samples, so millisecond offsets are exact: 24 samples per ms for
-PCM, 8 for G.711.
+Input audio is kept as the bytes the client sent (what
+``conversation.item.retrieve`` returns), and decoded to 16-bit samples at the
+format's native rate when VAD or transcription needs them. Time is counted in
+samples, so millisecond offsets are exact: 24 samples per ms for PCM, 8 for
+G.711.
 """
 
 from __future__ import annotations
+
+import base64
 
 import attrs
 import numpy as np
@@ -77,60 +79,65 @@ def wire_format(fmt: object) -> WireFormat:
     raise ValueError(f"unsupported audio format {fmt!r}")
 
 
+def b64(data: bytes | bytearray) -> str:
+    """Audio bytes as the protocol carries them: base64 text."""
+    return base64.b64encode(data).decode("ascii")
+
+
 @attrs.define
 class InputBuffer:
     """The input audio buffer: audio appended since the last commit or clear.
 
     ``start`` is the buffer's offset in samples from the first audio the
     session ever received, so VAD offsets are session-wide as the protocol
-    defines them. The client's bytes are kept beside the decoded samples so
-    that a committed item returns exactly what was sent.
+    defines them. Only the client's bytes are kept (what a committed item
+    returns); samples are decoded from them when needed. A PCM16 append that
+    ends half-way through a sample leaves that byte waiting for the next
+    append, so every later sample stays aligned.
     """
 
     fmt: WireFormat = PCM24K
     start: int = 0
-    chunks: list[Samples] = attrs.Factory(list)
     raw: bytearray = attrs.Factory(bytearray)
-    length: int = 0
+    torn: bytes = b""
+    """The first byte of a PCM16 sample whose second byte has not arrived."""
+
+    @property
+    def length(self) -> int:
+        """Samples in the buffer."""
+        return len(self.raw) // self.fmt.bytes_per_sample
 
     @property
     def end(self) -> int:
         """Session-wide sample offset of the end of the buffer."""
         return self.start + self.length
 
-    def append(self, samples: Samples, raw: bytes) -> None:
-        if len(samples):
-            self.chunks.append(samples)
-            self.length += len(samples)
-            self.raw += raw[: len(samples) * self.fmt.bytes_per_sample]
-
-    def samples(self) -> Samples:
-        if not self.chunks:
-            return np.zeros(0, dtype=np.int16)
-        if len(self.chunks) > 1:
-            self.chunks = [np.concatenate(self.chunks)]
-        return self.chunks[0]
+    def append(self, data: bytes) -> Samples:
+        """Adds appended bytes; returns the whole samples they complete."""
+        if self.torn:
+            data, self.torn = self.torn + data, b""
+        if len(data) % self.fmt.bytes_per_sample:
+            data, self.torn = data[:-1], data[-1:]
+        self.raw += data
+        return self.fmt.decode(data)
 
     def take(self, until: int) -> tuple[Samples, bytes]:
         """Removes and returns the audio (samples and bytes) up to the offset ``until``."""
         cut = max(0, min(until - self.start, self.length))
-        everything = self.samples()
-        taken, rest = everything[:cut], everything[cut:]
         split = cut * self.fmt.bytes_per_sample
         raw = bytes(self.raw[:split])
         del self.raw[:split]
-        self.chunks = [rest] if len(rest) else []
-        self.length = len(rest)
         self.start += cut
-        return taken, raw
+        return self.fmt.decode(raw), raw
 
     def drop_before(self, offset: int) -> None:
         """Forgets audio before a session offset (it can no longer be committed)."""
-        if offset > self.start:
-            self.take(offset)
+        cut = max(0, min(offset - self.start, self.length))
+        del self.raw[: cut * self.fmt.bytes_per_sample]
+        self.start += cut
 
     def clear(self) -> None:
+        """Forgets everything buffered, a torn sample included."""
         self.start = self.end
-        self.chunks = []
         self.raw = bytearray()
-        self.length = 0
+        self.torn = b""

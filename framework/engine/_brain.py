@@ -5,20 +5,19 @@ and returns what the assistant does: say something, call tools, or both. The
 engine turns that into the protocol's event stream; a brain never sees events.
 
 The default brain, :class:`ScriptedBrain`, is a deterministic scripted model
-driven by rules (a TOML file): a regex over the latest user text picks a reply
-or a tool call (``call = "get_weather"`` for a function, ``call = "docs.lookup"``
-for the ``lookup`` tool of the hosted MCP server labelled ``docs``), and
-``after`` rules turn a tool's output into a reply.
+driven by rules (a TOML file, see :mod:`._rules`): a regex over the latest user
+text picks a reply of one or more messages and/or tool calls (``call =
+"get_weather"`` for a function, ``call = "docs.lookup"`` for the ``lookup`` tool
+of the hosted MCP server labelled ``docs``), with arguments fitted to each
+tool's schema, and ``after`` rules turn a tool's output into a reply. What it
+cannot do (a tool the session does not offer, a capture that is no number) is
+a :class:`BrainError`, never a spoken guess or a silent skip.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import string
-import tomllib
 from collections.abc import Mapping, MutableMapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -27,6 +26,7 @@ from framework.protocol import (
     UNSET,
     ConversationItem,
     McpListedTool,
+    McpTool,
     RealtimeConversationItemFunctionCall,
     RealtimeConversationItemFunctionCallOutput,
     RealtimeConversationItemUserMessage,
@@ -40,6 +40,10 @@ from framework.protocol import (
     ToolChoiceFunction,
     ToolChoiceMcp,
 )
+
+from ._coerce import ArgumentError, coerce
+from ._rules import DEFAULT_RULES, Rule, Template, TemplateError, ToolCallSpec
+from ._rules import Rules as Rules  # the server builds its brain from these
 
 
 @attrs.frozen(kw_only=True)
@@ -64,9 +68,30 @@ class BrainRequest:
         ]
 
     @property
+    def function_schemas(self) -> dict[str, Any]:
+        """The parameters schema of each function tool, by name."""
+        return {
+            t.name: t.parameters if t.parameters is not UNSET else {}
+            for t in self.tools
+            if isinstance(t, RealtimeFunctionTool) and isinstance(t.name, str)
+        }
+
+    @property
+    def mcp_labels(self) -> list[str]:
+        """The labels of the hosted MCP servers among the tools (listed or not)."""
+        return [t.server_label for t in self.tools if isinstance(t, McpTool)]
+
+    @property
     def mcp_names(self) -> list[str]:
         """The hosted MCP tools as ``label.tool`` names."""
         return [f"{label}.{t.name}" for label, tools in self.mcp_tools.items() for t in tools]
+
+
+class BrainError(Exception):
+    """A brain cannot make this response; the message says why and what to fix.
+
+    The engine fails the response and reports the message in an ``error`` event.
+    """
 
 
 @attrs.frozen
@@ -201,177 +226,24 @@ def trailing_results(items: Sequence[ConversationItem]) -> list[Answered]:
     return out
 
 
-# --- rules ------------------------------------------------------------------------------
-
-
-class RulesError(ValueError):
-    """A rules file that cannot be used; the message says where and why."""
-
-
-class _Defaulting(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def _render(template: str, values: Mapping[str, Any]) -> str:
-    return string.Formatter().vformat(template, (), _Defaulting(values))
-
-
-def _render_args(args: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _render(v, values) if isinstance(v, str) else v for k, v in args.items()}
-
-
-@attrs.frozen(kw_only=True)
-class ToolCallSpec:
-    """A tool call a rule makes, with templated arguments."""
-
-    name: str
-    args: Mapping[str, Any] = attrs.Factory(dict)
-
-
-@attrs.frozen(kw_only=True)
-class Rule:
-    """One rule: a trigger (``when`` regex or ``after`` tool) and what to do."""
-
-    when: re.Pattern[str] | None = None
-    after: str | None = None
-    say: str | None = None
-    calls: tuple[ToolCallSpec, ...] = ()
-
-
-_RULE_KEYS = {"when", "after", "say", "call", "args", "calls"}
-_TEMPLATES = ("unreadable", "denied", "failed")
-
-
-@attrs.frozen(kw_only=True)
-class Rules:
-    """A parsed rules file."""
-
-    fallback: str
-    rules: tuple[Rule, ...]
-    unreadable: str = (
-        "I heard you, but I can't make out audio: this engine has no transcriber installed."
-    )
-    denied: str = "I did not run {name}: the call was not approved."
-    """The reply to a declined MCP approval (``{server_label}``, ``{name}``, ``{reason}``)."""
-    failed: str = "The {name} tool failed: {error}"
-    """The reply to a failed MCP call (``{server_label}``, ``{name}``, ``{error}``)."""
-
-    @classmethod
-    def from_toml(cls, text: str, *, source: str = "rules") -> Rules:
-        """Parses the TOML rules format; raises :class:`RulesError` on any mistake."""
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise RulesError(f"{source}: not valid TOML: {e}") from None
-        unknown = set(data) - {"fallback", "rule", *_TEMPLATES}
-        if unknown:
-            raise RulesError(f"{source}: unknown top-level keys {sorted(unknown)}")
-        fallback = data.get("fallback", DEFAULT_FALLBACK)
-        if not isinstance(fallback, str):
-            raise RulesError(f"{source}: fallback must be a string")
-        rules = []
-        raw_rules = data.get("rule", [])
-        if not isinstance(raw_rules, list):
-            raise RulesError(f"{source}: [[rule]] must be an array of tables")
-        for index, raw in enumerate(raw_rules):
-            rules.append(_parse_rule(raw, f"{source}: rule {index + 1}"))
-        extra = {}
-        for key in _TEMPLATES:
-            if key in data:
-                if not isinstance(data[key], str):
-                    raise RulesError(f"{source}: {key} must be a string")
-                extra[key] = data[key]
-        return cls(fallback=fallback, rules=tuple(rules), **extra)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> Rules:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise RulesError(f"{path}: cannot read rules: {e.strerror}") from None
-        return cls.from_toml(text, source=str(path))
-
-
-def _parse_rule(raw: Any, where: str) -> Rule:
-    if not isinstance(raw, dict):
-        raise RulesError(f"{where}: must be a table")
-    unknown = set(raw) - _RULE_KEYS
-    if unknown:
-        raise RulesError(f"{where}: unknown keys {sorted(unknown)}")
-    when = raw.get("when")
-    after = raw.get("after")
-    if (when is None) == (after is None):
-        raise RulesError(f"{where}: needs exactly one of 'when' (a regex) or 'after' (a tool)")
-    pattern = None
-    if when is not None:
-        if not isinstance(when, str):
-            raise RulesError(f"{where}: 'when' must be a string")
-        try:
-            pattern = re.compile(when, re.IGNORECASE)
-        except re.error as e:
-            raise RulesError(f"{where}: bad regex {when!r}: {e}") from None
-    if after is not None and not isinstance(after, str):
-        raise RulesError(f"{where}: 'after' must be a tool name")
-    say = raw.get("say")
-    if say is not None and not isinstance(say, str):
-        raise RulesError(f"{where}: 'say' must be a string")
-    calls: list[ToolCallSpec] = []
-    if "call" in raw:
-        if not isinstance(raw["call"], str):
-            raise RulesError(f"{where}: 'call' must be a tool name")
-        args = raw.get("args", {})
-        if not isinstance(args, dict):
-            raise RulesError(f"{where}: 'args' must be a table")
-        calls.append(ToolCallSpec(name=raw["call"], args=args))
-    elif "args" in raw:
-        raise RulesError(f"{where}: 'args' needs 'call'")
-    for entry in raw.get("calls", []):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise RulesError(f"{where}: each of 'calls' needs a 'name'")
-        calls.append(ToolCallSpec(name=entry["name"], args=entry.get("args", {})))
-    for name in [*(c.name for c in calls), *([after] if after is not None else [])]:
-        label, dot, tool = name.partition(".")
-        if dot and not (label and tool):
-            raise RulesError(f"{where}: {name!r} is not a tool name (nor 'label.tool' for MCP)")
-    if say is None and not calls:
-        raise RulesError(f"{where}: needs 'say' or 'call'")
-    if after is not None and calls:
-        raise RulesError(f"{where}: an 'after' rule can only 'say'")
-    return Rule(when=pattern, after=after, say=say, calls=tuple(calls))
-
-
-DEFAULT_FALLBACK = "Sorry, I can only answer greetings here. Give the engine a rules file."
-
-DEFAULT_RULES = Rules.from_toml(
-    r"""
-fallback = "Sorry, I can only answer greetings here. Give the engine a rules file."
-
-[[rule]]
-when = "^\\s*(hi|hello|hey|good (morning|afternoon|evening))\\b"
-say = "Hello! I'm the local Cantata engine, a scripted model. How can I help?"
-
-[[rule]]
-when = "\\b(bye|goodbye|see you)\\b"
-say = "Goodbye!"
-""",
-    source="built-in rules",
-)
-
-
 class ScriptedBrain:
     """A deterministic scripted model driven by :class:`Rules`.
 
     * After tool results, each is answered by the ``after`` rule of its tool
-      (``{output}`` and the named groups of the rule that made the call are
-      available), or read back as is; a failed MCP call and a declined MCP
-      approval by the ``failed`` and ``denied`` templates.
+      (``{output}``, the call's arguments and the named groups of the rule that
+      made the call are available), or read back as is; a failed MCP call and
+      a declined MCP approval by the ``failed`` and ``denied`` templates.
     * Otherwise the first ``when`` rule whose regex is found in the latest user
-      text answers: it says something and/or calls tools (only tools the
-      response offers, and none when ``tool_choice`` is ``none``).
+      text answers: it says its messages and/or calls tools, with arguments
+      made to fit each tool's schema (:func:`coerce`). With ``tool_choice``
+      ``none`` a rule that only calls is passed over.
     * Nothing matches: the fallback. ``tool_choice`` ``required`` or a forced
       function or MCP server make it call a tool anyway, with empty arguments.
+
+    A rule that calls a tool the response does not offer, arguments that do not
+    fit their schema, or a placeholder with no value raise :class:`BrainError`.
+    A hosted MCP server whose listing failed offers nothing (its error was
+    reported then), so its calls are passed over like the model would.
     """
 
     name = "scripted"
@@ -385,36 +257,65 @@ class ScriptedBrain:
     async def respond(self, request: BrainRequest) -> Sequence[BrainOutput]:
         answered = trailing_results(request.items)
         if answered:
-            return [Say(" ".join(self._answer(a, request.memory) for a in answered))]
+            return self._answer_all(answered, request.memory)
         text = latest_user_text(request.items)
         if isinstance(text, Unreadable):
-            return [Say(self.rules.unreadable)]
-        choice = request.tool_choice
-        may_call = choice != "none"
-        available = {*request.function_names, *request.mcp_names}
+            return [Say(_fill(self.rules.unreadable, {}, "unreadable"))]
         if text is not None:
             for rule in self.rules.rules:
-                if rule.when is None:
-                    continue
-                match = rule.when.search(text)
+                match = rule.when.search(text) if rule.when is not None else None
                 if match is None:
                     continue
-                groups = {k: v for k, v in match.groupdict().items() if v is not None}
-                calls = [c for c in rule.calls if c.name in available] if may_call else []
-                if rule.calls and not calls and rule.say is None:
-                    continue  # the tools this rule needs are not offered here
-                outputs: list[BrainOutput] = []
-                if rule.say is not None:
-                    outputs.append(Say(_render(rule.say, groups)))
-                for spec in calls:
-                    arguments = json.dumps(_render_args(spec.args, groups))
-                    label, dot, tool = spec.name.partition(".")
-                    if dot:
-                        outputs.append(CallMcp(label, tool, arguments, groups))
-                    else:
-                        outputs.append(CallFunction(spec.name, arguments, groups))
-                return self._enforce(outputs, request)
-        return self._enforce([Say(self.rules.fallback)], request)
+                # A group that took no part in the match is empty, not unknown.
+                groups = {k: v or "" for k, v in match.groupdict().items()}
+                outputs = self._fire(rule, groups, request)
+                if outputs:
+                    return self._enforce(outputs, request)
+        return self._enforce([Say(_fill(self.rules.fallback, {}, "fallback"))], request)
+
+    def _fire(
+        self, rule: Rule, groups: Mapping[str, str], request: BrainRequest
+    ) -> list[BrainOutput]:
+        """What a matching rule does here; empty when it has nothing to do."""
+        outputs: list[BrainOutput] = [Say(_fill(t, groups, rule.where)) for t in rule.say]
+        if request.tool_choice == "none":
+            return outputs if rule.say else []
+        for spec in rule.calls:
+            call = self._call(rule, spec, groups, request)
+            if call is not None:
+                outputs.append(call)
+        return outputs
+
+    def _call(
+        self, rule: Rule, spec: ToolCallSpec, groups: Mapping[str, str], request: BrainRequest
+    ) -> BrainOutput | None:
+        """The call a rule makes, its arguments fitted to the tool's schema."""
+        label, dot, tool = spec.name.partition(".")
+        if dot:
+            if label not in request.mcp_labels:
+                raise BrainError(_undeclared(rule, spec.name, request))
+            listed = request.mcp_tools.get(label)
+            if listed is None:
+                return None  # the server's listing failed: the model sees none of its tools
+            schemas = {t.name: t.input_schema for t in listed}
+            if tool not in schemas:
+                raise BrainError(_undeclared(rule, spec.name, request))
+        else:
+            schemas = request.function_schemas
+            if spec.name not in schemas:
+                raise BrainError(_undeclared(rule, spec.name, request))
+        try:
+            arguments = coerce(spec.render(groups), schemas[tool if dot else spec.name])
+        except TemplateError as e:
+            raise BrainError(f"{rule.where}: {e}; fix the rule") from None
+        except ArgumentError as e:
+            raise BrainError(
+                f"{rule.where}: cannot call {spec.name}: {e}; fix the rule's regex or args"
+            ) from None
+        text = json.dumps(arguments)
+        if dot:
+            return CallMcp(label, tool, text, groups)
+        return CallFunction(spec.name, text, groups)
 
     def _enforce(self, outputs: list[BrainOutput], request: BrainRequest) -> list[BrainOutput]:
         """Applies ``required`` and forced-function (or forced-MCP) tool choices."""
@@ -448,17 +349,27 @@ class ScriptedBrain:
                     return [CallMcp(label, tools[0].name, "{}")]
         return outputs
 
-    def _answer(self, answered: Answered, memory: MutableMapping[str, Any]) -> str:
+    def _answer_all(
+        self, answered: list[Answered], memory: MutableMapping[str, Any]
+    ) -> list[BrainOutput]:
+        """The reply to the results: one message when each answer is one, as parallel
+        calls are usually summed up; otherwise every answer's messages in order."""
+        answers = [self._answer(a, memory) for a in answered]
+        if all(len(messages) == 1 for messages in answers):
+            return [Say(" ".join(messages[0] for messages in answers))]
+        return [Say(text) for messages in answers for text in messages]
+
+    def _answer(self, answered: Answered, memory: MutableMapping[str, Any]) -> list[str]:
         if isinstance(answered, Denied):
             request, response = answered.request, answered.response
             reason = response.reason if isinstance(response.reason, str) else ""
             values = {"server_label": request.server_label, "name": request.name}
-            return _render(self.rules.denied, {**values, "reason": reason})
+            return [_fill(self.rules.denied, {**values, "reason": reason}, "denied")]
         if isinstance(answered, RealtimeMcpToolCall):
             values = {"server_label": answered.server_label, "name": answered.name}
             if answered.error not in (UNSET, None):
                 error = getattr(answered.error, "message", "")
-                return _render(self.rules.failed, {**values, "error": error})
+                return [_fill(self.rules.failed, {**values, "error": error}, "failed")]
             values.update(_arguments(answered.arguments))
             for key in (answered.id, answered.approval_request_id):
                 if isinstance(key, str):
@@ -474,11 +385,26 @@ class ScriptedBrain:
                 values.update(memory.get("calls", {}).get(call.call_id, {}))
         return self._after(call.name if call is not None else "", output_item.output, values)
 
-    def _after(self, tool: str, output: str, values: Mapping[str, Any]) -> str:
+    def _after(self, tool: str, output: str, values: Mapping[str, Any]) -> list[str]:
         for rule in self.rules.rules:
-            if rule.after == tool and rule.say is not None:
-                return _render(rule.say, {**values, "output": _Output(output)})
-        return output
+            if rule.after == tool and rule.say:
+                return [_fill(t, {**values, "output": output}, rule.where) for t in rule.say]
+        return [output]
+
+
+def _fill(template: Template, values: Mapping[str, Any], where: str) -> str:
+    try:
+        return template.render(values)
+    except TemplateError as e:
+        raise BrainError(f"{where}: {e}; fix the rule") from None
+
+
+def _undeclared(rule: Rule, name: str, request: BrainRequest) -> str:
+    offered = ", ".join([*request.function_names, *request.mcp_names]) or "none"
+    return (
+        f"{rule.where} calls {name}, which this session does not offer (it offers: {offered}); "
+        "declare the tool in the session or change the rule"
+    )
 
 
 def _arguments(text: str) -> dict[str, Any]:
@@ -487,19 +413,3 @@ def _arguments(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return args if isinstance(args, dict) else {}
-
-
-class _Output(str):
-    """A tool output as templates see it: the text, and ``{output[key]}`` for
-    the fields of an output that is a JSON object."""
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            try:
-                data = json.loads(self)
-            except ValueError:
-                data = None
-            if isinstance(data, dict) and key in data:
-                return data[key]
-            return f"{{output[{key}]}}"  # left as written, like any unknown name
-        return str.__getitem__(self, key)

@@ -14,6 +14,8 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import attrs
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import Draft202012Validator, validator_for
 
 from framework.protocol import (
     UNSET,
@@ -106,9 +108,12 @@ def default_server_vad() -> ServerVad:
 
 
 def default_session(
-    model: str, *, session_id: str, expires_at: int
+    model: str, *, session_id: str, expires_at: int | None
 ) -> RealtimeSessionCreateRequest:
-    """The effective configuration a new realtime session starts with."""
+    """The effective configuration a new realtime session starts with.
+
+    ``expires_at`` (epoch seconds) is left out when the session never expires.
+    """
     return RealtimeSessionCreateRequest(
         model=model,
         output_modalities=["audio"],
@@ -131,8 +136,16 @@ def default_session(
         truncation="auto",
         prompt=None,
         include=None,
-        extra={"id": session_id, "object": "realtime.session", "expires_at": expires_at},
+        extra=_server_fields(session_id, "realtime.session", expires_at),
     )
+
+
+def _server_fields(session_id: str, kind: str, expires_at: int | None) -> dict[str, Any]:
+    """The fields a server adds to the session object it reports."""
+    fields: dict[str, Any] = {"id": session_id, "object": kind}
+    if expires_at is not None:
+        fields["expires_at"] = expires_at
+    return fields
 
 
 def unknown_parameter(obj: object, path: str) -> str | None:
@@ -300,16 +313,14 @@ def check_tools(tools: Sequence[object], param: str) -> list[Any]:
                     f"Duplicate tool name: '{name}'.", code="invalid_value", param=f"{where}.name"
                 )
             seen.add(name)
-            if (
-                _set(tool.parameters)
-                and tool.parameters is not None
-                and not isinstance(tool.parameters, dict)
-            ):
-                raise RequestError(
-                    f"Invalid type for '{where}.parameters': expected an object.",
-                    code="invalid_type",
-                    param=f"{where}.parameters",
-                )
+            if _set(tool.parameters) and tool.parameters is not None:
+                if not isinstance(tool.parameters, dict):
+                    raise RequestError(
+                        f"Invalid type for '{where}.parameters': expected an object.",
+                        code="invalid_type",
+                        param=f"{where}.parameters",
+                    )
+                check_parameters(name, tool.parameters, f"{where}.parameters")
             out.append(attrs.evolve(tool, type="function"))
         elif isinstance(tool, McpTool):
             out.append(_check_mcp_tool(tool, where, labels))
@@ -318,6 +329,34 @@ def check_tools(tools: Sequence[object], param: str) -> list[Any]:
         else:  # pragma: no cover - the parser only produces the types above
             raise invalid_value(where, tool)
     return out
+
+
+def check_parameters(name: str, schema: dict[str, Any], param: str) -> None:
+    """Checks a function's ``parameters`` against the JSON Schema meta-schema.
+
+    The hosted API refuses a schema its model could not follow; so does the
+    engine, naming the tool and the place in its schema (draft 2020-12 unless
+    the schema's ``$schema`` names another).
+
+    Raises:
+        RequestError: ``invalid_function_parameters``, ``param`` pointing into the schema.
+    """
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as e:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path)
+        reason = e.message if len(e.message) <= 200 else e.message[:197] + "..."
+        raise RequestError(
+            f"Invalid schema for function '{name}': {reason} (at '{where[1:] or '/'}').",
+            code="invalid_function_parameters",
+            param=param + where,
+        ) from None
+    except RecursionError:
+        raise RequestError(
+            f"Invalid schema for function '{name}': it is nested too deeply to check.",
+            code="invalid_function_parameters",
+            param=param,
+        ) from None
 
 
 _SOURCES = ("server_url", "connector_id", "tunnel_id")
@@ -470,6 +509,9 @@ class MergeContext:
     """The model has spoken: the voice can no longer change."""
     response_active: bool = False
     """A response is running: the speed can only change between turns."""
+    model_chosen: bool = True
+    """The client chose the model (in the URL, a client secret or an earlier
+    update); when not, the update's model is adopted."""
 
 
 def merge_session(
@@ -488,11 +530,16 @@ def merge_session(
         raise RequestError(f"Unknown parameter: '{found}'.", code="unknown_parameter", param=found)
     changes: dict[str, Any] = {}
     if _set(update.model) and update.model is not None and update.model != current.model:
-        raise RequestError(
-            "Cannot update a session's model; open a new session with the model you want.",
-            code="invalid_value",
-            param=f"{root}.model",
-        )
+        # Both Agents SDKs name their model only in session.update, never in a
+        # URL they were given: a session whose URL named none takes it from there.
+        if not context.model_chosen:
+            changes["model"] = update.model
+        else:
+            raise RequestError(
+                "Cannot update a session's model; open a new session with the model you want.",
+                code="invalid_value",
+                param=f"{root}.model",
+            )
     if _set(update.instructions):
         changes["instructions"] = update.instructions or ""
     if _set(update.output_modalities):
@@ -615,7 +662,7 @@ DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
 
 
 def default_transcription_session(
-    model: str, *, session_id: str, expires_at: int
+    model: str, *, session_id: str, expires_at: int | None
 ) -> RealtimeSessionCreateRequest:
     """A transcription session's starting configuration, held in the realtime shape.
 
@@ -639,11 +686,7 @@ def default_transcription_session(
     return attrs.evolve(
         base,
         audio=attrs.evolve(audio, input=audio_in),
-        extra={
-            "id": session_id,
-            "object": "realtime.transcription_session",
-            "expires_at": expires_at,
-        },
+        extra=_server_fields(session_id, "realtime.transcription_session", expires_at),
     )
 
 

@@ -3,9 +3,10 @@
 For ``type: "mcp"`` tools the engine itself is the MCP client, as the hosted
 API is. This module owns what the engine needs to know about that: the small
 :class:`HostedMcpClient` interface (the real one, over streamable HTTP, lives
-in ``plugins/mcp/``, the only code that imports ``mcp``), the results it
-returns, and the policy applied to a listing (``allowed_tools``) and to a call
-(``require_approval``). The session owns the flows and the events (§7.6).
+in ``plugins/mcp/``, the only code that imports ``mcp``; it is injected, the
+engine never looks for it), the results it returns, and the policy applied to
+a listing (``allowed_tools``) and to a call (``require_approval``). The flows
+and their events are in :mod:`._mcp` and :mod:`._mcp_calls` (§7.6).
 
 Failures a call can have are values, tagged as the hosted API tags them: a
 JSON-RPC error is a ``protocol_error``, a result with ``isError`` a
@@ -103,8 +104,9 @@ class NoMcpClient:
     """The stand-in when no MCP client is installed: every listing fails, saying so."""
 
     reason = (
-        "This engine has no hosted-MCP client: install Cantata's MCP plugin (the 'mcp' "
-        "package) or give the engine one (Engine(mcp_client=...))."
+        "This engine has no hosted-MCP client: give it one (Engine(mcp_client=...)); "
+        "'cantata serve' and framework.testing use the MCP plugin's when the 'mcp' "
+        "package is installed."
     )
 
     async def list_tools(self, server: McpTool) -> Sequence[McpListedTool]:
@@ -114,31 +116,6 @@ class NoMcpClient:
         self, server: McpTool, name: str, arguments: Mapping[str, Any]
     ) -> McpCallResult:
         return McpCallResult.http_error(UNREACHABLE, self.reason)
-
-
-_installed: list[HostedMcpClient | None] = []  # filled once: the lookup loads entry points
-
-
-def installed_mcp_client() -> HostedMcpClient | None:
-    """The ``mcp_client`` engine part of the first installed plugin that offers one.
-
-    Looked up once per process (it imports every installed plugin); blocking,
-    so async code runs it in a thread.
-    """
-    if not _installed:
-        from framework.plugin import installed_plugins
-
-        found: HostedMcpClient | None = None
-        for entry in installed_plugins():
-            part = entry.plugin.engine_parts().get("mcp_client") if entry.plugin else None
-            if isinstance(part, type):
-                part = part()
-            if isinstance(part, HostedMcpClient):
-                found = part
-                break
-        if not _installed:
-            _installed.append(found)
-    return _installed[0]
 
 
 # --- policy ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ clock, so tests move time by hand instead of waiting.
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 import time
@@ -57,6 +58,12 @@ HANGUP_CLOSE_CODE = 1000
 HANGUP_CLOSE_REASON = "The call has ended."
 # Expired keys are kept this long, to be refused as expired rather than as unknown.
 _FORGET_AFTER_S = 3600
+MAX_CALLS = 1000
+"""Calls the engine keeps; past it, the oldest without a WebSocket attached are forgotten."""
+ENDED_CALL_KEPT_S = 600
+"""How long an ended or rejected call is kept (late requests then hear why it is over)."""
+MAX_CLIENT_SECRETS = 10_000
+"""Client secrets the engine keeps; past it, minting one forgets the oldest."""
 
 
 def mask(key: str) -> str:
@@ -146,6 +153,8 @@ class Call:
     """The targets of the REFERs sent for this call (the simulated provider only records them)."""
     attachment: trio.CancelScope | None = None
     """The scope of the WebSocket attached to the call's session, if one is."""
+    ended_at: int | None = None
+    """When it was rejected or hung up."""
     webhook_id: str = attrs.field(factory=lambda: f"evt_{secrets.token_hex(12)}")
 
     def webhook_event(self) -> dict[str, Any]:
@@ -258,7 +267,7 @@ def _protocol_error(error: ProtocolError, root: str) -> HttpError:
             code="missing_required_parameter",
             param=path,
         )
-    if error.reason.startswith("unknown type"):
+    if error.reason.startswith(("unknown type", "nested deeper than")):
         return HttpError(
             400, f"Invalid value at '{path}': {error.reason}.", code="invalid_value", param=path
         )
@@ -432,7 +441,10 @@ class RestState:
                 "A client secret can only open a realtime session; this endpoint needs an API key.",
                 code="invalid_api_key",
             )
-        if api_key is not None and key != api_key:
+        # In constant time: how long a wrong key takes must not tell how much of it was right.
+        if api_key is not None and not (
+            key and hmac.compare_digest(key.encode(), api_key.encode())
+        ):
             raise HttpError(
                 401,
                 "You didn't provide an API key. You need to provide your API key in an "
@@ -554,6 +566,8 @@ class RestState:
         )
         self._forget_expired(created)
         self.client_secrets[secret.value] = secret
+        while len(self.client_secrets) > MAX_CLIENT_SECRETS:
+            del self.client_secrets[next(iter(self.client_secrets))]
         shown = attrs.evolve(
             config,
             extra={
@@ -593,8 +607,23 @@ class RestState:
                 *headers,
             ],
         )
-        self.calls[call.id] = call
+        self._keep(call)
         return call
+
+    def _keep(self, call: Call) -> None:
+        """Adds a call, forgetting ended ones past their time and the oldest past the bound."""
+        now = self.now()
+        for old in list(self.calls.values()):
+            if old.ended_at is not None and old.ended_at + ENDED_CALL_KEPT_S < now:
+                del self.calls[old.id]
+        self.calls[call.id] = call
+        excess = len(self.calls) - MAX_CALLS
+        if excess > 0:
+            # Ended ones first, then the oldest; a call with a WebSocket attached stays.
+            idle = [c for c in self.calls.values() if c.attachment is None]
+            idle.sort(key=lambda c: (c.ended_at is None, c.created_at))
+            for old in idle[:excess]:
+                del self.calls[old.id]
 
     def call(self, call_id: str) -> Call:
         """The call with this id.
@@ -683,7 +712,7 @@ class RestState:
             session=config,
             session_id=f"sess_{secrets.token_hex(8)}",
         )
-        self.calls[call.id] = call
+        self._keep(call)
         return HttpResponse(
             201,
             sdp_answer(sdp).encode(),
@@ -714,6 +743,7 @@ class RestState:
         if call.state != "ringing":
             raise _state_error(call, "reject")
         call.state = "rejected"
+        call.ended_at = self.now()
         call.status_code = status
         return HttpResponse(200)
 
@@ -732,6 +762,7 @@ class RestState:
         if call.state != "accepted":
             raise _state_error(call, "hang up")
         call.state = "ended"
+        call.ended_at = self.now()
         if call.attachment is not None:
             call.attachment.cancel()
         return call

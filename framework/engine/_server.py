@@ -13,11 +13,11 @@ and is closed with :data:`HANGUP_CLOSE_CODE` when the call is hung up.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,11 +25,13 @@ import attrs
 import orjson
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from ._brain import Brain, Rules, ScriptedBrain
 from ._config import DEFAULT_MODEL
 from ._hosted_mcp import HostedMcpClient
+from ._network import Link, LinkLimits, current_link, serve_links
+from ._operator import PREFIX as OPERATOR_PREFIX
+from ._operator import operate
 from ._rest import (
     HANGUP_CLOSE_CODE,
     HANGUP_CLOSE_REASON,
@@ -61,6 +63,9 @@ class _AsgiConnection:
         self._receive = receive
         self._send = send
         self.closed = False
+        """The server sent its close frame, or the client went away."""
+        self.disconnected = False
+        """The client went away (or finished the closing handshake)."""
 
     async def receive(self) -> str | bytes:
         while True:
@@ -72,7 +77,7 @@ class _AsgiConnection:
                     return text  # type: ignore[no-any-return]
                 return message.get("bytes") or b""
             if kind == "websocket.disconnect":
-                self.closed = True
+                self.closed = self.disconnected = True
                 raise Disconnected
 
     async def send(self, text: str) -> None:
@@ -90,6 +95,25 @@ class _AsgiConnection:
         # closest a server can come to dropping the line.
         await self.close(1011, "connection dropped by the engine's drop_after_events knob")
 
+    async def finish(self, grace_s: float) -> None:
+        """Reads and discards until the client is gone, for at most ``grace_s`` (then cuts it).
+
+        hypercorn hands the client's frames, and finally its departure, to a
+        queue only the application reads; an application that stopped reading
+        would leave hypercorn waiting on that queue with the connection open.
+        """
+        with trio.move_on_after(grace_s):
+            while not self.disconnected:
+                message = await self._receive()
+                self.disconnected = message["type"] == "websocket.disconnect"
+        link = current_link()
+        if link is None:
+            return
+        if self.disconnected:
+            link.end()
+        else:
+            link.drop("the peer did not leave after its session ended")
+
 
 @attrs.define(kw_only=True, eq=False)
 class Engine:
@@ -106,11 +130,19 @@ class Engine:
             WebSockets also take the unexpired client secrets the engine minted.
         model: the model reported when a client names none.
         clock: wall time in epoch seconds, for client-secret expiry (tests pass a fake).
-        max_session_s: test knob; sessions expire after this many seconds.
+        max_session_s: how long a session may last, in seconds (default
+            :data:`MAX_SESSION_S`, the hosted API's 60 minutes; ``math.inf``: no limit).
         latency_ms: test knob; added before every event the engine sends.
         drop_after_events: test knob; the connection is dropped after this many events.
-        mcp_client: runs hosted MCP (``type: "mcp"``) tools; default: the
-            installed plugins' ``mcp_client`` engine part.
+        mcp_client: runs hosted MCP (``type: "mcp"``) tools; the engine never
+            looks one up itself (``cantata serve`` and ``framework.testing`` inject
+            the installed one); without it every hosted MCP listing fails and says so.
+        links: how long the engine waits on a slow or silent peer, and pings
+            it (see :class:`LinkLimits`).
+        webhook_url: where a call rung through the operator interface is
+            announced, as a signed ``realtime.call.incoming`` webhook.
+        webhook_secret: the Standard Webhooks secret that signs it (``whsec_...``);
+            required with ``webhook_url``.
     """
 
     rules: Rules | None = None
@@ -125,7 +157,13 @@ class Engine:
     drop_after_events: int | None = None
     mcp_client: HostedMcpClient | None = None
     clock: Clock = time.time
+    links: LinkLimits = attrs.field(factory=LinkLimits)
+    webhook_url: str | None = None
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
     sessions: set[EngineSession] = attrs.field(factory=set, init=False)
+    connections: set[Link] = attrs.field(factory=set, init=False)
+    """The open TCP connections (when served by :func:`serve_engine`)."""
+    _change: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
     rest: RestState = attrs.field(init=False)
     """Client secrets and calls (see :mod:`._rest`)."""
 
@@ -133,6 +171,18 @@ class Engine:
         if self.brain is None:
             self.brain = ScriptedBrain(self.rules) if self.rules is not None else ScriptedBrain()
         self.rest = RestState(model=self.model, clock=self.clock)
+        if self.webhook_url is not None and not self.webhook_secret:
+            raise ValueError("a webhook URL needs a webhook secret to sign with")
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = trio.Event()
+
+    async def wait_until(self, condition: Callable[[Engine], bool]) -> None:
+        """Returns once ``condition(engine)`` holds; it is checked again whenever a
+        session or a connection opens or closes."""
+        while not condition(self):
+            await self._change.wait()
 
     def ring(
         self,
@@ -198,11 +248,24 @@ class Engine:
         path = scope["path"].rstrip("/")
         if path in ("", "/health", "/v1/health"):
             response = HttpResponse(
-                200, orjson.dumps({"status": "ok", "sessions": len(self.sessions)})
+                200,
+                orjson.dumps(
+                    {
+                        "status": "ok",
+                        "sessions": len(self.sessions),
+                        "connections": len(self.connections),
+                    }
+                ),
             )
         else:
             try:
-                response = await self._rest(scope, receive, path)
+                if path.startswith(OPERATOR_PREFIX + "/"):
+                    body = await _read_body(receive)
+                    key = self._presented_key(scope)
+                    rest = path.removeprefix(OPERATOR_PREFIX)
+                    response = await operate(self, scope["method"], rest, body, key)
+                else:
+                    response = await self._rest(scope, receive, path)
             except HttpError as e:
                 response = e.response()
         headers = [
@@ -333,6 +396,7 @@ class Engine:
             if name.lower() == b"openai-beta" and b"realtime=v1" in value:
                 # The hosted API turned the beta protocol off and says so at once.
                 await connection.close(4000, "beta_api_shape_disabled")
+                await connection.finish(self.links.close_grace_s + 1)
                 return
         # A call or a client secret fixes the configuration, model included.
         initial = call.session if call is not None else secret.session if secret else None
@@ -347,15 +411,18 @@ class Engine:
             transcription=transcription,
         )
         self.sessions.add(session)
+        self._changed()
         try:
             with attachment:
                 await session.run()
         finally:
             self.sessions.discard(session)
+            self._changed()
         if attachment.cancelled_caught:
             await connection.close(HANGUP_CLOSE_CODE, HANGUP_CLOSE_REASON)
         else:
             await connection.close(1000, "")
+        await connection.finish(self.links.close_grace_s + 1)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -386,16 +453,30 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-def _hypercorn_config(host: str, port: int) -> Config:
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+"""The largest WebSocket message read at all: larger ones close the connection
+with 1009. Events above the session's own limit (16 MiB) and up to this one get
+an ``error`` event instead, and the session goes on."""
+APP_QUEUE = 4
+"""Messages hypercorn queues for a session that is busy; beyond it, the kernel's
+socket buffers push back on the client."""
+
+
+def _hypercorn_config(
+    host: str, port: int, links: LinkLimits, certfile: str | None, keyfile: str | None
+) -> Config:
     config = Config()
     config.bind = [f"{host}:{port}"]
+    if certfile is not None:
+        config.certfile = certfile
+        config.keyfile = keyfile
+        # WebSocket clients negotiate HTTP/1.1; the engine does not serve HTTP/2.
+        config.alpn_protocols = ["http/1.1"]
     config.accesslog = None
     config.errorlog = _log
-    config.websocket_ping_interval = None
-    # The engine answers oversized events itself with an error event; hypercorn's
-    # own limit (which closes the socket) only guards against abuse.
-    config.websocket_max_message_size = 64 * 1024 * 1024
-    config.graceful_timeout = 1.0
+    config.websocket_ping_interval = links.ping_interval_s
+    config.websocket_max_message_size = MAX_MESSAGE_BYTES
+    config.max_app_queue_size = APP_QUEUE
     return config
 
 
@@ -404,21 +485,46 @@ async def serve_engine(
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
+    certfile: str | None = None,
+    keyfile: str | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serves the engine until cancelled; reports its WebSocket URL when listening."""
+    """Serves the engine until cancelled; reports its WebSocket URL when listening.
+
+    Args:
+        engine: the engine to serve.
+        host, port: where to listen (port 0: any free port).
+        certfile, keyfile: a PEM certificate chain and its private key, both or
+            neither: with them the engine speaks TLS only, and its URLs are
+            ``wss://`` and ``https://``.
+
+    Raises:
+        ValueError: only one of ``certfile`` and ``keyfile``.
+        OSError: the address cannot be bound, or a TLS file cannot be read.
+        ssl.SSLError: the TLS files are not a certificate and its key.
+    """
+    _check_tls(certfile, keyfile)
+    config = _hypercorn_config(host, port, engine.links, certfile, keyfile)
+
+    def track(link: Link, opened: bool) -> None:
+        (engine.connections.add if opened else engine.connections.discard)(link)
+        engine._changed()
+
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
-            lambda task_status: serve(
-                engine,  # type: ignore[arg-type]
-                _hypercorn_config(host, port),
-                task_status=task_status,
-                mode="asgi",
-            )
+            partial(serve_links, engine, config, engine.links, on_link=track)
         )
-        http_url = binds[0]
-        task_status.started(http_url.replace("http://", "ws://", 1) + "/v1/realtime")
-        await trio.sleep(math.inf)
+        task_status.started(_websocket_url(binds[0]))
+
+
+def _check_tls(certfile: str | None, keyfile: str | None) -> None:
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("TLS needs both a certificate file and its key file")
+
+
+def _websocket_url(http_url: str) -> str:
+    """The Realtime endpoint's URL from the server's base URL (``https`` gives ``wss``)."""
+    return "ws" + http_url.removeprefix("http") + "/v1/realtime"
 
 
 @attrs.frozen
@@ -427,23 +533,43 @@ class RunningEngine:
 
     engine: Engine
     url: str
-    """The WebSocket URL of the Realtime endpoint, ``ws://host:port/v1/realtime``."""
+    """The WebSocket URL of the Realtime endpoint, ``ws://host:port/v1/realtime``
+    (``wss://`` with TLS)."""
 
     @property
     def http_url(self) -> str:
-        """The base URL of the REST endpoints, ``http://host:port/v1``."""
-        return self.url.replace("ws://", "http://", 1).removesuffix("/realtime")
+        """The base URL of the REST endpoints, ``http://host:port/v1`` (``https://`` with TLS)."""
+        return "http" + self.url.removeprefix("ws").removesuffix("/realtime")
 
 
 @asynccontextmanager
 async def open_engine(
-    engine: Engine | None = None, *, host: str = "127.0.0.1", port: int = 0
+    engine: Engine | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    certfile: str | None = None,
+    keyfile: str | None = None,
 ) -> AsyncIterator[RunningEngine]:
-    """Runs an engine for the duration of the block (port 0: any free port)."""
+    """Runs an engine for the duration of the block (port 0: any free port).
+
+    ``certfile`` and ``keyfile`` serve it over TLS, as :func:`serve_engine` does.
+
+    Raises:
+        ValueError: only one of ``certfile`` and ``keyfile``.
+    """
+    _check_tls(certfile, keyfile)
     engine = engine or Engine()
     async with trio.open_nursery() as nursery:
         url: str = await nursery.start(
-            lambda task_status: serve_engine(engine, host=host, port=port, task_status=task_status)
+            lambda task_status: serve_engine(
+                engine,
+                host=host,
+                port=port,
+                certfile=certfile,
+                keyfile=keyfile,
+                task_status=task_status,
+            )
         )
         try:
             yield RunningEngine(engine, url)

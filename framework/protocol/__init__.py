@@ -87,6 +87,9 @@ from ._codec import (
     CLIENT_EVENT_TYPES as CLIENT_EVENT_TYPES,
 )
 from ._codec import (
+    MAX_DEPTH as MAX_DEPTH,
+)
+from ._codec import (
     SERVER_EVENT_TYPES as SERVER_EVENT_TYPES,
 )
 from ._codec import (

@@ -19,7 +19,17 @@ with a dict lookup per field and a class check per value keeps parsing within
 a small factor of ``orjson.loads`` alone. ``tests/benchmarks/`` measures it.
 
 Errors carry a path built on the way out of the nested hooks (a ``try`` costs
-nothing until something raises), so the fast path pays nothing for them.
+nothing until something raises), so the fast path pays nothing for them. A
+value named in an error is shown by its JSON type, or as a string cut short:
+a hostile frame cannot make an error message as large (or as deep) as itself.
+
+Nesting is bounded. What the codec reads may nest :data:`MAX_DEPTH` (64)
+levels deep, counting the event itself; deeper input is a
+:class:`ProtocolError`, found by one iterative walk before any hook runs. The
+hosted API allows 10 levels of nesting in a strict function schema, and an
+event wraps its payload in at most a handful more, so every real frame fits
+with room to spare. What the codec writes may nest as deeply as orjson writes
+(254 levels), far more than anything it read: an accepted event always writes.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ from ._client_events import ClientEvent
 from ._server_events import ServerEvent
 
 __all__ = [
+    "MAX_DEPTH",
     "converter",
     "from_dict",
     "parse_client_event",
@@ -64,6 +75,11 @@ __all__ = [
 T = TypeVar("T")
 
 _MISSING: Any = object()
+MAX_DEPTH = 64
+"""How many levels JSON read by the codec may nest (an object or array is one level)."""
+_WRITE_DEPTH = 254  # orjson's own limit on what it writes
+_SHOWN_CHARS = 40  # of a string value quoted in an error message
+_PATH_PART_CHARS = 64  # of a key in an error's path
 _FALLBACKS = (UnknownItem, UnknownVariant, UnknownServerEvent, UnknownClientEvent)
 _SCALARS = ("str", "int", "float", "bool", "none")
 
@@ -82,10 +98,54 @@ class _Invalid(Exception):
 
     @property
     def path(self) -> str:
-        out = ""
-        for part in reversed(self.parts):
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-        return out
+        return _path(reversed(self.parts))
+
+
+def _path(parts: typing.Iterable[str | int]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, str) and len(part) > _PATH_PART_CHARS:
+            part = part[: _PATH_PART_CHARS - 1] + "…"
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _shown(value: object) -> str:
+    """A value as an error message quotes it: a short string, or its JSON type."""
+    if isinstance(value, str):
+        if len(value) > _SHOWN_CHARS:
+            return repr(value[: _SHOWN_CHARS - 1] + "…")
+        return repr(value)
+    return _json_name(value)
+
+
+def _too_deep(data: object, limit: int) -> list[str | int] | None:
+    """The path to the first object or array nested deeper than ``limit``, or ``None``.
+
+    Iterative, so that input of any depth costs no recursion; containers only
+    are pushed, so a frame of long strings (audio) costs a few steps.
+    """
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(data, 1, ())]
+    while stack:
+        node, depth, at = stack.pop()
+        pairs = node.items() if node.__class__ is dict else enumerate(node)
+        for key, value in pairs:
+            kind = value.__class__
+            if kind is dict or kind is list:
+                if depth >= limit:
+                    return [*at, key]
+                stack.append((value, depth + 1, (*at, key)))
+    return None
+
+
+def _check_depth(data: object, raw: object) -> None:
+    if data.__class__ is dict or data.__class__ is list:
+        found = _too_deep(data, MAX_DEPTH)
+        if found is not None:
+            # The first levels locate the field; the rest is the same key again and again.
+            raise ProtocolError(
+                f"nested deeper than {MAX_DEPTH} levels", raw=raw, path=_path(found[:8])
+            )
 
 
 def _json_name(value: object) -> str:
@@ -377,7 +437,7 @@ class _Codegen:
                 return fallback(v)
             if tag is _MISSING:
                 raise _Invalid(f"missing required field (one of {expected})").at("type")
-            raise _Invalid(f"unknown type {tag!r}, expected one of {expected}").at("type")
+            raise _Invalid(f"unknown type {_shown(tag)}, expected one of {expected}").at("type")
 
         return dispatch
 
@@ -399,6 +459,7 @@ class _Codegen:
             "_cls": cls,
             "_bad": _bad,
             "_Invalid": _Invalid,
+            "_shown": _shown,
             "UNSET": UNSET,
             "EMPTY": EMPTY,
         }
@@ -419,8 +480,8 @@ class _Codegen:
                 body += [
                     f"    {var} = o[{name!r}]",
                     f"    if {var} != {tag!r}:",
-                    f"        raise _Invalid('expected ' + {repr(tag)!r} + ', got ' + repr({var}))"
-                    f".at({name!r})",
+                    f"        raise _Invalid('expected ' + {repr(tag)!r}"
+                    f" + ', got ' + _shown({var})).at({name!r})",
                 ]
                 continue
             spec, optional = _spec_of(hint)
@@ -536,7 +597,7 @@ class _Codegen:
         if issubclass(cls, _RawWrapper):
             return _unstructure_raw
         hints = typing.get_type_hints(cls)
-        ns: dict[str, Any] = {"_bad": _bad, "_Invalid": _Invalid, "UNSET": UNSET}
+        ns: dict[str, Any] = {"_bad": _bad, "_Invalid": _Invalid, "_shown": _shown, "UNSET": UNSET}
         body = ["def unstructure(obj):", "    d = {}"]
         fields = [f for f in attrs.fields(cls) if f.name != "extra"]  # type: ignore[arg-type]
         for index, field in enumerate(fields):
@@ -548,8 +609,8 @@ class _Codegen:
             if tag is not None:
                 body += [
                     f"    if {var} != {tag!r}:",
-                    f"        raise _Invalid('expected ' + {repr(tag)!r} + ', got ' + repr({var}))"
-                    f".at({name!r})",
+                    f"        raise _Invalid('expected ' + {repr(tag)!r}"
+                    f" + ', got ' + _shown({var})).at({name!r})",
                     f"    d[{name!r}] = {var}",
                 ]
                 continue
@@ -604,7 +665,7 @@ def _role_dispatcher(
             return fallback(v)
         if role is _MISSING:
             raise _Invalid(f"missing required field (one of {expected})").at("role")
-        raise _Invalid(f"unknown role {role!r}, expected one of {expected}").at("role")
+        raise _Invalid(f"unknown role {_shown(role)}, expected one of {expected}").at("role")
 
     return dispatch
 
@@ -713,6 +774,7 @@ def _parse(
     unknown: type,
 ) -> Any:
     data = _decode(raw)
+    _check_depth(data, raw)
     tag = data.get("type")
     if tag.__class__ is not str:
         problem = (
@@ -762,8 +824,10 @@ def from_dict(data: Mapping[str, Any], cls: type[T]) -> T:
     """Structures a JSON object as the given wire class (for payloads outside events).
 
     Raises:
-        ProtocolError: a missing or mistyped field, with its path.
+        ProtocolError: a missing or mistyped field, with its path; input
+            nested deeper than :data:`MAX_DEPTH`.
     """
+    _check_depth(data, data)
     return converter.structure(data, cls)
 
 
@@ -789,5 +853,20 @@ def to_dict(obj: object) -> dict[str, Any]:
 
 
 def to_json(obj: object) -> str:
-    """The JSON text of a wire object (see :func:`to_dict`)."""
-    return orjson.dumps(to_dict(obj)).decode()
+    """The JSON text of a wire object (see :func:`to_dict`).
+
+    Raises:
+        ValidationError: as :func:`to_dict`, and for values JSON cannot hold
+            (nesting deeper than orjson writes, integers beyond 64 bits).
+    """
+    data = to_dict(obj)
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError as e:
+        found = _too_deep(data, _WRITE_DEPTH)
+        if found is not None:
+            raise ValidationError(
+                f"nested deeper than the {_WRITE_DEPTH} levels JSON is written with",
+                path=_path(found[:8]),
+            ) from None
+        raise ValidationError(f"cannot be written as JSON: {e}") from None

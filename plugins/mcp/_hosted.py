@@ -1,7 +1,7 @@
 """The local engine's hosted-MCP client: ``type: "mcp"`` tools over streamable HTTP.
 
 The engine owns the flows, the approval policy and the events
-(``framework/engine/_hosted_mcp.py``); this module only talks MCP. Each
+(``framework.engine``); this module only talks MCP. Each
 listing and each call is one short connection in the caller's task (connect,
 one request, close), so nothing outlives it and cancelling the response
 cancels its call. A tool the server runs only as a task (MCP 2025-11-25) is
@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import Any, Final
 
 import httpx2
@@ -31,7 +30,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from framework.engine import McpCallResult, McpListError
+from framework.engine import TIMED_OUT, UNREACHABLE, McpCallResult, McpListError
 from framework.errors import leaves
 from framework.protocol import (
     UNSET,
@@ -48,16 +47,9 @@ from ._results import convert_result
 from ._targets import HttpWatch
 from ._tasks import OneClient, call_as_task, task_only
 
-
 REMEMBERED_SERVERS: Final = 256
 """Servers whose task-only tools are remembered between their listing and their calls."""
 _CLIENT_INFO: Final = mcp_types.Implementation(name="cantata-engine", version="0.1.0")
-
-
-UNREACHABLE: Final = HTTPStatus.BAD_GATEWAY.value
-"""The ``http_error`` code when the server could not be reached (no HTTP status came)."""
-TIMED_OUT: Final = HTTPStatus.GATEWAY_TIMEOUT.value
-"""The ``http_error`` code when the server did not answer in time."""
 
 
 class StreamableHttpMcpClient:

@@ -85,7 +85,7 @@ class McpPlugin(Plugin):
         """The local engine's hosted-MCP client (streamable HTTP)."""
         from ._hosted import StreamableHttpMcpClient
 
-        return {"mcp_client": StreamableHttpMcpClient()}
+        return {"mcp_client:streamable-http": StreamableHttpMcpClient()}
 
     def client(self, session: Session, name: str) -> McpClient:
         """The resources and prompts of the server ``name`` in ``session``.

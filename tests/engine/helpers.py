@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import numpy as np
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
@@ -57,6 +58,11 @@ WEATHER_TOOL = {
     "description": "Current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
+
+
+def user_item(text: str) -> dict[str, Any]:
+    """A user message item with one ``input_text`` part."""
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
 def speech(ms: int, rate: int = 24000, freq: float = 300.0, amplitude: float = 0.3) -> np.ndarray:
@@ -127,6 +133,12 @@ class Client:
                 if event["type"] == kind:
                     return out
 
+    async def turn(self, text: str, *, seconds: float = 10) -> list[dict[str, Any]]:
+        """Adds a user message and asks for a response; its events up to ``response.done``."""
+        await self.send({"type": "conversation.item.create", "item": user_item(text)})
+        await self.send({"type": "response.create"})
+        return await self.until("response.done", seconds=seconds)
+
     async def error(self, *, seconds: float = 10) -> dict[str, Any]:
         events = await self.until("error", seconds=seconds)
         return events[-1]["error"]
@@ -172,6 +184,21 @@ async def connect(
 types = lambda events: [e["type"] for e in events]  # noqa: E731
 
 
+async def say(client: Client, text: str) -> None:
+    """Adds a user text message and waits until the engine has stored it."""
+    await client.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            },
+        }
+    )
+    await client.until("conversation.item.done")
+
+
 # --- in memory -------------------------------------------------------------------------
 
 
@@ -214,12 +241,15 @@ class MemoryClient(Client):
 
 @asynccontextmanager
 async def memory_session(
-    engine: Engine | None = None,
+    engine: Engine | None = None, **options: Any
 ) -> AsyncIterator[tuple[MemoryClient, EngineSession]]:
-    """An engine session served in memory, with the client side to drive it."""
+    """An engine session served in memory, with the client side to drive it.
+
+    ``options`` replace the engine's session options (limits, for instance).
+    """
     engine = engine or Engine()
     conn = MemoryConnection()
-    session = EngineSession(engine.options, conn)
+    session = EngineSession(attrs.evolve(engine.options, **options), conn)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session.run)
         client = MemoryClient(conn)

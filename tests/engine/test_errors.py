@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import AsyncIterator
 
+import httpx2
 import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
@@ -13,6 +14,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 from framework.engine import Engine, Rules, open_engine
 
 from .helpers import WEATHER_RULES, connect, speech
+from .served import user_text
 
 
 @pytest.fixture
@@ -225,21 +227,11 @@ async def test_client_vanishing_mid_response_frees_the_session(engine: tuple[Eng
     server, url = engine
     with trio.fail_after(10):
         async with connect(url) as client:
-            await client.send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": "user",
-                        "content": [{"type": "input_text", "text": "tell me a story"}],
-                    },
-                }
-            )
+            await client.send(user_text("tell me a story"))
             await client.send({"type": "response.create"})
             await client.until("response.output_audio.delta")
             assert len(server.sessions) == 1
-        while server.sessions:  # noqa: ASYNC110 - polling the engine's bookkeeping in a test
-            await trio.sleep(0.01)
+        await server.wait_until(lambda engine: not engine.sessions)
         # ... and the engine still serves others.
         async with connect(url) as again:
             await _still_alive(again)
@@ -296,3 +288,57 @@ async def test_speech_keeps_working_after_errors(url: str) -> None:
                 await client.send(event)
             events = await client.until("input_audio_buffer.committed")
             assert events[0]["type"] == "input_audio_buffer.speech_started"
+
+
+def _arrays(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # An echoed config 300 levels deep used to break the writer of session.updated.
+        '{"type": "session.update", "event_id": "deep1", "session": {"type": "realtime", '
+        '"tools": [{"type": "function", "name": "f", "parameters": {"d": @}}]}}'.replace(
+            "@", _arrays(300)
+        ),
+        '{"type": "session.update", "event_id": "deep2", "session": {"type": "realtime", '
+        '"prompt": {"id": "p", "variables": {"v": {"x": @}}}}}'.replace("@", _arrays(300)),
+        # A tagged field 1,000 levels deep used to raise RecursionError in the parser.
+        '{"type": "conversation.item.create", "event_id": "deep3", "item": {"type": @}}'.replace(
+            "@", _arrays(1000)
+        ),
+    ],
+)
+async def test_deeply_nested_events_get_an_error_and_the_session_lives(
+    url: str, frame: str
+) -> None:
+    with trio.fail_after(10):
+        async with connect(url) as client:
+            await client.send_raw(frame)
+            events = await client.until("error")
+            error = events[-1]["error"]
+            assert error["code"] == "invalid_value"
+            assert error["message"].startswith(f"Invalid value at '{error['param']}': nested")
+            assert "nested deeper than 64 levels, more than this server reads" in error["message"]
+            assert error["event_id"] == json.loads(frame.replace(_arrays(1000), "1"))["event_id"]
+            assert [e["type"] for e in events] == ["error"]  # nothing applied, nothing echoed
+            await _still_alive(client)
+
+
+async def test_a_deeply_nested_rest_body_is_a_400(url: str) -> None:
+    base = url.replace("ws://", "http://").removesuffix("/realtime")
+    body = '{"session": {"type": "realtime", "tracing": {"metadata": {"x": @}}}}'.replace(
+        "@", _arrays(300)
+    )
+    with trio.fail_after(10):
+        async with httpx2.AsyncClient(timeout=5) as http:
+            response = await http.post(
+                f"{base}/realtime/client_secrets",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_value" and error["param"].startswith("session.tracing.")
+    assert "nested deeper than 64 levels" in error["message"]

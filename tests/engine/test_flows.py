@@ -11,7 +11,17 @@ import trio
 
 from framework.engine import Engine, Rules, open_engine
 
-from .helpers import WEATHER_RULES, WEATHER_TOOL, Client, appends, connect, silence, speech, types
+from .helpers import (
+    WEATHER_RULES,
+    WEATHER_TOOL,
+    Client,
+    appends,
+    connect,
+    say,
+    silence,
+    speech,
+    types,
+)
 
 
 @pytest.fixture
@@ -35,20 +45,6 @@ async def _text_session(client: Client, *, tools: bool = True) -> None:
         session["tools"] = [WEATHER_TOOL]
     await client.send({"type": "session.update", "session": session})
     await client.until("session.updated")
-
-
-async def _say(client: Client, text: str) -> None:
-    await client.send(
-        {
-            "type": "conversation.item.create",
-            "item": {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": text}],
-            },
-        }
-    )
-    await client.until("conversation.item.done")
 
 
 async def test_session_start_and_update(url: str) -> None:
@@ -81,7 +77,7 @@ async def test_text_turn_event_order(url: str) -> None:
     with trio.fail_after(10):
         async with connect(url) as client:
             await _text_session(client)
-            await _say(client, "hello there")
+            await say(client, "hello there")
             await client.send({"type": "response.create"})
             events = await client.until("response.done")
             assert types(events) == [
@@ -122,7 +118,7 @@ async def test_text_turn_event_order(url: str) -> None:
 async def test_audio_output_event_order_and_transcript(url: str) -> None:
     with trio.fail_after(10):
         async with connect(url) as client:
-            await _say(client, "hi")
+            await say(client, "hi")
             await client.send({"type": "response.create"})
             events = await client.until("response.done")
             kinds = types(events)
@@ -166,7 +162,7 @@ async def test_function_call_flow_and_follow_up(url: str) -> None:
     with trio.fail_after(10):
         async with connect(url) as client:
             await _text_session(client)
-            await _say(client, "what's the weather in Paris")
+            await say(client, "what's the weather in Paris")
             await client.send({"type": "response.create"})
             events = await client.until("response.done")
             kinds = types(events)
@@ -214,7 +210,7 @@ async def test_parallel_calls_in_one_response(url: str) -> None:
     with trio.fail_after(10):
         async with connect(url) as client:
             await _text_session(client)
-            await _say(client, "compare two cities")
+            await say(client, "compare two cities")
             await client.send({"type": "response.create"})
             events = await client.until("response.done")
             output = events[-1]["response"]["output"]
@@ -373,7 +369,7 @@ async def test_commit_under_100ms_is_refused(url: str) -> None:
 async def test_cancel_mid_response(slow_url: str) -> None:
     with trio.fail_after(10):
         async with connect(slow_url) as client:
-            await _say(client, "tell me a story")
+            await say(client, "tell me a story")
             await client.send({"type": "response.create"})
             first = await client.until("response.output_audio.delta")
             await client.send({"type": "response.cancel", "event_id": "stop"})
@@ -407,7 +403,7 @@ async def test_cancel_mid_response(slow_url: str) -> None:
 async def test_barge_in_cancels_with_turn_detected(slow_url: str) -> None:
     with trio.fail_after(20):
         async with connect(slow_url) as client:
-            await _say(client, "tell me a story")
+            await say(client, "tell me a story")
             await client.send({"type": "response.create"})
             await client.until("response.output_audio.delta")
             for event in appends(speech(200)):
@@ -423,7 +419,7 @@ async def test_barge_in_cancels_with_turn_detected(slow_url: str) -> None:
 async def test_truncate(url: str) -> None:
     with trio.fail_after(10):
         async with connect(url) as client:
-            await _say(client, "hi")
+            await say(client, "hi")
             await client.send({"type": "response.create"})
             events = await client.until("response.done")
             item_id = events[-1]["response"]["output"][0]["id"]
@@ -578,7 +574,7 @@ async def test_items_create_insert_delete_retrieve(url: str) -> None:
 async def test_one_active_response_per_conversation(url: str) -> None:
     with trio.fail_after(10):
         async with connect(url) as client:
-            await _say(client, "tell me a story")
+            await say(client, "tell me a story")
             await client.send({"type": "response.create"})
             created = (await client.until("response.created"))[-1]
             await client.send({"type": "response.create", "event_id": "second"})
@@ -659,7 +655,7 @@ async def test_max_output_tokens_makes_an_incomplete_response(url: str) -> None:
     with trio.fail_after(10):
         async with connect(url) as client:
             await _text_session(client)
-            await _say(client, "tell me a story")
+            await say(client, "tell me a story")
             await client.send({"type": "response.create", "response": {"max_output_tokens": 5}})
             done = (await client.until("response.done"))[-1]["response"]
             assert done["status"] == "incomplete"
@@ -671,7 +667,7 @@ async def test_max_output_tokens_makes_an_incomplete_response(url: str) -> None:
 async def test_usage_is_deterministic(url: str) -> None:
     async def one_run() -> dict[str, object]:
         async with connect(url) as client:
-            await _say(client, "hi")
+            await say(client, "hi")
             await client.send({"type": "response.create"})
             return (await client.until("response.done"))[-1]["response"]["usage"]  # type: ignore[no-any-return]
 

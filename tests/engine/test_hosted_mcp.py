@@ -29,9 +29,10 @@ from framework.engine import (
     Rules,
     open_engine,
 )
+from framework.testing import run_engine
 from plugins.mcp._hosted import StreamableHttpMcpClient
 
-from .helpers import Client, connect, types
+from .helpers import Client, connect, say, types
 
 RULES = r"""
 fallback = "I can look things up in the docs."
@@ -157,20 +158,6 @@ async def mcp_session(client: Client, *tools: dict[str, Any]) -> list[dict[str, 
     session = {"type": "realtime", "output_modalities": ["text"], "tools": list(tools)}
     await client.send({"type": "session.update", "session": session})
     return await client.until("conversation.item.done")
-
-
-async def say(client: Client, text: str) -> None:
-    await client.send(
-        {
-            "type": "conversation.item.create",
-            "item": {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": text}],
-            },
-        }
-    )
-    await client.until("conversation.item.done")
 
 
 async def turn(client: Client, text: str) -> list[dict[str, Any]]:
@@ -661,20 +648,44 @@ async def test_forced_mcp_tool_choice(url: str, mcp_url: str, ran: list[str]) ->
             assert ran == []
 
 
-async def test_the_client_comes_from_an_installed_plugin(
-    mcp_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _installed_mcp_plugin(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Installs a plugin offering the hosted-MCP client; returns the lookups made."""
     from framework import plugin
-    from framework.engine import _hosted_mcp
 
     class Hosted(plugin.Plugin):
         def engine_parts(self) -> dict[str, Any]:
-            return {"mcp_client": StreamableHttpMcpClient}
+            return {"mcp_client:streamable-http": StreamableHttpMcpClient}
 
-    found = [plugin.InstalledPlugin(name="hosted", source="tests", plugin=Hosted())]
-    monkeypatch.setattr(plugin, "installed_plugins", lambda: found)
-    monkeypatch.setattr(_hosted_mcp, "_installed", [])
+    lookups: list[str] = []
+
+    def installed() -> list[plugin.InstalledPlugin]:
+        lookups.append("installed_plugins")
+        return [plugin.InstalledPlugin(name="hosted", source="tests", plugin=Hosted())]
+
+    monkeypatch.setattr(plugin, "installed_plugins", installed)
+    return lookups
+
+
+async def test_run_engine_uses_the_installed_plugins_client(
+    mcp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = _installed_mcp_plugin(monkeypatch)
+    with trio.fail_after(20):
+        async with run_engine() as url:
+            assert lookups == []  # looked up when a hosted MCP tool first needs it
+            async with connect(url) as client:
+                events = await mcp_session(client, mcp_tool(mcp_url))
+                assert types(events)[-2:] == ["mcp_list_tools.completed", "conversation.item.done"]
+    assert lookups == ["installed_plugins"]
+
+
+async def test_the_engine_itself_never_scans_plugins(
+    mcp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = _installed_mcp_plugin(monkeypatch)
     with trio.fail_after(20):
         async with open_engine(Engine()) as running, connect(running.url) as client:
             events = await mcp_session(client, mcp_tool(mcp_url))
-            assert types(events)[-2:] == ["mcp_list_tools.completed", "conversation.item.done"]
+            assert types(events)[-2:] == ["mcp_list_tools.failed", "conversation.item.done"]
+            assert "Engine(mcp_client=...)" in (await client.error())["message"]
+    assert lookups == []

@@ -8,6 +8,7 @@ oracle for the response shapes and for the calls methods.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from openai.types.realtime import ClientSecretCreateResponse
 from openai.types.webhooks import RealtimeCallIncomingWebhookEvent
 from trio_websocket import ConnectionClosed
 
-from framework.engine import Engine, RunningEngine, open_engine
+from framework.engine import Engine, RunningEngine, _rest, open_engine
 from framework.transport import HandshakeRefused, open_connection
 
 from ..protocol import oracle
@@ -399,6 +400,56 @@ async def test_hangup_needs_an_accepted_call(
     assert "reject it instead" in error_of(ringing, 409)["message"]
     assert "has ended" in error_of(twice, 409)["message"]
     assert error_of(unknown, 404)["code"] == "call_not_found"
+
+
+async def test_ended_calls_are_forgotten_after_a_while(
+    running: RunningEngine, http: httpx2.AsyncClient, clock: FakeClock
+) -> None:
+    rest = running.engine.rest
+    rejected, hung_up = running.engine.ring(), running.engine.ring()
+    with trio.fail_after(10):
+        await http.post(f"realtime/calls/{rejected.id}/reject")
+        await http.post(f"realtime/calls/{hung_up.id}/accept", json={"type": "realtime"})
+        await http.post(f"realtime/calls/{hung_up.id}/hangup")
+        clock.now += _rest.ENDED_CALL_KEPT_S - 1
+        ringing = running.engine.ring()
+        assert {rejected.id, hung_up.id, ringing.id} <= set(rest.calls)  # still known: "ended"
+        clock.now += 2
+        running.engine.ring()
+        gone = await http.post(f"realtime/calls/{hung_up.id}/hangup")
+    assert rejected.id not in rest.calls and hung_up.id not in rest.calls
+    assert ringing.id in rest.calls  # a live call is not forgotten by age
+    assert error_of(gone, 404)["code"] == "call_not_found"
+
+
+async def test_the_engine_keeps_a_bounded_number_of_calls(
+    running: RunningEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_rest, "MAX_CALLS", 5)
+    engine = running.engine
+    first = engine.ring()
+    engine.rest.accept_call(first.id, b'{"type": "realtime"}')
+    first.attachment = trio.CancelScope()  # a WebSocket is attached: it must stay
+    calls = [engine.ring() for _ in range(20)]
+    assert len(engine.rest.calls) == 5
+    assert first.id in engine.rest.calls
+    assert [c.id for c in calls[-4:]] == [c for c in engine.rest.calls if c != first.id]
+
+
+async def test_api_keys_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    compare = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return compare(a, b)
+
+    monkeypatch.setattr(_rest.hmac, "compare_digest", spy)
+    rest = _rest.RestState()
+    assert rest.authorize("sk-right", api_key="sk-right", ephemeral_ok=True) is None
+    with pytest.raises(_rest.HttpError):
+        rest.authorize("sk-wrong", api_key="sk-right", ephemeral_ok=True)
+    assert compared == [(b"sk-right", b"sk-right"), (b"sk-wrong", b"sk-right")]
 
 
 async def test_refer(running: RunningEngine, http: httpx2.AsyncClient) -> None:

@@ -30,7 +30,7 @@ RULES = r"""
 fallback = "Sorry."
 
 [[rule]]
-when = "what changed in alpha"
+when = 'what changed in (?P<repo>/\S+) \?'
 call = "mcp_server_git-alpha_git_log"
 args = { repo_path = "{repo}", max_count = 1 }
 
@@ -79,11 +79,10 @@ async def test_two_git_servers_keep_their_tools_apart(tmp_path: Path) -> None:
     servers = git(alpha), git(beta)
     assert [s.name for s in servers] == ["mcp_server_git-alpha", "mcp_server_git-beta"]
     bot = Agent(output_modalities=["text"], plugins=list(servers))
-    rules = RULES.replace("{repo}", str(alpha))
     with trio.fail_after(60):
-        async with engine_wire(rules=rules) as wire, open_session(bot, connection=wire) as session:
+        async with engine_wire(rules=RULES) as wire, open_session(bot, connection=wire) as session:
             names = set(session.tools)
-            result = await session.run("what changed in alpha?")
+            result = await session.run(f"what changed in {alpha} ?")
             beta_log = await session.tools["mcp_server_git-beta_git_log"].invoke(
                 json.dumps({"repo_path": str(beta), "max_count": 1})
             )

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import framework.protocol as p
 from framework.protocol import (
@@ -421,3 +423,110 @@ def test_the_converter_is_a_cattrs_converter_with_our_hooks() -> None:
     assert isinstance(p.converter, cattrs.Converter)
     vad = p.converter.structure({"type": "server_vad", "prefix_padding_ms": 300}, p.ServerVad)
     assert p.converter.unstructure(vad) == {"type": "server_vad", "prefix_padding_ms": 300}
+
+
+# --- nesting depth ----------------------------------------------------------------------
+
+
+def _nested(depth: int, inner: str = "1") -> str:
+    """JSON text of arrays nested ``depth`` levels deep."""
+    return "[" * depth + inner + "]" * depth
+
+
+def _deep_session_update(depth: int) -> str:
+    # event (1), session (2), tools (3), tool (4), parameters (5), then arrays.
+    return (
+        '{"type": "session.update", "session": {"type": "realtime", "tools": [{"type": '
+        f'"function", "name": "f", "parameters": {{"d": {_nested(depth - 5)}}}}}]}}}}'
+    )
+
+
+@pytest.mark.parametrize("depth", [p.MAX_DEPTH + 1, 300, 1000])
+def test_parsing_refuses_nesting_past_the_bound(depth: int) -> None:
+    frames = [
+        (parse_client_event, _deep_session_update(depth)),
+        # In a tagged field: the tag's value itself is the deep object.
+        (
+            parse_client_event,
+            '{"type": "conversation.item.create", "item": {"type": @}}'.replace(
+                "@", _nested(depth - 2)
+            ),
+        ),
+        (
+            parse_server_event,
+            '{"type": "conversation.item.added", "event_id": "e", "item": {"type": "message", '
+            '"role": @, "content": []}}'.replace("@", _nested(depth - 2)),
+        ),
+        (
+            parse_server_event,
+            '{"type": "no.such.event", "deep": @}'.replace("@", _nested(depth - 1)),
+        ),
+    ]
+    for parse, frame in frames:
+        with pytest.raises(ProtocolError) as info:
+            parse(frame)
+        if depth < 1024:  # orjson's own limit is past ours; beyond it, malformed JSON
+            assert info.value.reason == f"nested deeper than {p.MAX_DEPTH} levels"
+            assert len(str(info.value)) < 200
+
+
+def test_nesting_up_to_the_bound_parses_and_writes_back() -> None:
+    event = parse_client_event(_deep_session_update(p.MAX_DEPTH))
+    assert isinstance(event, p.SessionUpdateEvent)
+    # What the engine echoes (the session in session.updated) nests no deeper than that.
+    echoed = p.SessionUpdatedEvent(event_id="e", session=event.session)  # type: ignore[arg-type]
+    assert json.loads(to_json(echoed))["session"]["tools"][0]["parameters"]["d"]
+
+
+def test_from_dict_refuses_nesting_past_the_bound() -> None:
+    deep = json.loads(_nested(p.MAX_DEPTH))
+    with pytest.raises(ProtocolError, match="nested deeper than 64 levels"):
+        p.from_dict({"type": "realtime", "tracing": {"x": deep}}, p.RealtimeSessionCreateRequest)
+
+
+def test_values_in_error_messages_are_short() -> None:
+    # Unknown string tags parse (as Unknown* fallbacks); a tag of another JSON type is refused.
+    big_object = json.dumps(list(range(100_000)))
+    frames = [
+        '{"type": "session.update", "session": {"type": @}}'.replace("@", big_object),
+        '{"type": "conversation.item.create", "item": {"type": @}}'.replace("@", big_object),
+        '{"type": "conversation.item.create", "item": {"type": "message", "role": @, '
+        '"content": []}}'.replace("@", big_object),
+    ]
+    for frame in frames:
+        with pytest.raises(ProtocolError) as info:
+            parse_client_event(frame)
+        assert len(str(info.value)) < 200
+
+
+def test_writing_what_json_cannot_hold_is_a_validation_error() -> None:
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    tracing = p.TracingConfiguration(metadata={"x": deep})
+    event = p.SessionUpdateEvent(session=p.RealtimeSessionCreateRequest(tracing=tracing))
+    with pytest.raises(ValidationError) as info:
+        to_json(event)
+    assert info.value.reason == "nested deeper than the 254 levels JSON is written with"
+    assert info.value.path.startswith("session.tracing.metadata.x[0]")
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=st.lists(st.sampled_from(["list", "dict"]), min_size=1, max_size=90))
+def test_what_the_parser_accepts_the_writer_writes(shape: list[str]) -> None:
+    inner = "1"
+    for kind in reversed(shape):
+        inner = f"[{inner}]" if kind == "list" else f'{{"k": {inner}}}'
+    frame = (
+        '{"type": "session.update", "session": {"type": "realtime", "tools": [{"type": '
+        '"function", "name": "f", "parameters": @}]}}'
+    ).replace("@", inner)
+    depth = 4 + len(shape)  # event, session, tools, the tool; then the shape
+    if depth > p.MAX_DEPTH:
+        with pytest.raises(ProtocolError, match="nested deeper than 64 levels"):
+            parse_client_event(frame)
+        return
+    event = parse_client_event(frame)
+    assert isinstance(event, p.SessionUpdateEvent)
+    echoed = p.SessionUpdatedEvent(event_id="e", session=event.session)  # type: ignore[arg-type]
+    assert json.loads(to_json(echoed))["session"] == json.loads(frame)["session"]

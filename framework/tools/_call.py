@@ -85,6 +85,12 @@ class ToolCall:
     timeout: float | None
     _scope: trio.CancelScope
     _on_progress: Callable[[ProgressReport], None] | None = None
+    _ended: bool = False
+
+    def end(self) -> None:
+        """Ends the call: reports that come later (a server's progress can arrive
+        after its answer) are dropped."""
+        self._ended = True
 
     def report_progress(
         self,
@@ -94,7 +100,10 @@ class ToolCall:
         *,
         extend_timeout: bool = True,
     ) -> None:
-        """Tells the session how far the call has got; call it from the tool's task.
+        """Tells the session how far the call has got.
+
+        Call it from the session's trio thread (the tool's task, or a task it
+        started), not from a worker thread; after the call ended it does nothing.
 
         Args:
             progress: Work done so far.
@@ -102,6 +111,8 @@ class ToolCall:
             message: What the tool is doing now.
             extend_timeout: Restart the call's timeout from now.
         """
+        if self._ended:
+            return
         if extend_timeout and self.timeout is not None:
             self._scope.deadline = trio.current_time() + self.timeout
         if self._on_progress is not None:

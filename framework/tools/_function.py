@@ -423,7 +423,8 @@ class FunctionTool:
         call = functools.partial(self.fn, *positional, **args)
         limit = self.timeout if self.timeout is not None else default_timeout
         with trio.move_on_after(math.inf if limit is None else limit) as scope:
-            token = enter_call(ToolCall(call_id, self.name, limit, scope, on_progress))
+            running = ToolCall(call_id, self.name, limit, scope, on_progress)
+            token = enter_call(running)
             try:
                 if self._is_async:
                     value = await call()
@@ -432,6 +433,7 @@ class FunctionTool:
             except Exception as e:
                 return self._error("failed", e)
             finally:
+                running.end()
                 leave_call(token)
         if scope.cancelled_caught:
             assert limit is not None

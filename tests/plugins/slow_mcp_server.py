@@ -2,7 +2,8 @@
 and a call that only ends when the client cancels it.
 
 Run as ``python slow_mcp_server.py`` (the tests do, through ``McpServer.stdio``);
-``--fail-at-start`` exits at once, ``--stubborn`` outlives its stdin and SIGTERM.
+``--fail-at-start`` exits at once, ``--stubborn`` outlives its stdin and SIGTERM,
+``--noisy`` prints lines that are not JSON-RPC on stdout first.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def die(code: int) -> str:
 
 
 if __name__ == "__main__":
+    if "--noisy" in sys.argv:
+        # What a careless server prints on stdout before it speaks MCP there.
+        print("starting up...\n{not json\n[1, 2]\n" + "x" * 100_000, flush=True)
     if "--fail-at-start" in sys.argv:
         print("cannot open the database: permission denied", file=sys.stderr, flush=True)
         sys.exit(2)

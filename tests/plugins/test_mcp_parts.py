@@ -1,15 +1,20 @@
-"""The MCP plugin's parts that need no server: names, results, token stores, the config."""
+"""The MCP plugin's parts: names, results, token stores, the config; and noise from a server."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import logging
 import stat
+import sys
 import wave
 from pathlib import Path
 
+import hypothesis.strategies as st
 import pytest
+import trio
+from hypothesis import given, settings
 from mcp.server.mcpserver import MCPServer
 from mcp_types import (
     AudioContent,
@@ -26,9 +31,15 @@ from plugins.mcp import (
     McpServer,
     McpToolError,
     MemoryTokenStore,
+    _stdio,
     convert_result,
     parse_config,
 )
+from plugins.mcp._names import SERVER_NAME
+
+from .mcp_servers import opened, run_tool
+
+SLOW_SERVER = str(Path(__file__).with_name("slow_mcp_server.py"))
 
 # --- names -------------------------------------------------------------------------------
 
@@ -207,3 +218,35 @@ def test_the_config_file_names_transports_and_options() -> None:
     assert modern.target.describe() == "http: http://h/mcp"
     with pytest.raises(ValueError, match=r"mcpServers\.odd: unknown type 'websocket'"):
         parse_config(json.dumps({"mcpServers": {"odd": {"url": "ws://h", "type": "websocket"}}}))
+
+
+# --- what faces the outside: names from any command, a server's noise ----------------------
+
+printable = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80)
+
+
+@given(command=printable.filter(bool), args=st.lists(printable, max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_any_command_gets_a_valid_name(command: str, args: list[str]) -> None:
+    assert SERVER_NAME.fullmatch(McpServer.stdio(command, *args).name)
+
+
+@given(host=st.from_regex(r"[a-z0-9.-]{0,40}", fullmatch=True), path=printable)
+@settings(max_examples=300, deadline=None)
+def test_any_url_gets_a_valid_name(host: str, path: str) -> None:
+    assert SERVER_NAME.fullmatch(McpServer.http(f"https://{host}/{path}").name)
+
+
+@pytest.mark.parametrize("limit", [_stdio.MAX_LINE_BYTES, 10_000])
+async def test_a_server_that_prints_noise_first_still_serves(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, limit: int
+) -> None:
+    # With a 10 kB bound, the 100 kB line is dropped unread, and nothing else is.
+    monkeypatch.setattr(_stdio, "MAX_LINE_BYTES", limit)
+    caplog.set_level(logging.DEBUG, logger="cantata.mcp")
+    with trio.fail_after(20):
+        async with opened(McpServer.stdio(sys.executable, SLOW_SERVER, "--noisy")) as c:
+            pid = await run_tool(c, "pid")
+    assert pid.status == "ok" and int(pid.output) > 0
+    dropped = "a stdout line over 10000 bytes was dropped" in caplog.text
+    assert dropped == (limit == 10_000)

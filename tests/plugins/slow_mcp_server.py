@@ -14,7 +14,7 @@ import sys
 import time
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 
 server = MCPServer("slow")
@@ -32,9 +32,10 @@ _cancelled: list[anyio.Event] = [anyio.Event()]
 
 
 @server.tool(annotations=READ_ONLY)
-async def wait_forever() -> str:
-    """Waits until the client cancels the call."""
+async def wait_forever(ctx: Context) -> str:
+    """Says it has started, then waits until the client cancels the call."""
     try:
+        await ctx.report_progress(0, 1, "waiting")
         await anyio.sleep_forever()
     finally:
         _cancelled[0].set()

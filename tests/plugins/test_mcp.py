@@ -509,7 +509,14 @@ async def test_a_cancelled_call_is_cancelled_on_the_server() -> None:
             await stopped.wait()  # the server's handler was cancelled too
         # Over stdio: the client's notifications/cancelled stops the server's handler.
         async with opened(McpServer.stdio(sys.executable, SLOW_SERVER)) as tools:
-            with trio.move_on_after(0.5):
-                await call(tools, "wait_forever")
+            waiting = trio.Event()
+            async with trio.open_nursery() as nursery:
+
+                async def wait_forever() -> None:
+                    await tools["wait_forever"].run({}, on_progress=lambda _: waiting.set())
+
+                nursery.start_soon(wait_forever)
+                await waiting.wait()  # the server's handler runs
+                nursery.cancel_scope.cancel()
             told = await call(tools, "was_cancelled")
     assert told.output == "yes"

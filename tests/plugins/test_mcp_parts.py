@@ -188,19 +188,20 @@ def test_an_error_result_raises_with_the_server_s_words() -> None:
 
 
 async def test_token_stores_keep_each_server_s_values(tmp_path: Path) -> None:
-    for store in (MemoryTokenStore(), FileTokenStore(tmp_path / "tokens.json")):
-        assert await store.load("https://a/mcp", "tokens") is None
-        await store.save("https://a/mcp", "tokens", {"access_token": "A"})
-        await store.save("https://b/mcp", "tokens", {"access_token": "B"})
-        await store.save("https://a/mcp", "client", {"client_id": "c"})
-        assert await store.load("https://a/mcp", "tokens") == {"access_token": "A"}
-        assert await store.load("https://b/mcp", "tokens") == {"access_token": "B"}
-        assert await store.load("https://a/mcp", "client") == {"client_id": "c"}
+    with trio.fail_after(10):
+        for store in (MemoryTokenStore(), FileTokenStore(tmp_path / "tokens.json")):
+            assert await store.load("https://a/mcp", "tokens") is None
+            await store.save("https://a/mcp", "tokens", {"access_token": "A"})
+            await store.save("https://b/mcp", "tokens", {"access_token": "B"})
+            await store.save("https://a/mcp", "client", {"client_id": "c"})
+            assert await store.load("https://a/mcp", "tokens") == {"access_token": "A"}
+            assert await store.load("https://b/mcp", "tokens") == {"access_token": "B"}
+            assert await store.load("https://a/mcp", "client") == {"client_id": "c"}
+        again = FileTokenStore(tmp_path / "tokens.json")  # another process, later
+        assert await again.load("https://b/mcp", "tokens") == {"access_token": "B"}
     on_disk = tmp_path / "tokens.json"
     assert stat.S_IMODE(on_disk.stat().st_mode) == 0o600
     assert json.loads(on_disk.read_text())["https://a/mcp"]["tokens"] == {"access_token": "A"}
-    again = FileTokenStore(on_disk)  # another process, later
-    assert await again.load("https://b/mcp", "tokens") == {"access_token": "B"}
 
 
 # --- the config file --------------------------------------------------------------------

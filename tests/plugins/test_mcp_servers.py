@@ -111,7 +111,7 @@ async def test_a_clash_that_would_hide_tools_stops_the_session(tmp_path: Path) -
 
 
 async def test_progress_reaches_the_application(everything: Path) -> None:
-    server = McpServer.stdio("node", str(everything), "stdio", call_timeout=1.2)
+    server = McpServer.stdio("node", str(everything), "stdio", call_timeout=1.5)
     bot = Agent(output_modalities=["text"], plugins=[server])
     with trio.fail_after(40):
         async with engine_wire(rules=RULES) as wire, open_session(bot, connection=wire) as session:

@@ -246,12 +246,18 @@ class McpServer(Plugin):
     def client(self, session: Session) -> McpClient:
         """This server's resources and prompts in ``session`` (opened with this plugin).
 
+        A server opened inside an :class:`McpPlugin` is that plugin's:
+        ``McpPlugin.client(session, name)``.
+
         Raises:
-            LookupError: The server is not open in that session.
+            LookupError: The server is not open on its own in that session.
         """
         service = session.plugin_service(self)
         if not isinstance(service, McpClient):
-            raise LookupError(f"the MCP server {self.name!r} is not open in {session!r}")
+            raise LookupError(
+                f"the MCP server {self.name!r} is not open on its own in {session!r} "
+                "(in an McpPlugin, ask the plugin: McpPlugin.client(session, name))"
+            )
         return service
 
     def annotations_need_approval(self, tool: str, annotations: McpToolAnnotations) -> bool:

@@ -426,10 +426,17 @@ async def test_colliding_tool_names_are_namespaced() -> None:
             async with open_session(bot, connection=wire) as session:
                 separate = sorted(session.tools)
         async with engine_wire(rules=RULES) as wire:
-            bot = Agent(plugins=[McpPlugin([books, films])], output_modalities=["text"])
+            group = McpPlugin([books, films])
+            bot = Agent(plugins=[group], output_modalities=["text"])
             async with open_session(bot, connection=wire) as session:
                 grouped = session.tools
                 added = await grouped["films_add"].invoke('{"a": 1, "b": 1}')
+                # Each server's resources and prompts, by its name in the group.
+                assert group.client(session, "films").name == "films"
+                with pytest.raises(LookupError, match="open: books, films"):
+                    group.client(session, "music")
+                with pytest.raises(LookupError, match="ask the plugin"):
+                    books.client(session)  # it is open inside the group, not on its own
     # Separate plugins: the session prefixes every clashing tool, on both sides.
     assert set(separate) == {
         f"{server}_{tool}"

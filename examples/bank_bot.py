@@ -22,8 +22,7 @@ from typing import Any
 
 import trio
 
-from framework import Agent, Session, open_session, tool
-from framework.events import ApprovalRequested
+from framework import Agent, ApprovalRequested, Session, open_session, tool
 from framework.testing import run_engine
 
 RULES = Path(__file__).with_name("bank_bot.toml")
@@ -66,7 +65,7 @@ async def decide(session: Session) -> None:
         if not isinstance(event, ApprovalRequested):
             continue
         request = event.request
-        to = request.parsed_arguments.get("to")
+        to = (request.values or {}).get("to")  # the arguments as the tool gets them
         if to == "Alice":
             print(f"approval:  {request.tool}({request.arguments}) -> approved")
             session.approve(request)

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import trio
 
+from framework import open_transcription_session
+from framework.apps.captions import write_captions
 from framework.audio import WavSource, write_wav
-from framework.captions import write_captions
 from framework.testing import run_engine
-from framework.transcription import open_transcription_session
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber
 
 HERE = Path(__file__).parent

@@ -34,8 +34,14 @@ from hypercorn.trio import serve
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 
-from framework import Agent, Session, open_session
-from framework.events import ApprovalRequested, McpCallFinished, McpToolsListed
+from framework import (
+    Agent,
+    ApprovalRequested,
+    McpCallFinished,
+    McpToolsListed,
+    Session,
+    open_session,
+)
 from framework.protocol import McpTool, McpToolApprovalFilter, McpToolFilter
 from framework.testing import run_engine
 from plugins.mcp._hosted import StreamableHttpMcpClient

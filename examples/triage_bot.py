@@ -22,8 +22,7 @@ from pathlib import Path
 
 import trio
 
-from framework import Agent, Session, open_session, tool
-from framework.events import HandedOff, ServerEventReceived
+from framework import Agent, HandedOff, ServerEventReceived, Session, open_session, tool
 from framework.protocol import AudioPCMU, SessionUpdatedEvent
 from framework.testing import run_engine
 

@@ -27,14 +27,17 @@ from pathlib import Path
 import numpy as np
 import trio
 
-from framework import Agent, Session, open_session, tool
-from framework.audio import WavSink, write_wav
-from framework.events import (
+from framework import (
+    Agent,
     ApprovalRequested,
     AssistantMessage,
+    Session,
     ToolCallFinished,
     UserTranscript,
+    open_session,
+    tool,
 )
+from framework.audio import WavSink, write_wav
 from framework.protocol import AudioTranscription, ServerVad
 from framework.testing import run_engine
 from plugins.mcp import McpServer

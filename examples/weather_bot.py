@@ -19,8 +19,7 @@ from pathlib import Path
 
 import trio
 
-from framework import Agent, ClockSink, open_session, tool
-from framework.events import ApprovalRequested
+from framework import Agent, ApprovalRequested, ClockSink, open_session, tool
 from framework.testing import run_engine
 
 RULES = Path(__file__).with_name("weather.toml")

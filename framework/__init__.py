@@ -27,40 +27,78 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Agent": "framework.agent",
-    "ApprovalRequest": "framework.approval",
-    "Decision": "framework.approval",
     "AudioSink": "framework.audio",
     "ClockSink": "framework.audio",
-    "SessionEvent": "framework.events",
+    "CantataError": "framework.errors",
+    "ConnectionClosed": "framework.errors",
+    "SessionRefused": "framework.errors",
     "Plugin": "framework.plugin",
-    "Session": "framework.session",
-    "SessionRefused": "framework.session",
-    "TurnResult": "framework.session",
-    "open_session": "framework.session",
+    "ApprovalRequest": "framework.runtime",
+    "ApprovalRequested": "framework.runtime",
+    "AssistantDelta": "framework.runtime",
+    "AssistantMessage": "framework.runtime",
+    "Decision": "framework.runtime",
+    "ErrorReported": "framework.runtime",
+    "HandedOff": "framework.runtime",
+    "Interrupted": "framework.runtime",
+    "McpCallFinished": "framework.runtime",
+    "McpToolsListed": "framework.runtime",
+    "ResponseFinished": "framework.runtime",
+    "ServerEventReceived": "framework.runtime",
+    "Session": "framework.runtime",
+    "SessionEvent": "framework.runtime",
+    "SessionStarted": "framework.runtime",
+    "ToolCallFinished": "framework.runtime",
+    "ToolCallStarted": "framework.runtime",
+    "TranscriptSegment": "framework.runtime",
+    "TurnResult": "framework.runtime",
+    "UserSpeechStarted": "framework.runtime",
+    "UserSpeechStopped": "framework.runtime",
+    "UserTranscript": "framework.runtime",
+    "open_session": "framework.runtime",
+    "open_transcription_session": "framework.runtime",
     "FunctionTool": "framework.tools",
     "ToolOutcome": "framework.tools",
     "tool": "framework.tools",
-    "ConnectionClosed": "framework.transport",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from framework.agent import Agent as Agent
-    from framework.approval import ApprovalRequest as ApprovalRequest
-    from framework.approval import Decision as Decision
     from framework.audio import AudioSink as AudioSink
     from framework.audio import ClockSink as ClockSink
-    from framework.events import SessionEvent as SessionEvent
+    from framework.errors import CantataError as CantataError
+    from framework.errors import ConnectionClosed as ConnectionClosed
+    from framework.errors import SessionRefused as SessionRefused
     from framework.plugin import Plugin as Plugin
-    from framework.session import Session as Session
-    from framework.session import SessionRefused as SessionRefused
-    from framework.session import TurnResult as TurnResult
-    from framework.session import open_session as open_session
+    from framework.runtime import ApprovalRequest as ApprovalRequest
+    from framework.runtime import ApprovalRequested as ApprovalRequested
+    from framework.runtime import AssistantDelta as AssistantDelta
+    from framework.runtime import AssistantMessage as AssistantMessage
+    from framework.runtime import Decision as Decision
+    from framework.runtime import ErrorReported as ErrorReported
+    from framework.runtime import HandedOff as HandedOff
+    from framework.runtime import Interrupted as Interrupted
+    from framework.runtime import McpCallFinished as McpCallFinished
+    from framework.runtime import McpToolsListed as McpToolsListed
+    from framework.runtime import ResponseFinished as ResponseFinished
+    from framework.runtime import ServerEventReceived as ServerEventReceived
+    from framework.runtime import Session as Session
+    from framework.runtime import SessionEvent as SessionEvent
+    from framework.runtime import SessionStarted as SessionStarted
+    from framework.runtime import ToolCallFinished as ToolCallFinished
+    from framework.runtime import ToolCallStarted as ToolCallStarted
+    from framework.runtime import TranscriptSegment as TranscriptSegment
+    from framework.runtime import TurnResult as TurnResult
+    from framework.runtime import UserSpeechStarted as UserSpeechStarted
+    from framework.runtime import UserSpeechStopped as UserSpeechStopped
+    from framework.runtime import UserTranscript as UserTranscript
+    from framework.runtime import open_session as open_session
+    from framework.runtime import open_transcription_session as open_transcription_session
     from framework.tools import FunctionTool as FunctionTool
     from framework.tools import ToolOutcome as ToolOutcome
     from framework.tools import tool as tool
-    from framework.transport import ConnectionClosed as ConnectionClosed
 
 
 def __getattr__(name: str) -> Any:

@@ -18,11 +18,10 @@ one instance::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from framework.approval import ApprovalRequest, Decision
+from framework.plugin import Plugin, resolve_plugins
 from framework.protocol import (
     UNSET,
     AudioTranscription,
@@ -34,16 +33,16 @@ from framework.protocol import (
     RealtimeError,
     RealtimeResponse,
     RealtimeSessionCreateRequest,
+    RealtimeToolsConfigUnion,
     SemanticVad,
     ServerVad,
     Unset,
 )
-from framework.tools import FunctionTool, tools_of
+from framework.runtime import ApprovalRequest, Decision, SessionPlugin
+from framework.tools import FunctionTool, fit_name, tools_of
 
 if TYPE_CHECKING:
-    from framework.events import Interrupted
-    from framework.plugin import Plugin
-    from framework.session import Session
+    from framework.runtime import Interrupted, Session
 
 _SETTINGS = (
     "name",
@@ -151,18 +150,30 @@ class Agent:
     def _handoff_tools(self) -> list[FunctionTool]:
         tools = []
         for target in self.handoffs:
-            slug = re.sub(r"[^a-zA-Z0-9_]+", "_", target.name).strip("_").lower() or "agent"
-
             transfer = _transfer(target)
             description = f"Hand the conversation to {target.name}." + (
                 f" {target.handoff_description}" if target.handoff_description else ""
             )
             tools.append(
                 FunctionTool.from_function(
-                    transfer, name=f"transfer_to_{slug}", description=description
+                    transfer,
+                    name=fit_name(f"transfer_to_{target.name.lower()}"),
+                    description=description,
                 )
             )
         return tools
+
+    def handoff_target(self, value: object) -> Agent | None:
+        """The agent a tool's return value hands the session to: any ``Agent`` it returns."""
+        return value if isinstance(value, Agent) else None
+
+    def session_plugins(self) -> Sequence[SessionPlugin]:
+        """The agent's plugins, installed ones looked up by name.
+
+        Raises:
+            PluginError: a name no installed plugin has, or one that failed to load.
+        """
+        return resolve_plugins(self.plugins)
 
     # --- session configuration -----------------------------------------------------
 
@@ -178,7 +189,7 @@ class Agent:
         *,
         keep_audio_from: RealtimeSessionCreateRequest | None = None,
         session: Session | None = None,
-        tools: Sequence[Any] | None = None,
+        tools: Sequence[RealtimeToolsConfigUnion] | None = None,
     ) -> RealtimeSessionCreateRequest:
         """The ``session.update`` payload for this agent.
 

@@ -5,9 +5,10 @@ A plugin is a :class:`Plugin` subclass. It says what it contributes
 an async lifetime with :meth:`Plugin.open`: an async context manager that the
 session holds open in a task of its own (so it may keep a nursery across its
 ``yield``) until the session ends, with teardown bounded by
-:data:`TEARDOWN_TIMEOUT_S`. It yields a :class:`Contribution`: the function
-tools it offers now (a callable, because an MCP server's list can change),
-hosted tool definitions for the server to run, and an approval policy.
+:data:`TEARDOWN_TIMEOUT_S`. It yields a :class:`Contribution` (defined by the
+runtime, which only knows plugins by that protocol): the function tools it
+offers now (a callable, because an MCP server's list can change), hosted tool
+definitions for the server to run, and an approval policy.
 
 Plugins reach a session two ways: in code (``MyAgent(plugins=[...])`` or a
 ``plugins`` class attribute), or installed, through the ``cantata.plugins``
@@ -20,35 +21,32 @@ load is reported with its error and breaks no other.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
 
-from framework.approval import ApprovalRequest, Decision
+from framework.errors import PluginError
+from framework.runtime import PLUGIN_TEARDOWN_S, Contribution
 from framework.tools import FunctionTool
 
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "TEARDOWN_TIMEOUT_S",
+    "Contribution",
+    "InstalledPlugin",
+    "Plugin",
+    "PluginError",
+    "ToolsPlugin",
+    "engine_part",
+    "installed_plugins",
+    "resolve_plugins",
+]
+
 ENTRY_POINT_GROUP = "cantata.plugins"
-TEARDOWN_TIMEOUT_S = 5.0
+TEARDOWN_TIMEOUT_S = PLUGIN_TEARDOWN_S
 """How long a plugin may take to close when its session ends."""
-
-
-@attrs.frozen(kw_only=True)
-class Contribution:
-    """What an open plugin gives one session.
-
-    Attributes:
-        tools: the function tools it offers now; called again after the
-            plugin signals a change, for lists that change (MCP servers).
-        hosted_tools: tool definitions the *server* runs (``type: "mcp"``).
-        approve: an approval source consulted after sticky decisions and
-            before the agent's hook: a decision, or ``None`` for no opinion.
-    """
-
-    tools: Callable[[], Sequence[FunctionTool]] = lambda: ()
-    hosted_tools: Sequence[Any] = ()
-    approve: Callable[[ApprovalRequest], Awaitable[bool | Decision | None]] | None = None
 
 
 class Plugin:
@@ -70,7 +68,12 @@ class Plugin:
 
     @asynccontextmanager
     async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
-        """The plugin's lifetime in one session; ``changed`` signals a new tool list."""
+        """The plugin's lifetime in one session; ``changed`` signals a new tool list.
+
+        Raises:
+            Exception: whatever keeps the plugin from serving the session; the
+                session does not start and ``open_session`` raises it.
+        """
         yield Contribution()
 
     # Parts of the local engine a plugin may provide (by name):
@@ -147,7 +150,7 @@ def resolve_plugins(specs: Sequence[Plugin | str]) -> list[Plugin]:
     """Plugins from a mix of instances and installed plugins' names.
 
     Raises:
-        LookupError: a name that no installed plugin has, or one that failed
+        PluginError: a name that no installed plugin has, or one that failed
             to load (with its error).
     """
     installed: dict[str, InstalledPlugin] | None = None
@@ -161,9 +164,9 @@ def resolve_plugins(specs: Sequence[Plugin | str]) -> list[Plugin]:
         entry = installed.get(spec)
         if entry is None:
             known = ", ".join(sorted(installed)) or "none"
-            raise LookupError(f"no installed plugin is named {spec!r} (installed: {known})")
+            raise PluginError(f"no installed plugin is named {spec!r} (installed: {known})")
         if entry.plugin is None:
-            raise LookupError(f"plugin {spec!r} failed to load: {entry.error}")
+            raise PluginError(f"plugin {spec!r} failed to load: {entry.error}")
         out.append(entry.plugin)
     return out
 
@@ -173,7 +176,7 @@ def engine_part(kind: str, name: str) -> Any:
     that an installed plugin provides.
 
     Raises:
-        LookupError: no installed plugin provides it; the message lists the
+        PluginError: no installed plugin provides it; the message lists the
             ones of that kind that are available.
     """
     offered = []
@@ -186,4 +189,4 @@ def engine_part(kind: str, name: str) -> Any:
             if key.startswith(f"{kind}:"):
                 offered.append(key.split(":", 1)[1])
     known = ", ".join(sorted(offered)) or "none installed"
-    raise LookupError(f"no installed plugin provides the {kind} {name!r} (available: {known})")
+    raise PluginError(f"no installed plugin provides the {kind} {name!r} (available: {known})")

@@ -131,7 +131,7 @@ def test_resolve_by_name(installed: Path) -> None:
 def test_cantata_plugins_lists_them(installed: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.getcwd()])}
     result = subprocess.run(
-        [sys.executable, "-m", "framework.cli", "plugins"],
+        [sys.executable, "-m", "framework.apps.cli", "plugins"],
         capture_output=True,
         text=True,
         env=env,
@@ -241,7 +241,7 @@ async def test_plugin_tools_that_collide_are_prefixed(autojump_clock: MockClock)
         ],
     )
     async with engine_wire(rules=RULES) as wire, open_session(bot, connection=wire) as session:
-        names = sorted(session._rt.tools())
+        names = sorted(session.tools)
     # The agent's own tool keeps its name; every shared plugin name is prefixed,
     # and a long prefix is cut to the protocol's 64 characters with a hash.
     assert names[:3] == ["extra_flip_coin", "extra_roll_die", "roll_die"]
@@ -251,7 +251,7 @@ async def test_plugin_tools_that_collide_are_prefixed(autojump_clock: MockClock)
 
 async def test_the_engine_takes_parts_from_plugins(installed: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.getcwd()])}
-    command = [sys.executable, "-m", "framework.cli", "serve", "--port", "0"]
+    command = [sys.executable, "-m", "framework.apps.cli", "serve", "--port", "0"]
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             process = await nursery.start(

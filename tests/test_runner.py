@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.runner import BotError, load_agent
+from framework.apps.runner import BotError, load_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 WEATHER = ROOT / "examples" / "weather_bot.py"
@@ -22,7 +22,7 @@ WEATHER = ROOT / "examples" / "weather_bot.py"
 def _cantata(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     return subprocess.run(
-        [sys.executable, "-m", "framework.cli", *args],
+        [sys.executable, "-m", "framework.apps.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -103,7 +103,9 @@ def test_console_through_a_pseudo_terminal() -> None:
     if pid == 0:  # the child: the console, on the pseudo-terminal
         os.chdir(ROOT)
         os.execve(
-            sys.executable, [sys.executable, "-m", "framework.cli", "console", str(WEATHER)], env
+            sys.executable,
+            [sys.executable, "-m", "framework.apps.cli", "console", str(WEATHER)],
+            env,
         )
     try:
         _read_until(fd, b"Type a message")

@@ -13,9 +13,9 @@ import srt
 import trio
 import webvtt
 
-from framework.captions import to_srt, to_webvtt
+from framework.apps.captions import to_srt, to_webvtt
+from framework.runtime import TranscriptSegment, open_transcription_session
 from framework.testing import run_engine
-from framework.transcription import TranscriptSegment, open_transcription_session
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber
 
 from .runtime.test_transcripts import Hears
@@ -143,7 +143,7 @@ async def test_cantata_transcribe_writes_captions(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     with trio.fail_after(90):
         result = await trio.run_process(
-            [sys.executable, "-m", "framework.cli", "transcribe", str(wav), "--out", str(out)],
+            [sys.executable, "-m", "framework.apps.cli", "transcribe", str(wav), "--out", str(out)],
             capture_stdout=True,
             capture_stderr=True,
             env=env,

@@ -10,7 +10,8 @@
   barge-in.
 """
 
-from ._devices import AudioDeviceUnavailable as AudioDeviceUnavailable
+from framework.errors import AudioDeviceUnavailable as AudioDeviceUnavailable
+
 from ._devices import Microphone as Microphone
 from ._devices import Speaker as Speaker
 from ._devices import open_microphone as open_microphone
@@ -30,6 +31,7 @@ from ._g711 import ulaw_to_pcm16 as ulaw_to_pcm16
 from ._playback import AudioSink as AudioSink
 from ._playback import ClockSink as ClockSink
 from ._resample import Resampler as Resampler
+from ._resample import Samples as Samples
 from ._resample import resample as resample
 from ._wav import WavSink as WavSink
 from ._wav import WavSource as WavSource

@@ -29,16 +29,14 @@ import attrs
 import numpy as np
 import trio
 
+from framework.errors import AudioDeviceUnavailable
+
 from ._formats import AudioFormat, Decoder, Encoder, bytes_per_ms, sample_rate
 from ._resample import Samples
 
 __all__ = ["AudioDeviceUnavailable", "Microphone", "Speaker", "open_microphone"]
 
 _INSTALL = "pip install 'cantata[audio-devices]'"
-
-
-class AudioDeviceUnavailable(RuntimeError):
-    """No microphone or speaker can be used: sounddevice, PortAudio or a device is missing."""
 
 
 def _sounddevice() -> Any:
@@ -286,6 +284,11 @@ class Speaker:
     def playing(self) -> bool:
         with self._lock:
             return bool(self._queue)
+
+    @property
+    def playing_item(self) -> str | None:
+        with self._lock:
+            return self._queue[0].item_id if self._queue else None
 
     def close(self) -> None:
         """Stops and closes the device stream."""

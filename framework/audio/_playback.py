@@ -38,6 +38,16 @@ class AudioSink(Protocol):
         """Whether queued audio is still being played."""
         ...
 
+    @property
+    def playing_item(self) -> str | None:
+        """The item whose audio is playing now (``None`` when nothing plays).
+
+        A response may hold several messages (a short preamble, then the
+        answer); barge-in truncates this one. A sink without it is taken to
+        play the item it received last.
+        """
+        ...
+
 
 @attrs.define
 class _Span:
@@ -97,6 +107,14 @@ class ClockSink:
     @property
     def playing(self) -> bool:
         return trio.current_time() < self._end
+
+    @property
+    def playing_item(self) -> str | None:
+        now = trio.current_time()
+        for span in reversed(self._spans):  # the one playing is at the end, or none is
+            if span.start <= now:
+                return span.item_id if now < span.start + span.ms / 1000 else None
+        return None
 
     async def drain(self) -> None:
         """Returns once everything queued so far has played."""

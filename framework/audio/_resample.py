@@ -20,9 +20,10 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Resampler", "resample"]
+__all__ = ["Resampler", "Samples", "resample"]
 
 Samples = npt.NDArray[np.int16]
+"""Audio as 16-bit signed samples (mono)."""
 
 # 24 zero crossings each side with a Kaiser window (beta 8) gives about 80 dB
 # of stop band that starts at the lower Nyquist frequency, with the pass band

@@ -241,6 +241,15 @@ class WavSink:
     def playing(self) -> bool:
         return trio.current_time() < self._end
 
+    @property
+    def playing_item(self) -> str | None:
+        now = trio.current_time()
+        for played in reversed(self._played):
+            if played.start <= now:
+                end = played.start + len(played.audio) / self.bytes_per_ms / 1000
+                return played.item_id if now < end else None
+        return None
+
     async def drain(self) -> None:
         """Returns once everything queued so far has played."""
         await trio.sleep_until(self._end)

@@ -19,6 +19,8 @@ from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
+from framework.errors import CantataError
+
 __all__ = [
     "EMPTY",
     "UNSET",
@@ -81,7 +83,7 @@ class WireObject:
         return f"{type(self).__name__}({', '.join(parts)})"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(CantataError, ValueError):
     """A frame that does not follow the protocol.
 
     Raised by ``parse_server_event`` and ``parse_client_event`` for bad JSON,
@@ -101,7 +103,7 @@ class ProtocolError(ValueError):
         super().__init__(f"{path}: {reason}" if path else reason)
 
 
-class ValidationError(ValueError):
+class ValidationError(CantataError, ValueError):
     """A wire object built with a value the protocol does not allow.
 
     Raised by ``to_dict``/``to_json`` so the mistake surfaces before anything

@@ -1,189 +1,34 @@
 """Helpers for testing agents (and Cantata itself) without a network or a key.
 
-``run_engine`` starts the local Realtime engine in-process on a free loopback
-port, with a rules file (or rules text) for its scripted brain::
+* :func:`run_engine` starts the local Realtime engine in-process on a free
+  loopback port, with a rules file (or rules text) for its scripted brain::
 
-    async with run_engine(rules="examples/weather.toml") as url:
-        async with open_session(MyAgent(), url=url) as session:
-            ...
+      async with run_engine(rules="examples/weather.toml") as url:
+          async with open_session(MyAgent(), url=url) as session:
+              ...
 
-``engine_wire`` runs an engine session in memory instead, with no socket at
-all, so a whole agent session runs on trio's ``MockClock`` (approval
-deadlines, tool timeouts and playback positions in virtual time)::
+* :func:`engine_wire` runs an engine session in memory instead, with no socket
+  at all, so a whole agent session runs on trio's ``MockClock`` (approval
+  deadlines, tool timeouts and playback positions in virtual time)::
 
-    async with engine_wire(rules=RULES) as wire:
-        async with open_session(MyAgent(), connection=wire) as session:
-            ...
+      async with engine_wire(rules=RULES) as wire:
+          async with open_session(MyAgent(), connection=wire) as session:
+              ...
+
+* :class:`ScriptedServer` is a server the test scripts by hand: it sends the
+  server events the test gives it and records every client event, for the
+  orders of events no engine produces on purpose::
+
+      server = ScriptedServer()
+      async with open_session(MyAgent(), connection=server) as session:
+          await server.send(*server.function_call("get_weather", {"city": "Oslo"}))
+          output = await server.expect(ConversationItemCreateEvent)
 """
 
-from __future__ import annotations
-
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
-
-import trio
-
-from framework.engine import (
-    Disconnected,
-    Engine,
-    EngineSession,
-    HostedMcpClient,
-    McpCallResult,
-    NoMcpClient,
-    Rules,
-    open_engine,
-)
-from framework.protocol import McpListedTool, McpTool
-from framework.transport import ConnectionClosed
-
-MCP_CLIENT = "streamable-http"
-"""The installed hosted-MCP client an engine started here uses (the MCP plugin's)."""
-
-
-@asynccontextmanager
-async def run_engine(
-    rules: str | Path | Rules | None = None, **engine_options: Any
-) -> AsyncIterator[str]:
-    """Runs a local engine for the block; yields its ``ws://.../v1/realtime`` URL.
-
-    Args:
-        rules: a rules file path, rules TOML text (anything containing a newline),
-            parsed :class:`~framework.engine.Rules`, or None for the built-in rules.
-        **engine_options: further :class:`~framework.engine.Engine` options
-            (``api_key``, ``latency_ms``, ``drop_after_events``, ...); without
-            ``mcp_client``, hosted MCP tools use the installed MCP plugin's.
-    """
-    async with open_engine(_engine(rules, engine_options)) as running:
-        yield running.url
-
-
-def _engine(rules: str | Path | Rules | None, options: dict[str, Any]) -> Engine:
-    if isinstance(rules, Path) or (isinstance(rules, str) and "\n" not in rules):
-        rules = Rules.from_file(rules)
-    elif isinstance(rules, str):
-        rules = Rules.from_toml(rules)
-    options.setdefault("mcp_client", InstalledMcpClient())
-    return Engine(rules=rules, **options)
-
-
-def installed_mcp_client(name: str = MCP_CLIENT) -> HostedMcpClient | None:
-    """The hosted-MCP client ``mcp_client:NAME`` an installed plugin provides, if any.
-
-    Blocking: it loads the installed plugins (and so the MCP SDK).
-    """
-    from framework.plugin import engine_part
-
-    try:
-        part = engine_part("mcp_client", name)
-    except LookupError:
-        return None
-    client = part() if isinstance(part, type) else part
-    return client if isinstance(client, HostedMcpClient) else None
-
-
-class InstalledMcpClient:
-    """The installed plugins' hosted-MCP client, looked up when first needed.
-
-    Finding it loads every installed plugin and the MCP SDK, which takes a
-    while: an engine whose sessions never meet a hosted MCP tool never pays,
-    and the lookup runs in a thread, off the event loop. Without an installed
-    client every listing fails, saying how to get one.
-    """
-
-    def __init__(self, name: str = MCP_CLIENT) -> None:
-        self._name = name
-        self._client: HostedMcpClient | None = None
-
-    async def _found(self) -> HostedMcpClient:
-        if self._client is None:
-            found = await trio.to_thread.run_sync(installed_mcp_client, self._name)
-            self._client = found or NoMcpClient()
-        return self._client
-
-    async def list_tools(self, server: McpTool) -> Sequence[McpListedTool]:
-        return await (await self._found()).list_tools(server)
-
-    async def call_tool(
-        self, server: McpTool, name: str, arguments: Mapping[str, Any]
-    ) -> McpCallResult:
-        return await (await self._found()).call_tool(server, name, arguments)
-
-
-class MemoryWire:
-    """Both ends of an in-memory connection between a client and an engine session.
-
-    The client side has the wire interface ``open_session(connection=...)``
-    takes; the engine side the one :class:`~framework.engine.EngineSession`
-    serves. Closing either end ends the other as a closed connection would.
-    """
-
-    def __init__(self, buffer: int = 4096) -> None:
-        self._up_send, self._up_receive = trio.open_memory_channel[str](buffer)
-        self._down_send, self._down_receive = trio.open_memory_channel[str](buffer)
-        self.close_code: int | None = None
-        self.close_reason = ""
-
-    # --- the client's side -------------------------------------------------------
-
-    async def send_text(self, text: str) -> None:
-        try:
-            await self._up_send.send(text)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise self._closed() from None
-
-    async def receive_text(self) -> str:
-        try:
-            return await self._down_receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise self._closed() from None
-
-    async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        await self._up_send.aclose()
-
-    def _closed(self) -> ConnectionClosed:
-        return ConnectionClosed(self.close_code or 1006, self.close_reason or "connection dropped")
-
-    # --- the engine's side ---------------------------------------------------------
-
-    async def receive(self) -> str | bytes:
-        try:
-            return await self._up_receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise Disconnected from None
-
-    async def send(self, text: str) -> None:
-        try:
-            await self._down_send.send(text)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise Disconnected from None
-
-    async def close(self, code: int, reason: str) -> None:
-        self.close_code, self.close_reason = code, reason
-        await self._down_send.aclose()
-
-    async def abort(self) -> None:
-        await self.close(1006, "connection dropped")
-
-
-@asynccontextmanager
-async def engine_wire(
-    rules: str | Path | Rules | None = None, **engine_options: Any
-) -> AsyncIterator[MemoryWire]:
-    """An engine session served in memory; yields the wire to pass to ``open_session``.
-
-    Args:
-        rules: as for :func:`run_engine`.
-        **engine_options: further :class:`~framework.engine.Engine` options.
-    """
-    engine = _engine(rules, engine_options)
-    wire = MemoryWire()
-    session = EngineSession(engine.options, wire)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(session.run)
-        try:
-            yield wire
-        finally:
-            await wire._up_send.aclose()
-            nursery.cancel_scope.cancel()
+from ._engine import MemoryWire as MemoryWire
+from ._engine import engine_wire as engine_wire
+from ._engine import run_engine as run_engine
+from ._mcp import MCP_CLIENT as MCP_CLIENT
+from ._mcp import InstalledMcpClient as InstalledMcpClient
+from ._mcp import installed_mcp_client as installed_mcp_client
+from ._scripted import ScriptedServer as ScriptedServer

@@ -6,17 +6,15 @@ the local engine alike; ``open_rest_client`` does the same for client
 secrets and calls.
 """
 
+from framework.errors import ConnectionClosed as ConnectionClosed
+from framework.errors import HandshakeRefused as HandshakeRefused
+from framework.errors import RestError as RestError
+
 from ._connection import (
     DEFAULT_MODEL as DEFAULT_MODEL,
 )
 from ._connection import (
     HOSTED_URL as HOSTED_URL,
-)
-from ._connection import (
-    ConnectionClosed as ConnectionClosed,
-)
-from ._connection import (
-    HandshakeRefused as HandshakeRefused,
 )
 from ._connection import (
     RealtimeConnection as RealtimeConnection,
@@ -38,9 +36,6 @@ from ._rest import (
 )
 from ._rest import (
     RestClient as RestClient,
-)
-from ._rest import (
-    RestError as RestError,
 )
 from ._rest import (
     open_rest_client as open_rest_client,

@@ -25,6 +25,7 @@ import orjson
 import trio
 import trio_websocket
 
+from framework.errors import ConnectionClosed, HandshakeRefused, single_errors
 from framework.protocol import ClientEvent, ServerEvent, parse_server_event, to_json
 
 HOSTED_URL = "wss://api.openai.com/v1/realtime"
@@ -36,33 +37,6 @@ KEEPALIVE_INTERVAL_S = 20.0
 KEEPALIVE_TIMEOUT_S = 10.0
 
 _log = logging.getLogger("cantata.transport")
-
-
-class ConnectionClosed(Exception):
-    """The connection ended: closed by either side, dropped, or never opened.
-
-    Attributes:
-        code: the WebSocket close code (1006 when the line dropped; the HTTP
-            status when the server refused the handshake).
-        reason: the close reason, or a sentence saying what happened.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"connection closed ({code}): {reason}" if reason else f"closed ({code})")
-        self.code = code
-        self.reason = reason
-
-    @property
-    def normal(self) -> bool:
-        """Whether it was an orderly close (1000, or 1001 going away)."""
-        return self.code in (1000, 1001)
-
-
-class HandshakeRefused(ConnectionClosed):
-    """The server refused the WebSocket handshake (bad key, unknown path, ...).
-
-    ``code`` is the HTTP status; ``reason`` the server's error message.
-    """
 
 
 def resolve_url(url: str | None, model: str | None) -> str:
@@ -243,7 +217,9 @@ async def open_connection(
 
     Raises:
         HandshakeRefused: the server refused the connection.
-        ConnectionClosed: the server could not be reached.
+        ConnectionClosed: the server could not be reached, or the connection
+            ended while the block was waiting on it.
+        ValueError: no key for the hosted API, or ``url`` is not a WebSocket URL.
     """
     if url is None and api_key is None:
         api_key = os.environ.get("OPENAI_API_KEY")
@@ -282,49 +258,35 @@ async def open_connection(
             1006, f"cannot connect to {host_header}: {e.strerror or e}"
         ) from None
     try:
-        async with _unwrapped_groups(), trio.open_nursery() as nursery:
-            try:
-                with trio.fail_after(connect_timeout):
-                    ws = await trio_websocket.wrap_client_stream(
-                        nursery,
-                        stream,
-                        host_header,
-                        resource,
-                        extra_headers=extra,
-                        message_queue_size=256,
-                        max_message_size=MAX_MESSAGE_BYTES,
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                try:
+                    with trio.fail_after(connect_timeout):
+                        ws = await trio_websocket.wrap_client_stream(
+                            nursery,
+                            stream,
+                            host_header,
+                            resource,
+                            extra_headers=extra,
+                            message_queue_size=256,
+                            max_message_size=MAX_MESSAGE_BYTES,
+                        )
+                except trio.TooSlowError:
+                    raise ConnectionClosed(
+                        1006, f"no handshake from {host_header} in {connect_timeout:g} s"
+                    ) from None
+                connection = RealtimeConnection(ws, target)
+                if keepalive_interval:
+                    nursery.start_soon(
+                        connection._keepalive, keepalive_interval, KEEPALIVE_TIMEOUT_S
                     )
-            except trio.TooSlowError:
-                raise ConnectionClosed(
-                    1006, f"no handshake from {host_header} in {connect_timeout:g} s"
-                ) from None
-            connection = RealtimeConnection(ws, target)
-            if keepalive_interval:
-                nursery.start_soon(connection._keepalive, keepalive_interval, KEEPALIVE_TIMEOUT_S)
-            try:
-                yield connection
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await ws.aclose()
-                nursery.cancel_scope.cancel()
+                try:
+                    yield connection
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        await ws.aclose()
+                    nursery.cancel_scope.cancel()
     except trio_websocket.ConnectionRejected as e:
         raise _refusal(e) from None
     finally:
         await trio.aclose_forcefully(stream)
-
-
-@asynccontextmanager
-async def _unwrapped_groups() -> AsyncIterator[None]:
-    """Re-raises a group of one exception as that exception.
-
-    The connection's nursery holds the library's reader and our keepalive
-    beside the caller's block; users catch ``ConnectionClosed`` or their own
-    errors, never a group around them.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            error = group.exceptions[0]
-            raise error from error.__cause__
-        raise

@@ -20,6 +20,7 @@ import attrs
 import httpx2
 import orjson
 
+from framework.errors import RestError
 from framework.protocol import (
     ProtocolError,
     RealtimeSessionCreateRequest,
@@ -31,35 +32,6 @@ from framework.protocol import (
 from ._connection import _auth_headers
 
 HOSTED_BASE_URL = "https://api.openai.com/v1"
-
-
-class RestError(Exception):
-    """A REST call that failed.
-
-    Attributes:
-        status: the HTTP status, or 0 when no answer came (unreachable, timed out).
-        code: the error ``code`` the server gave (``None`` when it gave none).
-        message: the server's message, or a sentence saying what happened.
-        type: the error ``type`` the server gave.
-        param: the request parameter the error is about.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str | None,
-        message: str,
-        *,
-        type: str | None = None,
-        param: str | None = None,
-    ) -> None:
-        where = f"HTTP {status}" if status else "no answer"
-        super().__init__(f"{where} ({code}): {message}" if code else f"{where}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.type = type
-        self.param = param
 
 
 def _mask(value: str) -> str:
@@ -276,6 +248,10 @@ async def open_rest_client(
             the hosted API it defaults to ``OPENAI_API_KEY``.
         headers: extra request headers.
         request_timeout: seconds allowed for each request.
+
+    Raises:
+        ValueError: no key for the hosted API, or ``base_url`` is not an HTTP(S) URL.
+        RestError: from the client's calls, each of which documents its own.
     """
     if base_url is None and api_key is None:
         api_key = os.environ.get("OPENAI_API_KEY")

@@ -44,6 +44,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from framework.errors import CantataError, leaves
+
 from ._stdio import StdioProcess
 
 _log = logging.getLogger("cantata.mcp")
@@ -60,7 +62,7 @@ _MAX_PAGES: Final = 100
 _CLIENT_INFO: Final = mcp_types.Implementation(name="cantata", version="0.1.0")
 
 
-class McpServerError(Exception):
+class McpServerError(CantataError):
     """An MCP server could not be started or reached, or it crashed.
 
     As a tool's failure, its text is what the model hears, so it names the
@@ -68,7 +70,7 @@ class McpServerError(Exception):
     """
 
 
-class McpToolError(Exception):
+class McpToolError(CantataError):
     """The server ran the call and reported an error; the text is the server's."""
 
 
@@ -430,15 +432,9 @@ async def _list_tools(client: Client) -> list[mcp_types.Tool]:
 # --- errors -----------------------------------------------------------------------------
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
-
-
 def _first_failure(error: BaseException) -> BaseException | None:
     """The first leaf of a (nested) group that is not a cancellation."""
-    return next((e for e in _leaves(error) if not isinstance(e, trio.Cancelled)), None)
+    return next((e for e in leaves(error) if not isinstance(e, trio.Cancelled)), None)
 
 
 def _is_disconnect(error: BaseException) -> bool:
@@ -455,7 +451,7 @@ def _is_disconnect(error: BaseException) -> bool:
             | OSError
             | httpx2.TransportError,
         )
-        for e in _leaves(error)
+        for e in leaves(error)
     )
 
 

@@ -31,6 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from framework.engine import TIMED_OUT, UNREACHABLE, McpCallResult, McpListError
+from framework.errors import leaves
 from framework.protocol import (
     UNSET,
     McpCallError,
@@ -43,6 +44,12 @@ from framework.protocol import (
 _MAX_PAGES: Final = 100
 """Pages of ``tools/list`` read at most: a server that paginates forever cannot hang a listing."""
 _CLIENT_INFO: Final = mcp_types.Implementation(name="cantata-engine", version="0.1.0")
+
+
+UNREACHABLE: Final = HTTPStatus.BAD_GATEWAY.value
+"""The ``http_error`` code when the server could not be reached (no HTTP status came)."""
+TIMED_OUT: Final = HTTPStatus.GATEWAY_TIMEOUT.value
+"""The ``http_error`` code when the server did not answer in time."""
 
 
 @attrs.define
@@ -225,20 +232,14 @@ def _text(result: mcp_types.CallToolResult) -> str:
     return "\n".join(parts)
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
-
-
 def _failure(error: Exception, watch: _HttpWatch, url: str) -> McpCallError:
     """The hosted API's error for what the SDK raised (often nested in groups)."""
     if watch.status is not None:
         return RealtimeMcphttpError(
             code=watch.status, message=f"Http status code: {watch.status} ({watch.reason})."
         )
-    leaves = [e for e in _leaves(error) if not isinstance(e, trio.Cancelled)] or [error]
-    for leaf in leaves:
+    found = [e for e in leaves(error) if not isinstance(e, trio.Cancelled)] or [error]
+    for leaf in found:
         if isinstance(leaf, httpx2.TimeoutException):
             return RealtimeMcphttpError(
                 code=TIMED_OUT, message=f"The MCP server at {url} timed out: {leaf}."
@@ -249,10 +250,10 @@ def _failure(error: Exception, watch: _HttpWatch, url: str) -> McpCallError:
             return RealtimeMcphttpError(
                 code=UNREACHABLE, message=f"Could not reach the MCP server at {url}: {leaf}."
             )
-    for leaf in leaves:
+    for leaf in found:
         if isinstance(leaf, MCPError):
             return RealtimeMcpProtocolError(code=leaf.code, message=leaf.message)
-    leaf = leaves[0]
+    leaf = found[0]
     return RealtimeMcpProtocolError(
         code=mcp_types.INTERNAL_ERROR, message=f"{type(leaf).__name__}: {leaf}"
     )

@@ -83,6 +83,13 @@ class McpPlugin(Plugin):
 
     @asynccontextmanager
     async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
+        """Opens every server for one session.
+
+        Raises:
+            McpServerError: a server could not be started or reached in time.
+            ValueError: the config file is not a valid ``mcpServers`` file.
+            OSError: the config file cannot be read.
+        """
         servers = list(self._servers)
         path = self.config_path()
         if path is not None:

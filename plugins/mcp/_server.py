@@ -237,6 +237,11 @@ class McpServer(Plugin):
 
     @asynccontextmanager
     async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
+        """Connects to the server and lists its tools for one session.
+
+        Raises:
+            McpServerError: the server could not be started or reached in time.
+        """
         tools = _ToolSet(self, changed)
         connection = McpConnection(
             self.target,

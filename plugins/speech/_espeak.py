@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import trio
 
-from framework.engine import Samples
+from framework.audio import Samples
 
 from ._deps import require
 from ._resample import resample

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import trio
 
-from framework.engine import Samples, TranscriptionUnavailable
+from framework.audio import Samples
+from framework.engine import TranscriptionUnavailable
 
 from ._deps import require
 from ._resample import resample, to_int16

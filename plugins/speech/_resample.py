@@ -16,7 +16,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from framework.engine import Samples
+from framework.audio import Samples
 
 ZERO_CROSSINGS = 16
 _BLOCK = 8192  # outputs per gather, to bound memory on long audio

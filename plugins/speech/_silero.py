@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from framework.engine import Samples
+from framework.audio import Samples
 
 from ._deps import require
 from ._resample import margin, resample_at

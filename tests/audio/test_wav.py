@@ -26,8 +26,8 @@ from framework.audio import (
     sample_rate,
     write_wav,
 )
-from framework.events import Interrupted, ResponseFinished, UserSpeechStarted
 from framework.protocol import AudioPCM, AudioPCMA, AudioPCMU, ServerVad
+from framework.runtime import Interrupted, ResponseFinished, UserSpeechStarted
 from framework.testing import engine_wire
 from tests.runtime.bots import RULES, WeatherBot
 

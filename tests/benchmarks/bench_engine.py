@@ -71,7 +71,7 @@ async def engine_process(profile: str | None) -> AsyncIterator[tuple[int, str]]:
     On the way out it sends SIGINT (the CLI then exits cleanly, and cProfile
     writes its file), and kills the engine if it is still there 15 s later.
     """
-    serve = ["-m", "framework.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    serve = ["-m", "framework.apps.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
     proc = _spawn([sys.executable, *prefix, *serve])
     assert proc.stdout is not None

@@ -71,7 +71,8 @@ import orjson
 import trio
 
 from framework import Agent, ClockSink, open_session, tool
-from framework.events import (
+from framework.protocol import AudioTranscription, ServerVad
+from framework.runtime import (
     AssistantMessage,
     ErrorReported,
     Interrupted,
@@ -79,7 +80,6 @@ from framework.events import (
     ToolCallFinished,
     UserTranscript,
 )
-from framework.protocol import AudioTranscription, ServerVad
 from framework.testing import engine_wire, run_engine
 from framework.transport import open_connection
 
@@ -273,7 +273,7 @@ def latency_main(args: argparse.Namespace) -> None:
     rules = Path(tempfile.mkdtemp()) / "ping.toml"
     rules.write_text(PING_RULES)
     if "loopback" in args.variant:
-        serve = ["-m", "framework.cli", "serve", "--port", "0", "--rules", str(rules)]
+        serve = ["-m", "framework.apps.cli", "serve", "--port", "0", "--rules", str(rules)]
         proc, url = start_engine(serve)
     rows = []
     try:

@@ -24,7 +24,7 @@ import numpy as np
 import trio
 
 ROOT = Path(__file__).resolve().parents[2]
-CANTATA = [sys.executable, "-m", "framework.cli"]
+CANTATA = [sys.executable, "-m", "framework.apps.cli"]
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 

@@ -26,8 +26,8 @@ from mcp_types import CallToolResult, EmbeddedResource, TextContent, TextResourc
 from mcp_types import ToolAnnotations as Hints
 
 from framework import Agent, open_session
-from framework.events import ApprovalRequested
 from framework.plugin import installed_plugins
+from framework.runtime import ApprovalRequested
 from framework.testing import engine_wire, run_engine
 from framework.tools import FunctionTool, ToolOutcome
 from plugins.mcp import (
@@ -437,11 +437,11 @@ async def test_colliding_tool_names_are_namespaced() -> None:
         async with engine_wire(rules=RULES) as wire:
             bot = Agent(plugins=[books, films], output_modalities=["text"])
             async with open_session(bot, connection=wire) as session:
-                separate = sorted(session._rt.tools())
+                separate = sorted(session.tools)
         async with engine_wire(rules=RULES) as wire:
             bot = Agent(plugins=[McpPlugin([books, films])], output_modalities=["text"])
             async with open_session(bot, connection=wire) as session:
-                grouped = session._rt.tools()
+                grouped = session.tools
                 added = await grouped["films_add"].invoke('{"a": 1, "b": 1}')
     # Separate plugins: the session prefixes every clashing tool, on both sides.
     assert set(separate) == {

@@ -113,6 +113,34 @@ class WeatherBot(Agent):
         return "done"
 
 
+class PolicyTools(Agent):
+    """Three slow tools, one per barge-in policy; ``ran`` records the calls that finished."""
+
+    def __init__(self, **settings: object) -> None:
+        super().__init__(**settings)  # type: ignore[arg-type]
+        self.ran: list[str] = []
+
+    async def _work(self, name: str) -> str:
+        await trio.sleep(1.0)
+        self.ran.append(name)
+        return f"{name} finished"
+
+    @tool(on_interrupt="cancel")
+    async def stop_me(self) -> str:
+        """Stops when the user talks."""
+        return await self._work("stop_me")
+
+    @tool(on_interrupt="finish_silently")
+    async def quiet_one(self) -> str:
+        """Finishes, without a reply, when the user talks."""
+        return await self._work("quiet_one")
+
+    @tool(on_interrupt="finish_and_speak")
+    async def chatty(self) -> str:
+        """Finishes and is spoken of anyway."""
+        return await self._work("chatty")
+
+
 class BankBot(Agent):
     """Transfers need approval; the decision comes from the application."""
 

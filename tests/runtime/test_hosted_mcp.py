@@ -14,8 +14,8 @@ import trio
 
 from framework import Agent, open_session
 from framework.engine import Engine, Rules, open_engine
-from framework.events import ApprovalRequested, McpCallFinished, McpToolsListed
 from framework.protocol import McpTool, McpToolApprovalFilter, McpToolFilter
+from framework.runtime import ApprovalRequested, McpCallFinished, McpToolsListed
 from plugins.mcp._hosted import StreamableHttpMcpClient
 
 from ..engine.test_hosted_mcp import RULES, docs_server, serve_mcp
@@ -50,11 +50,13 @@ async def test_listing_and_a_call_without_approval(urls: tuple[str, str, list[st
                 if isinstance(event, McpToolsListed):
                     listed = event
                     break
-            calls: list[McpCallFinished] = []
-            session._rt.observers.append(
-                lambda e: calls.append(e) if isinstance(e, McpCallFinished) else None
-            )
             result = await session.run("look up trio")
+            calls: list[McpCallFinished] = []
+            async for event in session:  # the turn's events, still queued
+                if isinstance(event, McpCallFinished):
+                    calls.append(event)
+                elif event == result.responses[-1]:
+                    break
     assert listed.ok and listed.server_label == "docs"
     assert {"lookup", "delete_all"} <= set(listed.tools)
     assert ran == ["lookup trio"]

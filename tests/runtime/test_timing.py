@@ -14,8 +14,9 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from framework import ClockSink, open_session, tool
-from framework.events import (
+from framework import ClockSink, open_session
+from framework.protocol import ServerVad
+from framework.runtime import (
     ApprovalRequested,
     Interrupted,
     ResponseFinished,
@@ -23,10 +24,9 @@ from framework.events import (
     ToolCallStarted,
     UserSpeechStarted,
 )
-from framework.protocol import ServerVad
 from framework.testing import engine_wire
 
-from .bots import RULES, BankBot, WeatherBot
+from .bots import RULES, BankBot, PolicyTools, WeatherBot
 
 RATE = 24000
 
@@ -227,8 +227,8 @@ call = "chatty"
 )
 
 
-class Patient(WeatherBot):
-    """Three slow tools, one per barge-in policy; VAD turns that ask for no reply."""
+class Patient(PolicyTools, WeatherBot):
+    """The policy tools; VAD turns that ask for no reply."""
 
     output_modalities = ("text",)
     turn_detection = ServerVad(
@@ -238,30 +238,6 @@ class Patient(WeatherBot):
         silence_duration_ms=200,
         create_response=False,
     )
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.finished: list[str] = []
-
-    async def _work(self, name: str) -> str:
-        await trio.sleep(1.0)
-        self.finished.append(name)
-        return f"{name} finished"
-
-    @tool(on_interrupt="cancel")
-    async def stop_me(self) -> str:
-        """Stops when the user talks."""
-        return await self._work("stop_me")
-
-    @tool(on_interrupt="finish_silently")
-    async def quiet_one(self) -> str:
-        """Finishes, without a reply, when the user talks."""
-        return await self._work("quiet_one")
-
-    @tool(on_interrupt="finish_and_speak")
-    async def chatty(self) -> str:
-        """Finishes and is spoken of anyway."""
-        return await self._work("chatty")
 
 
 @pytest.mark.parametrize(
@@ -297,7 +273,7 @@ async def test_barge_in_policy_per_tool(
         await session.wait_quiet()
         await trio.sleep(5)  # nothing else may follow
         stats = session.statistics()
-    assert bot.finished == finished
+    assert bot.ran == finished
     (output,) = outputs  # exactly one output, whatever the policy
     assert output.status == status
     if status == "cancelled":

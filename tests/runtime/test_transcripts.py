@@ -14,8 +14,8 @@ import trio
 from trio.testing import MockClock
 
 from framework import open_session
-from framework.events import UserTranscript
 from framework.protocol import AudioTranscription, ServerVad
+from framework.runtime import UserTranscript
 from framework.testing import engine_wire
 
 from .bots import RULES, WeatherBot

@@ -30,26 +30,24 @@ from rich.markup import escape
 
 from framework.agent import Agent
 from framework.audio import AudioSink, ClockSink
-from framework.events import (
+from framework.errors import BotError
+from framework.protocol import AudioPCM
+from framework.runtime import (
     ApprovalRequested,
     AssistantMessage,
     ErrorReported,
     HandedOff,
     Interrupted,
     McpCallFinished,
+    Session,
     SessionEvent,
     ToolCallFinished,
     UserTranscript,
+    open_session,
 )
-from framework.protocol import AudioPCM
-from framework.session import Session, open_session
 
 Approve = Literal["ask", "yes", "no"]
 _PCM24 = AudioPCM(type="audio/pcm", rate=24000)
-
-
-class BotError(Exception):
-    """The bot file cannot be run (not found, no agent, several agents, ...)."""
 
 
 def load_agent(path: str | Path, name: str | None = None) -> tuple[Agent, Any]:

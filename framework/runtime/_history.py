@@ -4,11 +4,16 @@ The server owns the conversation; this is what the client has been told of
 it, in the server's order: items as added and completed, user transcripts as
 they grow, assistant text and transcripts as they stream, truncations and
 deletions. Updating it is pure bookkeeping, cheap enough for the reader.
+
+It holds one entry per item of the server's conversation (a session's
+conversation is bounded by the session's own lifetime and the server's
+limits); items the server deletes are dropped.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TypeAlias, cast
 
 import attrs
 
@@ -53,26 +58,30 @@ class HistoryItem:
     role: str | None = None
     text: str = ""
     final: bool = False
-    item: Any = None
+    item: ConversationItem | None = None
     truncated_ms: int | None = None
 
 
+_Message = (
+    RealtimeConversationItemUserMessage
+    | RealtimeConversationItemAssistantMessage
+    | RealtimeConversationItemSystemMessage
+)
+
+
+def message_text(item: _Message) -> str:
+    """The words a message item's content parts carry (text and transcripts), joined."""
+    texts = []
+    for part in item.content:
+        for value in (part.text, getattr(part, "transcript", None)):
+            if isinstance(value, str) and value:
+                texts.append(value)
+    return " ".join(texts)
+
+
 def _describe(item: ConversationItem) -> tuple[str, str | None, str]:
-    if isinstance(
-        item,
-        (
-            RealtimeConversationItemUserMessage,
-            RealtimeConversationItemAssistantMessage,
-            RealtimeConversationItemSystemMessage,
-        ),
-    ):
-        texts = []
-        for part in item.content:
-            for name in ("text", "transcript"):
-                value = getattr(part, name, None)
-                if isinstance(value, str) and value:
-                    texts.append(value)
-        return "message", item.role, " ".join(texts)
+    if isinstance(item, _Message):
+        return "message", item.role, message_text(item)
     if isinstance(item, RealtimeConversationItemFunctionCall):
         return "function_call", None, f"{item.name}({item.arguments})"
     if isinstance(item, RealtimeConversationItemFunctionCallOutput):
@@ -129,36 +138,65 @@ class History:
 
     def apply(self, event: ServerEvent) -> None:
         """Updates the mirror from one server event (others are ignored)."""
-        if isinstance(event, (ConversationItemAdded, ConversationItemCreatedEvent)):
-            previous = event.previous_item_id
-            self._put(
-                event.item, previous if isinstance(previous, str | None) else False, final=False
-            )
-        elif isinstance(event, ConversationItemDone):
-            self._put(event.item, False, final=True)
-        elif isinstance(event, ResponseOutputItemAddedEvent):
-            self._put(event.item, False, final=False)
-        elif isinstance(event, ResponseOutputItemDoneEvent):
-            self._put(event.item, False, final=True)
-        elif isinstance(event, (ResponseTextDeltaEvent, ResponseAudioTranscriptDeltaEvent)):
-            known = self._items.get(event.item_id)
-            if known is not None:
-                known.text += event.delta
-        elif isinstance(event, ConversationItemInputAudioTranscriptionDeltaEvent):
-            known = self._items.get(event.item_id)
-            if known is not None and isinstance(event.delta, str):
-                known.text += event.delta
-        elif isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
-            known = self._items.get(event.item_id)
-            if known is not None:
-                known.text = event.transcript
-                known.final = True
-        elif isinstance(event, ConversationItemTruncatedEvent):
-            known = self._items.get(event.item_id)
-            if known is not None:
-                known.truncated_ms = event.audio_end_ms
-        elif (
-            isinstance(event, ConversationItemDeletedEvent)
-            and self._items.pop(event.item_id, None) is not None
-        ):
+        update = _UPDATES.get(type(event))
+        if update is not None:
+            update(self, event)
+
+    def _added(self, event: ConversationItemAdded | ConversationItemCreatedEvent) -> None:
+        previous = event.previous_item_id
+        self._put(event.item, previous if isinstance(previous, str | None) else False, final=False)
+
+    def _output_added(self, event: ResponseOutputItemAddedEvent) -> None:
+        self._put(event.item, False, final=False)
+
+    def _done(self, event: ConversationItemDone | ResponseOutputItemDoneEvent) -> None:
+        self._put(event.item, False, final=True)
+
+    def _delta(
+        self,
+        event: ResponseTextDeltaEvent
+        | ResponseAudioTranscriptDeltaEvent
+        | ConversationItemInputAudioTranscriptionDeltaEvent,
+    ) -> None:
+        known = self._items.get(event.item_id)
+        if known is not None and isinstance(event.delta, str):
+            known.text += event.delta
+
+    def _transcribed(self, event: ConversationItemInputAudioTranscriptionCompletedEvent) -> None:
+        known = self._items.get(event.item_id)
+        if known is not None:
+            known.text = event.transcript
+            known.final = True
+
+    def _truncated(self, event: ConversationItemTruncatedEvent) -> None:
+        known = self._items.get(event.item_id)
+        if known is not None:
+            known.truncated_ms = event.audio_end_ms
+
+    def _deleted(self, event: ConversationItemDeletedEvent) -> None:
+        if self._items.pop(event.item_id, None) is not None:
             self._order.remove(event.item_id)
+
+
+_Update: TypeAlias = Callable[[History, ServerEvent], None]
+_UPDATES: dict[type[ServerEvent], _Update] = {
+    kind: cast(_Update, update)
+    for kinds, update in (
+        ((ConversationItemAdded, ConversationItemCreatedEvent), History._added),
+        ((ResponseOutputItemAddedEvent,), History._output_added),
+        ((ConversationItemDone, ResponseOutputItemDoneEvent), History._done),
+        (
+            (
+                ResponseTextDeltaEvent,
+                ResponseAudioTranscriptDeltaEvent,
+                ConversationItemInputAudioTranscriptionDeltaEvent,
+            ),
+            History._delta,
+        ),
+        ((ConversationItemInputAudioTranscriptionCompletedEvent,), History._transcribed),
+        ((ConversationItemTruncatedEvent,), History._truncated),
+        ((ConversationItemDeletedEvent,), History._deleted),
+    )
+    for kind in kinds
+}
+"""Which server events change the mirror, and how (a table: most events do not)."""

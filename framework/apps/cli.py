@@ -222,7 +222,7 @@ def _operate(args: argparse.Namespace) -> int:
 def _run_options(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
-    from framework.runner import RunOptions
+    from framework.apps.runner import RunOptions
 
     approve: Any = args.approve or ("ask" if sys.stdin.isatty() else "no")
     return RunOptions(
@@ -244,7 +244,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import trio
 
-    from framework.runner import console_bot, run_bot
+    from framework.apps.runner import console_bot, run_bot
 
     options = _run_options(args)
     runner = console_bot if args.command == "console" else run_bot
@@ -258,62 +258,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    import os
-    from contextlib import AsyncExitStack
+    from framework.apps.transcribe import transcribe
 
-    import trio
-
-    from framework.audio import WavSource
-    from framework.captions import write_captions
-    from framework.plugin import engine_part
-    from framework.testing import run_engine
-    from framework.transcription import TranscriptSegment, open_transcription_session
-
-    try:
-        source = WavSource(args.wav, realtime=args.realtime, tail_silence_ms=1000)
-    except (OSError, ValueError) as e:
-        print(f"cantata transcribe: {e}", file=sys.stderr)
-        return 2
-    local = args.url is None and (
-        args.engine == "local" or (args.engine == "auto" and not os.environ.get("OPENAI_API_KEY"))
-    )
-    parts: dict[str, object] = {}
-    if local:
-        try:
-            parts["transcriber"] = engine_part("transcriber", args.transcriber or "pocketsphinx")
-            if args.vad:
-                parts["vad"] = engine_part("vad", args.vad)
-        except LookupError as e:
-            print(f"cantata transcribe: {e}", file=sys.stderr)
-            return 2
-
-    def stamp(ms: int | None) -> str:
-        return "?" if ms is None else f"{ms // 60000:02d}:{ms % 60000 / 1000:06.3f}"
-
-    async def run() -> list[TranscriptSegment]:
-        async with AsyncExitStack() as stack:
-            url = args.url
-            if local:
-                url = await stack.enter_async_context(run_engine(**parts))  # type: ignore[arg-type]
-            session = await stack.enter_async_context(
-                open_transcription_session(url=url, audio_in=source, language=args.language)
-            )
-            quiet = trio.current_time() + source.duration_ms / 1000 + 30
-            with trio.move_on_at(quiet) as scope:
-                async for segment in session:
-                    if segment.final:
-                        print(
-                            f"[{stamp(segment.start_ms)} -> {stamp(segment.end_ms)}] {segment.text}"
-                        )
-                        # A second of quiet after the file has been heard: done.
-                        scope.deadline = trio.current_time() + 2.0
-            return session.segments
-
-    segments = trio.run(run)
-    if args.out:
-        write_captions(args.out, segments)
-        print(f"wrote {len(segments)} captions to {args.out}")
-    return 0
+    return transcribe(args)
 
 
 def _plugins(_: argparse.Namespace) -> int:

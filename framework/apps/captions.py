@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from framework.transcription import TranscriptSegment
+from framework.runtime import TranscriptSegment
 
 
 def _stamp(ms: int, separator: str) -> str:

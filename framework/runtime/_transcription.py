@@ -17,25 +17,33 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from framework.actors import Wire
-from framework.agent import Agent
-from framework.events import UserSpeechStarted, UserSpeechStopped, UserTranscript
 from framework.protocol import (
     UNSET,
     AudioTranscription,
+    McpTool,
     RealtimeAudioFormats,
+    RealtimeError,
+    RealtimeResponse,
+    RealtimeSessionCreateRequest,
+    RealtimeToolsConfigUnion,
     RealtimeTranscriptionSessionAudio,
     RealtimeTranscriptionSessionAudioInput,
     RealtimeTranscriptionSessionCreateRequest,
     ServerVad,
+    TranscriptionUsage,
 )
-from framework.session import Session, open_session
+from framework.tools import FunctionTool
 from framework.transport import HOSTED_URL
+
+from ._approvals import ApprovalRequest, Decision
+from ._contracts import AgentLike, SessionPlugin, Wire
+from ._events import Interrupted, UserSpeechStarted, UserSpeechStopped, UserTranscript
+from ._handle import Session
+from ._supervisor import open_session
 
 DEFAULT_MODEL = "gpt-4o-mini-transcribe"
 
@@ -58,18 +66,59 @@ class TranscriptSegment:
     final: bool
     start_ms: int | None
     end_ms: int | None
-    usage: Any = None
+    usage: TranscriptionUsage | None = None
 
 
-class _Listener(Agent):
+class _Listener:
     """The "agent" of a transcription session: only its configuration."""
 
+    name = "transcription"
+    model: str | None = None
+    tool_timeout = 0.0
+    approval_timeout = 0.0
+    hosted_tools: tuple[McpTool, ...] = ()
+
     def __init__(self, config: RealtimeTranscriptionSessionCreateRequest) -> None:
-        super().__init__(name="transcription")
         self._config = config
 
-    def session_config(self, **_: Any) -> Any:
+    def all_tools(self) -> Sequence[FunctionTool]:
+        return ()
+
+    def session_plugins(self) -> Sequence[SessionPlugin]:
+        return ()
+
+    def session_config(
+        self,
+        *,
+        keep_audio_from: RealtimeSessionCreateRequest | None = None,
+        session: Session | None = None,
+        tools: Sequence[RealtimeToolsConfigUnion] | None = None,
+    ) -> RealtimeTranscriptionSessionCreateRequest:
         return self._config
+
+    def handoff_target(self, value: object) -> AgentLike | None:
+        return None
+
+    async def approve_tool_call(self, request: ApprovalRequest) -> bool | Decision | None:
+        return False
+
+    async def on_session_started(self, session: Session) -> None:
+        pass
+
+    async def on_user_transcript(self, session: Session, text: str) -> None:
+        pass
+
+    async def on_response_done(self, session: Session, response: RealtimeResponse) -> None:
+        pass
+
+    async def on_tool_call(self, session: Session, name: str, arguments: str) -> None:
+        pass
+
+    async def on_interrupted(self, session: Session, event: Interrupted) -> None:
+        pass
+
+    async def on_error(self, session: Session, error: RealtimeError) -> None:
+        pass
 
 
 class TranscriptionSession:
@@ -143,7 +192,7 @@ async def open_transcription_session(
     Args:
         url: ``None`` for the hosted API, or a Realtime URL (the local
             engine's); ``?intent=transcription`` is added.
-        api_key: as for :func:`~framework.session.open_session`.
+        api_key: as for :func:`~framework.runtime.open_session`.
         audio_in: the audio to transcribe, in the input format, paced by the
             source (a :class:`~framework.audio.WavSource`, a microphone).
         language, model, prompt: the transcription settings.
@@ -151,6 +200,12 @@ async def open_transcription_session(
         silence_duration_ms: how long a pause ends a turn (server VAD).
         include: extra outputs, e.g. ``["item.input_audio_transcription.logprobs"]``.
         connection: an open wire instead of ``url`` (for example in memory).
+
+    Raises:
+        ConnectionClosed: the connection could not be opened, or it ended.
+        HandshakeRefused: the server refused the connection (a bad key, ...).
+        SessionRefused: the server refused the transcription configuration.
+        ValueError: no key for the hosted API, or a bad URL.
     """
     transcription = AudioTranscription(
         model=model,

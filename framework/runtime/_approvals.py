@@ -7,17 +7,24 @@ the tool, from a plugin's approval policy, from the agent's
 ``session.reject``). No decision by the deadline is a rejection, with a
 reason the model can read. One model serves function tools, local MCP tools
 and hosted MCP tools (``kind``).
+
+:class:`Approvals` belongs to the ToolExecutionActor, which asks; the
+application's ``Session`` handle only answers (``decide``), which wakes the
+call waiting for it. Requests are removed when answered or timed out, so it
+holds no more than the calls waiting now, plus one sticky entry per tool.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Literal, TypeAlias
 
 import attrs
+import orjson
 import trio
+
+__all__ = ["ApprovalHook", "ApprovalRequest", "Approvals", "Decision"]
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -26,10 +33,13 @@ class ApprovalRequest:
 
     Attributes:
         call_id: the call's id (the protocol's ``call_id``).
-        tool: the tool's name.
+        tool: the tool's name (``server.tool`` for hosted MCP tools).
         arguments: the arguments as the model sent them (JSON text).
         deadline: when no answer becomes a rejection (trio clock seconds).
         kind: ``"function"`` for function tools, ``"mcp"`` for MCP tools.
+        values: for a function tool, the arguments as the tool will receive
+            them (converted to its parameter types): what is approved is
+            exactly what runs. ``None`` for MCP tools.
     """
 
     call_id: str
@@ -37,14 +47,16 @@ class ApprovalRequest:
     arguments: str
     deadline: float
     kind: Literal["function", "mcp"] = "function"
+    values: Mapping[str, object] | None = None
 
     @property
-    def parsed_arguments(self) -> Any:
-        """The arguments decoded from JSON (``None`` when they are not JSON)."""
+    def parsed_arguments(self) -> dict[str, object] | None:
+        """The arguments decoded from JSON (``None`` when they are not a JSON object)."""
         try:
-            return json.loads(self.arguments)
-        except ValueError:
+            decoded: object = orjson.loads(self.arguments)
+        except orjson.JSONDecodeError:
             return None
+        return decoded if isinstance(decoded, dict) else None
 
 
 @attrs.frozen
@@ -57,8 +69,8 @@ class Decision:
     """Remember it for every later call of the same tool in this session."""
 
 
-ApprovalHook = Callable[[ApprovalRequest], Awaitable["bool | Decision | None"]]
-"""The agent's hook: a decision, or ``None`` to leave it to the application."""
+ApprovalHook: TypeAlias = Callable[[ApprovalRequest], Awaitable["bool | Decision | None"]]
+"""The agent's hook or a plugin's policy: a decision, or ``None`` for no opinion."""
 
 
 @attrs.define

@@ -1,0 +1,147 @@
+"""What the runtime needs from the layers around it, as protocols.
+
+The runtime sits below the agent and the plugin system (``framework.agent``,
+``framework.plugin``) and never imports them: it states here the little it
+uses of an agent (:class:`AgentLike`), of a plugin (:class:`SessionPlugin`,
+which yields a :class:`Contribution` for one session) and of a connection
+(:class:`Wire`). ``Agent`` and ``Plugin`` satisfy these protocols; so can any
+other class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+import attrs
+
+from framework.protocol import (
+    McpTool,
+    RealtimeError,
+    RealtimeResponse,
+    RealtimeSessionCreateRequest,
+    RealtimeToolsConfigUnion,
+    RealtimeTranscriptionSessionCreateRequest,
+)
+from framework.tools import FunctionTool
+
+from ._approvals import ApprovalHook, ApprovalRequest, Decision
+
+if TYPE_CHECKING:
+    from ._events import Interrupted
+    from ._handle import Session
+
+__all__ = [
+    "AgentLike",
+    "Contribution",
+    "SessionConfigRequest",
+    "SessionPlugin",
+    "Wire",
+]
+
+SessionConfigRequest: TypeAlias = (
+    RealtimeSessionCreateRequest | RealtimeTranscriptionSessionCreateRequest
+)
+"""What a ``session.update`` may carry: an agent's session, or a transcription session."""
+
+
+class Wire(Protocol):
+    """The connection a session runs on (a WebSocket, or memory in tests)."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def receive_text(self) -> str: ...
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+def _no_tools() -> Sequence[FunctionTool]:
+    return ()
+
+
+@attrs.frozen(kw_only=True)
+class Contribution:
+    """What an open plugin gives one session.
+
+    Attributes:
+        tools: the function tools it offers now; called again after the
+            plugin signals a change, for lists that change (MCP servers).
+        hosted_tools: tool definitions the *server* runs (``type: "mcp"``).
+        approve: an approval source consulted after sticky decisions and
+            before the agent's hook: a decision, or ``None`` for no opinion.
+    """
+
+    tools: Callable[[], Sequence[FunctionTool]] = _no_tools
+    hosted_tools: Sequence[McpTool] = ()
+    approve: ApprovalHook | None = None
+
+
+class SessionPlugin(Protocol):
+    """A plugin as a session sees it: a name and a lifetime per session."""
+
+    @property
+    def name(self) -> str: ...
+
+    def open(self, changed: Callable[[], None]) -> AbstractAsyncContextManager[Contribution]:
+        """The plugin's lifetime in one session; ``changed()`` says its tools changed."""
+        ...
+
+
+class AgentLike(Protocol):
+    """What a session reads of its agent (``framework.Agent`` is the usual one).
+
+    The settings are read when the session starts and at each handoff; the
+    hooks run in the session's hook runner, never on the socket reader.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def tool_timeout(self) -> float: ...
+
+    @property
+    def approval_timeout(self) -> float: ...
+
+    @property
+    def hosted_tools(self) -> Sequence[McpTool]: ...
+
+    def all_tools(self) -> Sequence[FunctionTool]:
+        """The agent's own function tools (handoff tools included)."""
+        ...
+
+    def session_plugins(self) -> Sequence[SessionPlugin]:
+        """The plugins to open for a session (installed ones already resolved)."""
+        ...
+
+    def session_config(
+        self,
+        *,
+        keep_audio_from: RealtimeSessionCreateRequest | None = None,
+        session: Session | None = None,
+        tools: Sequence[RealtimeToolsConfigUnion] | None = None,
+    ) -> SessionConfigRequest:
+        """The ``session.update`` payload; ``tools`` replaces the agent's own definitions."""
+        ...
+
+    def handoff_target(self, value: object) -> AgentLike | None:
+        """The agent a tool's return value hands the session to, or ``None``."""
+        ...
+
+    async def approve_tool_call(self, request: ApprovalRequest) -> bool | Decision | None: ...
+
+    async def on_session_started(self, session: Session) -> None: ...
+
+    async def on_user_transcript(self, session: Session, text: str) -> None: ...
+
+    async def on_response_done(self, session: Session, response: RealtimeResponse) -> None: ...
+
+    async def on_tool_call(self, session: Session, name: str, arguments: str) -> None: ...
+
+    async def on_interrupted(self, session: Session, event: Interrupted) -> None: ...
+
+    async def on_error(self, session: Session, error: RealtimeError) -> None: ...

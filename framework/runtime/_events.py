@@ -1,0 +1,302 @@
+"""What a session tells the application: ``async for event in session``.
+
+Each event is a frozen attrs class named in the past tense. Raw protocol
+events stay available as :class:`ServerEventReceived` for those who want
+every frame; the rest are the moments an application acts on.
+
+Actors publish through an :class:`EventHub`, which never waits: it hands each
+event to its observers (a turn being collected, the hook runner), then to a
+bounded queue for ``async for``, dropping the oldest event when the
+application does not keep up (``dropped`` counts them).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeAlias
+
+import attrs
+import trio
+
+from framework.protocol import (
+    RealtimeError,
+    RealtimeResponseUsage,
+    ServerEvent,
+    TranscriptionUsage,
+)
+
+from ._approvals import ApprovalRequest
+
+APP_EVENT_BUFFER = 1024
+"""Application events kept for ``async for event in session``; past it the oldest go."""
+
+CallStatus: TypeAlias = Literal[
+    "ok",
+    "bad_arguments",
+    "error",
+    "timeout",
+    "cancelled",
+    "unknown_tool",
+    "rejected",
+    "approved",
+    "refused",
+]
+"""How a call ended. ``approved``/``rejected`` answer approval requests (``rejected``
+also a function call that was not approved); ``refused``: the server refused
+the output (too large), and the model was told so instead."""
+
+
+@attrs.frozen(kw_only=True)
+class SessionStarted:
+    """The server accepted the session and the agent's configuration."""
+
+    session_id: str
+    model: str
+
+
+@attrs.frozen(kw_only=True)
+class UserSpeechStarted:
+    """Server VAD heard the user start speaking (``audio_start_ms`` of the input)."""
+
+    item_id: str
+    audio_start_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class UserSpeechStopped:
+    """Server VAD heard the user stop."""
+
+    item_id: str
+    audio_end_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class UserTranscript:
+    """The user's words: a growing partial (``final`` False) or the final text."""
+
+    item_id: str
+    text: str
+    final: bool
+    usage: TranscriptionUsage | None = None
+    """With the final text: the transcription's usage (seconds or tokens)."""
+
+
+@attrs.frozen(kw_only=True)
+class AssistantDelta:
+    """A piece of the assistant's reply: written text or the spoken transcript."""
+
+    response_id: str
+    item_id: str
+    delta: str
+    kind: Literal["text", "transcript"]
+
+
+@attrs.frozen(kw_only=True)
+class AssistantMessage:
+    """One finished assistant message, with everything it said."""
+
+    response_id: str
+    item_id: str
+    text: str
+    audio_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallStarted:
+    """A function call is about to run (after any approval)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallFinished:
+    """A function call's one output was sent to the model."""
+
+    call_id: str
+    name: str
+    arguments: str
+    status: CallStatus
+    output: str
+
+
+@attrs.frozen(kw_only=True)
+class ApprovalRequested:
+    """A call waits for a decision: ``session.approve(request)`` or ``reject``."""
+
+    request: ApprovalRequest
+
+
+@attrs.frozen(kw_only=True)
+class Interrupted:
+    """The user barged in: playback stopped at ``played_ms`` of the item."""
+
+    item_id: str | None
+    played_ms: int
+    truncated: bool
+
+
+@attrs.frozen(kw_only=True)
+class ResponseFinished:
+    """A response ended (``completed``, ``cancelled``, ``incomplete``, ``failed``)."""
+
+    response_id: str
+    status: str
+    usage: RealtimeResponseUsage | None
+
+
+@attrs.frozen(kw_only=True)
+class HandedOff:
+    """The session switched agents (by a handoff tool)."""
+
+    from_agent: str
+    to_agent: str
+
+
+@attrs.frozen(kw_only=True)
+class McpToolsListed:
+    """The server imported a hosted MCP server's tools (or failed to)."""
+
+    item_id: str
+    server_label: str
+    tools: Sequence[str]
+    ok: bool
+
+
+@attrs.frozen(kw_only=True)
+class McpCallFinished:
+    """The server ran a hosted MCP tool: its output, or its error."""
+
+    item_id: str
+    server_label: str
+    name: str
+    arguments: str
+    output: str | None
+    error: str | None
+
+
+@attrs.frozen(kw_only=True)
+class ErrorReported:
+    """The server sent an ``error`` event (the session goes on)."""
+
+    error: RealtimeError
+
+
+@attrs.frozen(kw_only=True)
+class ServerEventReceived:
+    """Any server event, as parsed (only with ``open_session(raw_events=True)``)."""
+
+    event: ServerEvent
+
+
+SessionEvent: TypeAlias = (
+    SessionStarted
+    | UserSpeechStarted
+    | UserSpeechStopped
+    | UserTranscript
+    | AssistantDelta
+    | AssistantMessage
+    | ToolCallStarted
+    | ToolCallFinished
+    | ApprovalRequested
+    | Interrupted
+    | ResponseFinished
+    | HandedOff
+    | McpToolsListed
+    | McpCallFinished
+    | ErrorReported
+    | ServerEventReceived
+)
+"""Everything ``async for event in session`` can yield."""
+
+Observer: TypeAlias = Callable[[SessionEvent], None]
+"""A callback that sees every event as it is published; it must not block."""
+
+
+@attrs.define
+class Usage:
+    """Token usage summed over a session's (or a turn's) responses."""
+
+    responses: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+    cached_tokens: int = 0
+
+    def add(self, usage: RealtimeResponseUsage | None) -> None:
+        """Counts one response and adds its usage (a missing figure counts as 0)."""
+        self.responses += 1
+        if usage is None:
+            return
+        self.input_tokens += _int(usage.input_tokens)
+        self.output_tokens += _int(usage.output_tokens)
+        self.total_tokens += _int(usage.total_tokens)
+        details_in = usage.input_token_details
+        if details_in is not None and not isinstance(details_in, str):
+            self.input_audio_tokens += _int(getattr(details_in, "audio_tokens", 0))
+            self.cached_tokens += _int(getattr(details_in, "cached_tokens", 0))
+        details_out = usage.output_token_details
+        if details_out is not None and not isinstance(details_out, str):
+            self.output_audio_tokens += _int(getattr(details_out, "audio_tokens", 0))
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+class EventHub:
+    """Where actors publish application events; it never makes them wait.
+
+    Observers see every event at once, in order; the application reads them
+    from a queue of ``size`` events that drops its oldest when full.
+    """
+
+    def __init__(self, size: int = APP_EVENT_BUFFER) -> None:
+        self._events: deque[SessionEvent] = deque(maxlen=size)
+        self._arrived = trio.Event()
+        self._observers: list[Observer] = []
+        self._ended = False
+        self.closed: BaseException | None = None
+        self.dropped = 0
+
+    def publish(self, event: SessionEvent) -> None:
+        """Hands ``event`` to every observer, then to the application's queue."""
+        for observer in self._observers:
+            observer(event)
+        if len(self._events) == self._events.maxlen:
+            self.dropped += 1
+        self._events.append(event)
+        self._arrived.set()
+
+    def observe(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def forget(self, observer: Observer) -> None:
+        self._observers.remove(observer)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session has ended (``closed`` says how, when by an error)."""
+        return self._ended
+
+    def end(self, error: BaseException | None) -> None:
+        """No more events: the application's iteration ends (raising ``error`` if set)."""
+        if not self._ended:
+            self._ended = True
+            self.closed = error
+            self._arrived.set()
+
+    async def get(self) -> SessionEvent:
+        """The next event; raises ``StopAsyncIteration`` once the session ended."""
+        while not self._events:
+            if self._ended:
+                if self.closed is not None:
+                    raise self.closed
+                raise StopAsyncIteration
+            self._arrived = trio.Event()
+            await self._arrived.wait()
+        return self._events.popleft()

@@ -1,0 +1,250 @@
+"""``open_session``: the supervisor that wires one session and shuts it down in order.
+
+It owns one nursery for the session's plugins and, inside it, one for the
+actors and the hook runner; nothing outlives the ``async with``. Each actor
+gets its inbox and ``clone()``s of the send ends it uses, and closes what it
+owns. Actors start with ``await nursery.start(actor.run)``, the SessionActor
+last (its start-up is the handshake), so start-up errors surface here.
+
+Channels, and why their sizes:
+
+* outbox (every actor and the handle -> the writer): :data:`OUTBOX` events;
+  senders wait when it is full, so a stalled socket slows the session
+  instead of growing memory;
+* ResponseActor inbox: :data:`RESPONSE_INBOX` messages, a few seconds of the
+  busiest stream (audio deltas); the reader waits when it is full, never drops;
+* ToolExecutionActor inbox: :data:`TOOL_INBOX`; a call is a few messages;
+* AudioInputActor inbox: ``AUDIO_INBOX`` chunks (see its module);
+* SessionActor inbox: :data:`SESSION_INBOX`; handoffs and tool changes are rare;
+* hooks: ``HOOK_QUEUE`` calls, dropped past that (see the hook runner).
+
+**Shutdown** when the block is left (normally or by an exception raised in
+it), in order and within :data:`SHUTDOWN_TIMEOUT_S`: the handle's send ends
+close and the SessionActor stops reading (no new input); the tool actor
+cancels running calls, which deliver their outputs; the response and audio
+actors end; the writer drains the outbox and ends on ``EndOfChannel``; then
+the connection closes. A dropped connection, or a cancellation from outside
+the block, cancels everything at once instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import trio
+
+from framework.audio import AudioSink
+from framework.errors import single_errors
+from framework.protocol import ClientEvent
+from framework.transport import open_connection
+
+from ._approvals import Approvals
+from ._audio_actor import AUDIO_INBOX, AudioInputActor
+from ._contracts import AgentLike, Contribution, SessionPlugin, Wire
+from ._events import EventHub
+from ._handle import Session, _Parts
+from ._hooks import HookRunner
+from ._messages import (
+    AudioInbox,
+    CloseSession,
+    ResponseInbox,
+    SessionInbox,
+    ToolInbox,
+    ToolsChanged,
+)
+from ._response_actor import ResponseActor
+from ._session_actor import SessionActor
+from ._tool_actor import DEFAULT_OUTPUT_LIMIT, ToolExecutionActor
+
+_log = logging.getLogger("cantata.session")
+
+OUTBOX = 256
+RESPONSE_INBOX = 1024
+TOOL_INBOX = 64
+SESSION_INBOX = 16
+SHUTDOWN_TIMEOUT_S = 5.0
+"""How long the ordered shutdown may take before what is left is cancelled."""
+PLUGIN_TEARDOWN_S = 5.0
+"""How long a plugin may take to close when its session ends."""
+
+
+async def _run_plugin(
+    plugin: SessionPlugin,
+    changed: Callable[[], None],
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[Contribution] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A plugin's lifetime, in a task of its own (so it may hold a nursery open)."""
+    async with plugin.open(changed) as contribution:
+        task_status.started(contribution)
+        await stop.wait()
+
+
+@asynccontextmanager
+async def _open_plugins(
+    plugins: Sequence[SessionPlugin], changes: trio.MemorySendChannel[SessionInbox]
+) -> AsyncIterator[list[tuple[SessionPlugin, Contribution]]]:
+    """Opens every plugin for the block; each closes within :data:`PLUGIN_TEARDOWN_S`.
+
+    A plugin's ``changed()`` sends :class:`ToolsChanged` on ``changes``, which the
+    caller closes when the session closes (later calls do nothing).
+    """
+
+    def changed() -> None:
+        try:
+            changes.send_nowait(ToolsChanged())
+        except trio.WouldBlock:
+            pass  # a change is already waiting; one update covers both
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the session is closing
+
+    async with trio.open_nursery() as nursery:
+        stop = trio.Event()
+        opened = []
+        for plugin in plugins:
+            contribution = await nursery.start(_run_plugin, plugin, changed, stop)
+            opened.append((plugin, contribution))
+        try:
+            yield opened
+        finally:
+            stop.set()
+            nursery.cancel_scope.deadline = trio.current_time() + PLUGIN_TEARDOWN_S
+
+
+@asynccontextmanager
+async def open_session(
+    agent: AgentLike,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    model: str | None = None,
+    audio_in: AsyncIterable[bytes] | None = None,
+    audio_out: AudioSink | None = None,
+    connection: Wire | None = None,
+    raw_events: bool = False,
+    tool_output_limit: int = DEFAULT_OUTPUT_LIMIT,
+) -> AsyncIterator[Session]:
+    """Connects, configures the session for ``agent`` and runs it for the block.
+
+    Args:
+        agent: the agent in charge (a handoff may replace it).
+        url: ``None`` for the hosted API, or a Realtime URL such as the local
+            engine's ``ws://127.0.0.1:8765/v1/realtime``.
+        api_key: the key (for the hosted API, ``OPENAI_API_KEY`` by default).
+        model: the model (default: the agent's, else the server's default).
+        audio_in: chunks of input audio in the session's input format.
+        audio_out: where assistant audio plays; it reports what was heard.
+        connection: an already open wire (for example an in-memory one from
+            :mod:`framework.testing`); then ``url`` and ``api_key`` are unused,
+            and the wire stays open after the block.
+        raw_events: also yield every server event as ``ServerEventReceived``.
+        tool_output_limit: characters of a tool's output sent at most; longer
+            outputs are cut, with a note saying so.
+
+    Raises:
+        ConnectionClosed: the connection could not be opened, or it ended.
+        HandshakeRefused: the server refused the connection (a bad key, ...).
+        SessionRefused: the server refused the agent's configuration.
+        PluginError: one of the agent's plugins is not installed.
+        ValueError: no key for the hosted API, or a bad URL.
+    """
+    with single_errors():
+        async with AsyncExitStack() as stack:
+            wire: Wire
+            if connection is None:
+                wire = await stack.enter_async_context(
+                    open_connection(url, api_key=api_key, model=model or agent.model)
+                )
+            else:
+                wire = connection
+            outbox_send, outbox_receive = trio.open_memory_channel[ClientEvent](OUTBOX)
+            response_send, response_receive = trio.open_memory_channel[ResponseInbox](
+                RESPONSE_INBOX
+            )
+            tool_send, tool_receive = trio.open_memory_channel[ToolInbox](TOOL_INBOX)
+            audio_send, audio_receive = trio.open_memory_channel[AudioInbox](AUDIO_INBOX)
+            control, session_receive = trio.open_memory_channel[SessionInbox](SESSION_INBOX)
+            changes = control.clone()
+            plugins = await stack.enter_async_context(
+                _open_plugins(agent.session_plugins(), changes)
+            )
+            events = EventHub()
+            approvals = Approvals()
+            hooks = HookRunner()
+            with outbox_send, response_send, tool_send:
+                handle = Session(
+                    outbox=outbox_send.clone(),
+                    to_responses=response_send.clone(),
+                    to_audio=audio_send,
+                    events=events,
+                    approvals=approvals,
+                )
+                session_actor = SessionActor(
+                    wire=wire,
+                    agent=agent,
+                    plugins=plugins,
+                    inbox=session_receive,
+                    outbox=outbox_receive,
+                    updates=outbox_send.clone(),
+                    to_responses=response_send.clone(),
+                    to_tools=tool_send.clone(),
+                    events=events,
+                    raw_events=raw_events,
+                )
+                tools = ToolExecutionActor(
+                    tool_receive,
+                    outbox=outbox_send.clone(),
+                    to_responses=response_send.clone(),
+                    to_session=control.clone(),
+                    events=events,
+                    approvals=approvals,
+                    output_limit=tool_output_limit,
+                )
+                responses = ResponseActor(
+                    response_receive,
+                    outbox=outbox_send.clone(),
+                    events=events,
+                    sink=audio_out,
+                    on_done=hooks.response_done,
+                )
+                audio = AudioInputActor(
+                    audio_receive,
+                    outbox=outbox_send.clone(),
+                    to_responses=response_send.clone(),
+                    source=audio_in,
+                )
+            events.observe(hooks.observe)
+            session_actor.handle = hooks.session = handle
+            handle._attach(
+                _Parts(
+                    session=session_actor,
+                    responses=responses,
+                    tools=tools,
+                    audio=audio,
+                    hooks=hooks,
+                )
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(hooks.run)
+                await nursery.start(tools.run)
+                await nursery.start(responses.run)
+                await nursery.start(audio.run)
+                await nursery.start(session_actor.run)
+                try:
+                    yield handle
+                finally:
+                    events.end(None)
+                    with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_TIMEOUT_S):
+                        handle._close()
+                        changes.close()
+                        with (
+                            control,
+                            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+                        ):
+                            await control.send(CloseSession())
+                        await session_actor.finished.wait()
+                    nursery.cancel_scope.cancel()

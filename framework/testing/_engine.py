@@ -1,0 +1,148 @@
+"""The local engine for tests: on a loopback port, or in memory.
+
+``run_engine`` starts the local Realtime engine in-process on a free loopback
+port, with a rules file (or rules text) for its scripted brain::
+
+    async with run_engine(rules="examples/weather.toml") as url:
+        async with open_session(MyAgent(), url=url) as session:
+            ...
+
+``engine_wire`` runs an engine session in memory instead, with no socket at
+all, so a whole agent session runs on trio's ``MockClock`` (approval
+deadlines, tool timeouts and playback positions in virtual time)::
+
+    async with engine_wire(rules=RULES) as wire:
+        async with open_session(MyAgent(), connection=wire) as session:
+            ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from framework.engine import Disconnected, Engine, EngineSession, Rules, open_engine
+from framework.errors import ConnectionClosed, single_errors
+
+from ._mcp import InstalledMcpClient
+
+
+@asynccontextmanager
+async def run_engine(
+    rules: str | Path | Rules | None = None, **engine_options: Any
+) -> AsyncIterator[str]:
+    """Runs a local engine for the block; yields its ``ws://.../v1/realtime`` URL.
+
+    Args:
+        rules: a rules file path, rules TOML text (anything containing a newline),
+            parsed :class:`~framework.engine.Rules`, or None for the built-in rules.
+        **engine_options: further :class:`~framework.engine.Engine` options
+            (``api_key``, ``latency_ms``, ``drop_after_events``, ...); without
+            ``mcp_client``, hosted MCP tools use the installed MCP plugin's.
+
+    Raises:
+        RulesError: the rules do not parse.
+        OSError: no loopback port could be bound.
+    """
+    with single_errors():
+        async with open_engine(_engine(rules, engine_options)) as running:
+            yield running.url
+
+
+def _engine(rules: str | Path | Rules | None, options: dict[str, Any]) -> Engine:
+    if isinstance(rules, Path) or (isinstance(rules, str) and "\n" not in rules):
+        rules = Rules.from_file(rules)
+    elif isinstance(rules, str):
+        rules = Rules.from_toml(rules)
+    options.setdefault("mcp_client", InstalledMcpClient())
+    return Engine(rules=rules, **options)
+
+
+class MemoryWire:
+    """Both ends of an in-memory connection between a client and an engine session.
+
+    The client side has the wire interface ``open_session(connection=...)``
+    takes; the engine side the one :class:`~framework.engine.EngineSession`
+    serves. Closing either end ends the other as a closed connection would.
+    """
+
+    def __init__(self, buffer: int = 4096) -> None:
+        self._up_send, self._up_receive = trio.open_memory_channel[str](buffer)
+        self._down_send, self._down_receive = trio.open_memory_channel[str](buffer)
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    # --- the client's side -------------------------------------------------------
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self._up_send.send(text)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise self._closed() from None
+
+    async def receive_text(self) -> str:
+        try:
+            return await self._down_receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise self._closed() from None
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        await self._up_send.aclose()
+
+    def _closed(self) -> ConnectionClosed:
+        return ConnectionClosed(self.close_code or 1006, self.close_reason or "connection dropped")
+
+    # --- the engine's side ---------------------------------------------------------
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self._up_receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise Disconnected from None
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._down_send.send(text)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise Disconnected from None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.close_code, self.close_reason = code, reason
+        await self._down_send.aclose()
+
+    async def abort(self) -> None:
+        await self.close(1006, "connection dropped")
+
+
+@asynccontextmanager
+async def engine_wire(
+    rules: str | Path | Rules | None = None, **engine_options: Any
+) -> AsyncIterator[MemoryWire]:
+    """An engine session served in memory; yields the wire to pass to ``open_session``.
+
+    The wire outlives a session opened on it: after the ``open_session`` block,
+    the test may go on speaking the protocol on it (``send_text`` /
+    ``receive_text``) to read what the engine holds.
+
+    Args:
+        rules: as for :func:`run_engine`.
+        **engine_options: further :class:`~framework.engine.Engine` options.
+
+    Raises:
+        RulesError: the rules do not parse.
+    """
+    engine = _engine(rules, engine_options)
+    wire = MemoryWire()
+    session = EngineSession(engine.options, wire)
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.run)
+            try:
+                yield wire
+            finally:
+                await wire._up_send.aclose()
+                nursery.cancel_scope.cancel()

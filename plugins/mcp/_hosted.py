@@ -46,12 +46,6 @@ _MAX_PAGES: Final = 100
 _CLIENT_INFO: Final = mcp_types.Implementation(name="cantata-engine", version="0.1.0")
 
 
-UNREACHABLE: Final = HTTPStatus.BAD_GATEWAY.value
-"""The ``http_error`` code when the server could not be reached (no HTTP status came)."""
-TIMED_OUT: Final = HTTPStatus.GATEWAY_TIMEOUT.value
-"""The ``http_error`` code when the server did not answer in time."""
-
-
 @attrs.define
 class _HttpWatch:
     """Notes the HTTP failure behind an SDK error, which keeps only a JSON-RPC stand-in."""

@@ -6,6 +6,8 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
+from framework.errors import CantataError
+
 __all__ = ["ToolArgumentsError", "ToolOutcome", "ToolStatus"]
 
 ToolStatus: TypeAlias = Literal["ok", "bad_arguments", "error", "timeout", "cancelled"]
@@ -37,7 +39,7 @@ class ToolOutcome:
         return self.status == "ok"
 
 
-class ToolArgumentsError(ValueError):
+class ToolArgumentsError(CantataError, ValueError):
     """The model's arguments do not fit the tool's parameters.
 
     Attributes:

@@ -18,7 +18,16 @@
     │                               engine part no installed plugin provides
     ├── AudioDeviceUnavailable (RuntimeError)
     │                               no microphone or speaker can be used
-    └── BotError                    a bot file that cannot be run (framework.apps)
+    ├── BotError                    a bot file that cannot be run (framework.apps)
+    ├── ToolArgumentsError (ValueError)
+    │                               arguments that do not fit a tool's parameters, from
+    │                               ``FunctionTool.parse_arguments`` (framework.tools); inside
+    │                               a session they become the call's output, never raised
+    ├── RulesError (ValueError)     a rules file of the engine's scripted brain that does
+    │                               not load (framework.engine)
+    ├── BrainError                  a brain's mistake found while it answers; the engine
+    │                               fails that response with an ``error`` event
+    └── OperatorError               the engine's operator interface refused a request
 
 The classes keep the names and the built-in bases they always had, so code that
 catches ``ValueError`` or ``LookupError`` keeps working. Tool failures are not

@@ -30,7 +30,6 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "framework.runtime": RUNTIME_DEPS,
     "framework.plugin": ABOVE_RUNTIME,
     "framework.agent": (*ABOVE_RUNTIME, "framework.plugin"),
-    # The testing helpers start an engine with the installed plugins' MCP client.
     "framework.testing": (*ABOVE_RUNTIME, "framework.engine", "framework.plugin"),
     "framework.apps": ("framework",),
 }

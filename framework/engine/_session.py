@@ -42,6 +42,7 @@ them (``_timers``, ``_outbox``, ``_conversation``, ``_input``).
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -264,7 +265,8 @@ class EngineSession:
                 RequestError(
                     f"The event is too large ({len(frame)} bytes); the maximum is {limit} bytes.",
                     code="message_too_large",
-                )
+                ),
+                _leading_event_id(frame),
             )
             return
         try:
@@ -404,6 +406,22 @@ def _protocol_error(error: ProtocolError) -> RequestError:
             param=path,
         )
     return RequestError(f"Invalid type for '{path}': {reason}.", code="invalid_type", param=path)
+
+
+_LEADING_EVENT_ID = re.compile(
+    r'^\s*\{\s*(?:"type"\s*:\s*"[^"\\]{0,64}"\s*,\s*)?"event_id"\s*:\s*"([^"\\]{1,512})"'
+)
+
+
+def _leading_event_id(frame: str) -> str | None:
+    """The event_id of a frame too large to parse, when it is one of its first two keys.
+
+    An error names the client event that caused it; clients (ours among them)
+    match a refused ``conversation.item.create`` to its call by that id. Only
+    the frame's head is read, so refusing a huge frame stays cheap.
+    """
+    found = _LEADING_EVENT_ID.match(frame[:1024])
+    return found.group(1) if found else None
 
 
 def _event_id_of(frame: str) -> str | None:

@@ -25,10 +25,10 @@
           output = await server.expect(ConversationItemCreateEvent)
 """
 
-from ._engine import MCP_CLIENT as MCP_CLIENT
-from ._engine import InstalledMcpClient as InstalledMcpClient
 from ._engine import MemoryWire as MemoryWire
 from ._engine import engine_wire as engine_wire
-from ._engine import installed_mcp_client as installed_mcp_client
 from ._engine import run_engine as run_engine
+from ._mcp import MCP_CLIENT as MCP_CLIENT
+from ._mcp import InstalledMcpClient as InstalledMcpClient
+from ._mcp import installed_mcp_client as installed_mcp_client
 from ._scripted import ScriptedServer as ScriptedServer

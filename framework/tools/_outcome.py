@@ -6,6 +6,7 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
+from framework.errors import CantataError
 from framework.tools._call import ToolImage
 
 __all__ = ["ToolArgumentsError", "ToolOutcome", "ToolStatus"]
@@ -42,7 +43,7 @@ class ToolOutcome:
         return self.status == "ok"
 
 
-class ToolArgumentsError(ValueError):
+class ToolArgumentsError(CantataError, ValueError):
     """The model's arguments do not fit the tool's parameters.
 
     Attributes:

@@ -168,6 +168,13 @@ async def test_oversized_frames_get_an_error(url: str) -> None:
             await client.send({"type": "input_audio_buffer.append", "audio": huge})
             error = await client.error()
             assert error["code"] == "message_too_large"
+            assert error["event_id"] is None
+            # With its event_id at the head, the refusal names the event it refuses.
+            await client.send(
+                {"type": "input_audio_buffer.append", "event_id": "evt_big", "audio": huge}
+            )
+            error = await client.error()
+            assert (error["code"], error["event_id"]) == ("message_too_large", "evt_big")
             await _still_alive(client)
 
 

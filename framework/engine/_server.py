@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import attrs
@@ -44,7 +44,7 @@ from ._rest import (
     RestState,
     error_body,
 )
-from ._session import Disconnected, EngineSession, SessionOptions
+from ._session import Connection, Disconnected, EngineSession, SessionOptions
 from ._speech import NoTranscriber, Synthesizer, ToneSynthesizer, Transcriber
 from ._vad import ClassifierFactory, EnergyClassifier
 
@@ -113,6 +113,51 @@ class _AsgiConnection:
             link.end()
         else:
             link.drop("the peer did not leave after its session ended")
+
+
+class Socket(Connection, Protocol):
+    """A session's connection as the server holds it."""
+
+    async def finish(self, grace_s: float) -> None:
+        """After the session: waits (at most ``grace_s``) for the client to leave, then cuts it."""
+        ...
+
+
+class Opening(Protocol):
+    """A WebSocket handshake to answer: served by hypercorn (ASGI) or by :mod:`._websocket`."""
+
+    @property
+    def scope(self) -> Scope:
+        """The request as an ASGI scope: path, query string, headers, subprotocols."""
+        ...
+
+    async def deny(self, status: int, body: bytes) -> None:
+        """Refuses the handshake with an HTTP status and a JSON body."""
+        ...
+
+    async def accept(self, subprotocol: str | None) -> Socket:
+        """Completes the handshake; the open connection."""
+        ...
+
+
+@attrs.define
+class _AsgiOpening:
+    """A handshake that came through hypercorn, as ASGI messages."""
+
+    scope: Scope
+    _receive: Receive
+    _send: Send
+
+    async def deny(self, status: int, body: bytes) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await self._send(
+            {"type": "websocket.http.response.start", "status": status, "headers": headers}
+        )
+        await self._send({"type": "websocket.http.response.body", "body": body})
+
+    async def accept(self, subprotocol: str | None) -> _AsgiConnection:
+        await self._send({"type": "websocket.accept", "subprotocol": subprotocol})
+        return _AsgiConnection(self._receive, self._send)
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -302,16 +347,6 @@ class Engine:
             return self.rest.hangup_call(call_id)
         return self.rest.refer_call(call_id, body)
 
-    async def _deny(self, send: Send, status: int, body: bytes) -> None:
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
-
     def _presented_key(self, scope: Scope) -> str | None:
         for name, value in scope["headers"]:
             if name.lower() == b"authorization":
@@ -328,10 +363,13 @@ class Engine:
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return
+        await self.serve_websocket(_AsgiOpening(scope, receive, send))
+
+    async def serve_websocket(self, opening: Opening) -> None:
+        """Answers a WebSocket handshake and serves the session it opens."""
+        scope = opening.scope
         if scope["path"].rstrip("/") != "/v1/realtime":
-            await self._deny(
-                send, 404, error_body(f"Invalid URL ({scope['path']})", code="not_found")
-            )
+            await opening.deny(404, error_body(f"Invalid URL ({scope['path']})", code="not_found"))
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         call: Call | None = None
@@ -342,7 +380,7 @@ class Engine:
             if "call_id" in query:
                 call = self.rest.attachable(query["call_id"][0])
         except HttpError as e:
-            await self._deny(send, e.status, e.body())
+            await opening.deny(e.status, e.body())
             return
         # Taken before the first await, so that two sockets racing for one call
         # cannot both attach; a hangup before the scope is entered still counts.
@@ -350,26 +388,24 @@ class Engine:
         if call is not None:
             call.attachment = attachment
         try:
-            await self._serve_socket(scope, receive, send, query, secret, call, attachment)
+            await self._serve_socket(opening, query, secret, call, attachment)
         finally:
             if call is not None:
                 call.attachment = None
 
     async def _serve_socket(
         self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        opening: Opening,
         query: dict[str, list[str]],
         secret: ClientSecret | None,
         call: Call | None,
         attachment: trio.CancelScope,
     ) -> None:
+        scope = opening.scope
         intent = query.get("intent", [""])[0]
         transcription = intent == "transcription" or (secret is not None and secret.transcription)
         if transcription and call is not None:
-            await self._deny(
-                send,
+            await opening.deny(
                 400,
                 error_body(
                     "A call is a realtime session; transcription sessions are served over "
@@ -379,8 +415,7 @@ class Engine:
             )
             return
         if intent == "transcription" and secret is not None and not secret.transcription:
-            await self._deny(
-                send,
+            await opening.deny(
                 400,
                 error_body(
                     "This client secret is for a realtime session; mint one with a session of "
@@ -390,8 +425,7 @@ class Engine:
             )
             return
         subprotocol = "realtime" if "realtime" in scope.get("subprotocols", []) else None
-        await send({"type": "websocket.accept", "subprotocol": subprotocol})
-        connection = _AsgiConnection(receive, send)
+        connection = await opening.accept(subprotocol)
         for name, value in scope["headers"]:
             if name.lower() == b"openai-beta" and b"realtime=v1" in value:
                 # The hosted API turned the beta protocol off and says so at once.
@@ -512,7 +546,14 @@ async def serve_engine(
 
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
-            partial(serve_links, engine, config, engine.links, on_link=track)
+            partial(
+                serve_links,
+                engine,
+                config,
+                engine.links,
+                on_link=track,
+                on_websocket=engine.serve_websocket,
+            )
         )
         task_status.started(_websocket_url(binds[0]))
 

@@ -277,7 +277,7 @@ async def _serve_link(
                         link, head, config.websocket_max_message_size
                     )
                     if opening is not None:
-                        await on_websocket(opening)
+                        await opening.serve(on_websocket)
                     return
                 link.hand_back(head)
             await TCPServer(app, config, context, ConnectionState({}), link)  # type: ignore[arg-type]

@@ -106,6 +106,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     if (args.certfile is None) != (args.keyfile is None):
         return fail("TLS needs both --certfile and --keyfile.")
+    if args.workers < 1 or (args.workers > 1 and args.certfile):
+        return fail("--workers needs a number from 1, and plain ws:// (no --certfile) above 1.")
     if args.webhook_url and not os.environ.get("CANTATA_WEBHOOK_SECRET"):
         return fail(
             "--webhook-url needs the signing secret in CANTATA_WEBHOOK_SECRET "
@@ -157,6 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
                         port=args.port,
                         certfile=args.certfile,
                         keyfile=args.keyfile,
+                        workers=args.workers,
                         task_status=task_status,
                     )
                 )
@@ -370,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--webhook-url",
         help="POST a signed realtime.call.incoming webhook here for each call rung "
         "through the operator API (secret: $CANTATA_WEBHOOK_SECRET)",
+    )
+    serve_cmd.add_argument(
+        "--workers", type=int, default=1, help="processes serving sessions on the one port"
     )
     serve_cmd.set_defaults(handler=_serve)
 

@@ -72,6 +72,9 @@ MAX_HEAD_BYTES = 16 * 1024
 
 WebSocketHandler = Callable[[WebSocketOpening], Awaitable[None]]
 """Serves a WebSocket whose handshake has been read: accepts it or denies it."""
+HandOff = Callable[[trio.SocketStream, bytes], Awaitable[bool]]
+"""Offered each WebSocket request's connection and head: True when it took the
+connection (another process serves it; see :mod:`._workers`)."""
 
 _current: contextvars.ContextVar[Link | None] = contextvars.ContextVar(
     "cantata_engine_link", default=None
@@ -251,9 +254,14 @@ async def _serve_link(
     limits: LinkLimits,
     on_link: Callable[[Link, bool], None],
     on_websocket: WebSocketHandler | None,
+    hand_off: HandOff | None,
     stream: trio.abc.Stream,
+    head: bytes | None = None,
 ) -> None:
-    """Runs one connection through hypercorn, guarded (see the module docstring)."""
+    """Runs one connection through hypercorn, guarded (see the module docstring).
+
+    ``head`` is the first request's head when another process has read it.
+    """
     try:
         socket = stream.transport_stream.socket  # type: ignore[attr-defined]
     except AttributeError:
@@ -269,10 +277,16 @@ async def _serve_link(
         with link.scope:
             if on_websocket is not None:
                 try:
-                    head = await link.read_head()
+                    head = head if head is not None else await link.read_head()
                 except trio.BrokenResourceError:
                     return  # the link was dropped, and said why
                 if _asks_for_websocket(head):
+                    if (
+                        hand_off is not None
+                        and isinstance(stream, trio.SocketStream)
+                        and await hand_off(stream, head)
+                    ):
+                        return
                     opening = await WebSocketOpening.read(
                         link, head, config.websocket_max_message_size
                     )
@@ -318,6 +332,7 @@ async def serve_links(
     *,
     on_link: Callable[[Link, bool], None] = lambda link, opened: None,
     on_websocket: WebSocketHandler | None = None,
+    hand_off: HandOff | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves an ASGI app on ``config.bind`` until cancelled, one guarded task per connection.
@@ -325,7 +340,8 @@ async def serve_links(
     Reports the bound base URLs (``http://`` or ``https://``) once listening.
     ``on_link`` is told of each connection as it opens and closes. With
     ``on_websocket``, a connection whose first request asks for a WebSocket is
-    handed to it instead of to the app (see the module docstring).
+    handed to it instead of to the app (see the module docstring), unless
+    ``hand_off`` takes the connection first.
 
     Raises:
         OSError: an address cannot be bound, or a TLS file cannot be read.
@@ -346,7 +362,39 @@ async def serve_links(
         listeners.append(listener)
         binds.append(f"{scheme}://{repr_socket_addr(sock.family, sock.getsockname())}")
     worker = WorkerContext(None)
-    handler = partial(_serve_link, wrapped, config, worker, limits, on_link, on_websocket)
+    handler = partial(_serve_link, wrapped, config, worker, limits, on_link, on_websocket, hand_off)
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(trio.serve_listeners, handler, listeners))
         task_status.started(binds)
+
+
+async def serve_handed(
+    app: Any,
+    config: Config,
+    limits: LinkLimits,
+    connections: trio.abc.ReceiveChannel[tuple[trio.SocketStream, bytes]],
+    *,
+    on_link: Callable[[Link, bool], None] = lambda link, opened: None,
+    on_websocket: WebSocketHandler,
+) -> None:
+    """Serves connections another process accepted (each with its first head), as
+    :func:`serve_links` serves its own, until ``connections`` ends."""
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    worker = WorkerContext(None)
+    async with trio.open_nursery() as nursery:
+        async for stream, head in connections:
+            nursery.start_soon(
+                partial(
+                    _serve_link,
+                    wrapped,
+                    config,
+                    worker,
+                    limits,
+                    on_link,
+                    on_websocket,
+                    None,
+                    stream,
+                    head,
+                )
+            )
+        nursery.cancel_scope.cancel()  # the primary is gone: so is the server

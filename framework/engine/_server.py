@@ -13,7 +13,9 @@ and is closed with :data:`HANGUP_CLOSE_CODE` when the call is hung up.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -29,7 +31,7 @@ from hypercorn.config import Config
 from ._brain import Brain, Rules, ScriptedBrain
 from ._config import DEFAULT_MODEL
 from ._hosted_mcp import HostedMcpClient
-from ._network import Link, LinkLimits, current_link, serve_links
+from ._network import Link, LinkLimits, current_link, serve_handed, serve_links
 from ._operator import PREFIX as OPERATOR_PREFIX
 from ._operator import operate
 from ._rest import (
@@ -47,6 +49,14 @@ from ._rest import (
 from ._session import Connection, Disconnected, EngineSession, SessionOptions
 from ._speech import NoTranscriber, Synthesizer, ToneSynthesizer, Transcriber
 from ._vad import ClassifierFactory, EnergyClassifier
+from ._workers import (
+    HELPER_FD,
+    HELPER_URL,
+    Helpers,
+    receive_handed,
+    settle_collector,
+    start_helpers,
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -521,6 +531,7 @@ async def serve_engine(
     port: int = 8765,
     certfile: str | None = None,
     keyfile: str | None = None,
+    workers: int | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves the engine until cancelled; reports its WebSocket URL when listening.
@@ -531,13 +542,20 @@ async def serve_engine(
         certfile, keyfile: a PEM certificate chain and its private key, both or
             neither: with them the engine speaks TLS only, and its URLs are
             ``wss://`` and ``https://``.
+        workers: None when the engine shares its process with other work. A
+            number when the engine owns the process (``cantata serve``): that
+            many processes serve sessions (see :mod:`._workers`; more than one
+            needs plain ``ws://``), and each tunes its garbage collector.
 
     Raises:
-        ValueError: only one of ``certfile`` and ``keyfile``.
+        ValueError: only one of ``certfile`` and ``keyfile``; workers with TLS,
+            or fewer than one.
         OSError: the address cannot be bound, or a TLS file cannot be read.
         ssl.SSLError: the TLS files are not a certificate and its key.
     """
     _check_tls(certfile, keyfile)
+    if workers is not None and (workers < 1 or (workers > 1 and certfile is not None)):
+        raise ValueError("workers must be at least 1, and more than 1 needs plain ws:// (no TLS)")
     config = _hypercorn_config(host, port, engine.links, certfile, keyfile)
 
     def track(link: Link, opened: bool) -> None:
@@ -545,6 +563,23 @@ async def serve_engine(
         engine._changed()
 
     async with trio.open_nursery() as nursery:
+        helper_fd = os.environ.get(HELPER_FD) if workers is not None else None
+        if helper_fd is not None:  # a helper of a primary (see _workers)
+            handed = await nursery.start(receive_handed, int(helper_fd))
+            settle_collector()
+            task_status.started(os.environ.get(HELPER_URL, ""))
+            await serve_handed(
+                engine,
+                config,
+                engine.links,
+                handed,
+                on_link=track,
+                on_websocket=engine.serve_websocket,
+            )
+            # The primary is gone: the helper stops as its command does on SIGTERM.
+            signal.raise_signal(signal.SIGTERM)
+            return
+        helpers = Helpers([])
         binds: list[str] = await nursery.start(
             partial(
                 serve_links,
@@ -553,9 +588,23 @@ async def serve_engine(
                 engine.links,
                 on_link=track,
                 on_websocket=engine.serve_websocket,
+                hand_off=lambda stream, head: helpers.hand_off(stream, head),
             )
         )
-        task_status.started(_websocket_url(binds[0]))
+        url = _websocket_url(binds[0])
+        if workers is not None and workers > 1:
+            helpers = await nursery.start(_keep_helpers, workers - 1, url)
+        if workers is not None:
+            settle_collector()
+        task_status.started(url)
+
+
+async def _keep_helpers(
+    count: int, url: str, task_status: trio.TaskStatus[Helpers] = trio.TASK_STATUS_IGNORED
+) -> None:
+    async with start_helpers(count, url) as helpers:
+        task_status.started(helpers)
+        await trio.sleep_forever()
 
 
 def _check_tls(certfile: str | None, keyfile: str | None) -> None:

@@ -3,8 +3,9 @@
 :class:`Outbox` names events (``event_…``, ``item_…``, ``resp_…``: a nonce per
 session and a counter), queues them and writes them, in order, from one task.
 
-Bound: at most ``send_buffer`` events (64 by default) wait in the queue; a
-client that stops reading makes whoever emits wait, never memory grow. The
+Bound: at most ``send_buffer`` events (64 by default) wait in the queue, and
+at most as many more are in the batch being written; a client that stops
+reading makes whoever emits wait, never memory grow. The
 per-event latency knob delays the producer, not the writer, so a response
 really is still streaming when a client's cancel or truncate arrives.
 

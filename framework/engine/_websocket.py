@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from ._network import Link
 
 _log = logging.getLogger("cantata.engine")
+# The protocol's own logger, kept above DEBUG: at DEBUG it writes every
+# handshake header, a client's API key among them.
+_protocol_log = logging.getLogger("cantata.engine.websocket")
+_protocol_log.setLevel(logging.INFO)
 
 SUBPROTOCOL = Subprotocol("realtime")
 """The one subprotocol the engine accepts (browsers also offer their key as one)."""
@@ -97,7 +101,9 @@ class WebSocketOpening:
     async def read(cls, link: Link, head: bytes, max_message_bytes: int) -> WebSocketOpening | None:
         """Parses the handshake request in ``head``; None when it is no valid WebSocket
         request (the peer has then been answered, 400 or 426, and the link closed)."""
-        protocol = ServerProtocol(max_size=max_message_bytes, select_subprotocol=_subprotocol)
+        protocol = ServerProtocol(
+            max_size=max_message_bytes, select_subprotocol=_subprotocol, logger=_protocol_log
+        )
         protocol.receive_data(head)
         events = protocol.events_received()
         request = events[0] if events else None

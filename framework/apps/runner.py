@@ -14,6 +14,7 @@ turn's latency with ``rich``.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import sys
@@ -370,3 +371,35 @@ async def console_bot(options: RunOptions, *, console: Console | None = None) ->
                     display.latency((time.perf_counter() - started) * 1000)
                 nursery.cancel_scope.cancel()
     return 0
+
+
+def options_from(args: argparse.Namespace) -> RunOptions:
+    """What ``cantata run`` / ``console`` was asked to do, from its command line."""
+    approve: Approve = args.approve or ("ask" if sys.stdin.isatty() else "no")
+    return RunOptions(
+        bot=Path(args.bot),
+        agent_name=args.agent,
+        engine=args.engine,
+        url=args.url,
+        rules=args.rules,
+        say=tuple(getattr(args, "say", None) or ()),
+        input_wav=Path(args.input_wav) if getattr(args, "input_wav", None) else None,
+        output_wav=Path(args.output_wav) if getattr(args, "output_wav", None) else None,
+        approve=approve,
+        transcriber=args.transcriber,
+        synthesizer=args.synthesizer,
+        vad=args.vad,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``cantata run`` and ``cantata console``; returns the exit status."""
+    options = options_from(args)
+    runner = console_bot if args.command == "console" else run_bot
+    try:
+        return trio.run(runner, options)
+    except KeyboardInterrupt:
+        return 130
+    except LookupError as e:
+        print(f"cantata {args.command}: {e}", file=sys.stderr)
+        return 2

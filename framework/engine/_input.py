@@ -5,7 +5,8 @@ Appended audio is decoded once and fed to the VAD (when turn detection is
 on); its verdicts become ``speech_started`` (which barges in on the response
 in progress, unless ``interrupt_response`` is false) and ``speech_stopped``
 followed by a commit (answered unless ``create_response`` is false). Each
-commit becomes a user audio item, transcribed when the session asks for it.
+commit becomes a user audio item, heard by the transcriber (with transcription
+events when the session asks for them).
 The idle timeout (``server_vad.idle_timeout_ms``) commits the silence that
 followed the last reply's playback and asks for a response.
 
@@ -283,13 +284,12 @@ class InputAudio:
             content=[UserMessageContent(type="input_audio", transcript=None)],
         )
         stored = StoredItem(item=item, audio={0: bytearray(raw)}, audio_format=fmt)
-        transcription = self._config.input_transcription
-        if transcription is not None:
-            # Marked before it is announced: a response reading it waits for its text.
-            stored.transcribed = trio.Event()
+        # Marked before it is announced: a response reading it waits for what was heard.
+        stored.transcribed = trio.Event()
         await self._conversation.add(stored, previous)
-        if transcription is not None:
-            self._spawn(self._transcriptions.run, stored, samples, fmt.rate, transcription)
+        self._spawn(
+            self._transcriptions.run, stored, samples, fmt.rate, self._config.input_transcription
+        )
 
     def _forget_old_audio(self) -> None:
         """Drops pre-speech audio that can no longer be committed (see the bounds)."""

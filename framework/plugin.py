@@ -21,7 +21,7 @@ load is reported with its error and breaks no other.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,11 +34,14 @@ from framework.tools import FunctionTool
 __all__ = [
     "ENTRY_POINT_GROUP",
     "TEARDOWN_TIMEOUT_S",
+    "ChosenPart",
     "Contribution",
     "InstalledPlugin",
     "Plugin",
     "PluginError",
     "ToolsPlugin",
+    "choose_engine_parts",
+    "default_engine_parts",
     "engine_part",
     "installed_plugins",
     "resolve_plugins",
@@ -80,6 +83,11 @@ class Plugin:
     def engine_parts(self) -> dict[str, Any]:
         """Engine plug-ins: ``{"brain:NAME": Brain, "transcriber:NAME": ..., ...}``."""
         return {}
+
+    def default_engine_parts(self) -> Sequence[str]:
+        """Keys of :meth:`engine_parts` that stand in when a command names no part of
+        their kind; only parts that can run here (their packages installed)."""
+        return ()
 
 
 class ToolsPlugin(Plugin):
@@ -179,8 +187,12 @@ def engine_part(kind: str, name: str) -> Any:
         PluginError: no installed plugin provides it; the message lists the
             ones of that kind that are available.
     """
+    return _find_part(installed_plugins(), kind, name)
+
+
+def _find_part(installed: Sequence[InstalledPlugin], kind: str, name: str) -> Any:
     offered = []
-    for entry in installed_plugins():
+    for entry in installed:
         if entry.plugin is None:
             continue
         for key, part in entry.plugin.engine_parts().items():
@@ -190,3 +202,62 @@ def engine_part(kind: str, name: str) -> Any:
                 offered.append(key.split(":", 1)[1])
     known = ", ".join(sorted(offered)) or "none installed"
     raise PluginError(f"no installed plugin provides the {kind} {name!r} (available: {known})")
+
+
+@attrs.frozen(kw_only=True)
+class ChosenPart:
+    """An engine part a command uses, and why.
+
+    Attributes:
+        kind: ``transcriber``, ``synthesizer``, ``vad`` or ``brain``.
+        name: its name among the plugin's parts (``pocketsphinx``).
+        part: the part itself, for ``Engine(**{kind: part})``.
+        default: chosen because the command named none of its kind.
+    """
+
+    kind: str
+    name: str
+    part: Any
+    default: bool
+
+
+def choose_engine_parts(named: Mapping[str, str | None]) -> list[ChosenPart]:
+    """The engine parts of each kind in ``named``: the one named, else an installed default.
+
+    A kind with no name and no installed default is left out (the engine's
+    own default serves). Defaults come from the plugins in name order; the
+    first to offer a kind wins.
+
+    Raises:
+        PluginError: a named part that no installed plugin provides.
+    """
+    installed = installed_plugins()
+    chosen: list[ChosenPart] = []
+    for kind, name in named.items():
+        if name is not None:
+            part = _find_part(installed, kind, name)
+            chosen.append(ChosenPart(kind=kind, name=name, part=part, default=False))
+            continue
+        for entry in installed:
+            if entry.plugin is None:
+                continue
+            keys = [k for k in entry.plugin.default_engine_parts() if k.startswith(f"{kind}:")]
+            if keys:
+                part = entry.plugin.engine_parts()[keys[0]]
+                chosen.append(
+                    ChosenPart(kind=kind, name=keys[0].split(":", 1)[1], part=part, default=True)
+                )
+                break
+    return chosen
+
+
+def default_engine_parts() -> dict[str, Any]:
+    """The installed default transcriber, synthesizer and VAD, as ``Engine`` keywords.
+
+    What ``cantata serve`` and ``cantata run`` use when no part is named:
+    ``run_engine(**default_engine_parts())`` gives a test the same voice (the
+    testing helpers themselves never look parts up, so a test's audio does not
+    change with what is installed).
+    """
+    named = dict.fromkeys(("transcriber", "synthesizer", "vad"))
+    return {c.kind: c.part for c in choose_engine_parts(named)}

@@ -37,6 +37,8 @@ from ._contracts import Wire as Wire
 from ._events import ApprovalRequested as ApprovalRequested
 from ._events import AssistantDelta as AssistantDelta
 from ._events import AssistantMessage as AssistantMessage
+from ._events import AudioCleared as AudioCleared
+from ._events import AudioCommitted as AudioCommitted
 from ._events import CallStatus as CallStatus
 from ._events import ErrorReported as ErrorReported
 from ._events import EventHub as EventHub
@@ -50,6 +52,7 @@ from ._events import SessionEvent as SessionEvent
 from ._events import SessionStarted as SessionStarted
 from ._events import ToolCallFinished as ToolCallFinished
 from ._events import ToolCallStarted as ToolCallStarted
+from ._events import TranscriptionFailed as TranscriptionFailed
 from ._events import Usage as Usage
 from ._events import UserSpeechStarted as UserSpeechStarted
 from ._events import UserSpeechStopped as UserSpeechStopped

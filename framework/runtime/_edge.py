@@ -26,6 +26,9 @@ from framework.protocol import (
     ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     McpCallError,
@@ -56,10 +59,13 @@ from framework.protocol import (
 
 from ._events import (
     AssistantDelta,
+    AudioCleared,
+    AudioCommitted,
     ErrorReported,
     EventHub,
     McpCallFinished,
     McpToolsListed,
+    TranscriptionFailed,
     UserSpeechStarted,
     UserSpeechStopped,
     UserTranscript,
@@ -330,6 +336,24 @@ class Edge:
                 item_id=event.item_id, text=_text(event.transcript), final=True, usage=event.usage
             )
         )
+
+    @_translates(ConversationItemInputAudioTranscriptionFailedEvent)
+    async def _transcription_failed(
+        self, event: ConversationItemInputAudioTranscriptionFailedEvent
+    ) -> None:
+        error = event.error
+        message = error.message if isinstance(error.message, str) else ""
+        self._events.publish(
+            TranscriptionFailed(item_id=event.item_id, message=message or "no reason given")
+        )
+
+    @_translates(InputAudioBufferCommittedEvent)
+    async def _committed(self, event: InputAudioBufferCommittedEvent) -> None:
+        self._events.publish(AudioCommitted(item_id=event.item_id))
+
+    @_translates(InputAudioBufferClearedEvent)
+    async def _cleared(self, event: InputAudioBufferClearedEvent) -> None:
+        self._events.publish(AudioCleared())
 
     # --- items -----------------------------------------------------------------------------
 

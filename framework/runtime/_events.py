@@ -83,6 +83,30 @@ class UserTranscript:
 
 
 @attrs.frozen(kw_only=True)
+class TranscriptionFailed:
+    """The transcription of a user audio item failed; ``message`` is the server's reason."""
+
+    item_id: str
+    message: str
+
+
+@attrs.frozen(kw_only=True)
+class AudioCommitted:
+    """The server made the buffered input audio a user item (a VAD turn, or a commit)."""
+
+    item_id: str
+
+
+@attrs.frozen(kw_only=True)
+class AudioCleared:
+    """The server emptied the input audio buffer, answering ``input_audio_buffer.clear``.
+
+    The server handles client events in order, so every turn committed from
+    audio sent before the clear has been announced by then.
+    """
+
+
+@attrs.frozen(kw_only=True)
 class AssistantDelta:
     """A piece of the assistant's reply: written text or the spoken transcript."""
 
@@ -196,6 +220,9 @@ SessionEvent: TypeAlias = (
     | UserSpeechStarted
     | UserSpeechStopped
     | UserTranscript
+    | TranscriptionFailed
+    | AudioCommitted
+    | AudioCleared
     | AssistantDelta
     | AssistantMessage
     | ToolCallStarted

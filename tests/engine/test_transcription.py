@@ -4,8 +4,8 @@ Without a transcriber every committed turn gets a ``failed`` event and the
 brain still answers. With one, the brain hears every turn, and transcription
 events come only when the session asks for them. The transcriber here is a
 fake that returns scripted text (the real offline one is tested with the
-speech plugin); these tests pin what the engine does around any transcriber (deltas, completion, the brain reading
-the transcript).
+speech plugin); these tests pin what the engine does around any transcriber
+(deltas, completion, the brain reading what was said).
 """
 
 from __future__ import annotations

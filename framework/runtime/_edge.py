@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Never, Protocol, TypeAlias, TypeVar, cast
 import trio
 
 from framework.protocol import (
+    AudioPCM,
+    AudioPCMA,
+    AudioPCMU,
     ConversationItem,
     ConversationItemAdded,
     ConversationItemCreatedEvent,
@@ -35,6 +38,7 @@ from framework.protocol import (
     McpListToolsFailed,
     RealtimeAudioConfig,
     RealtimeAudioConfigInput,
+    RealtimeAudioConfigOutput,
     RealtimeConversationItemAssistantMessage,
     RealtimeConversationItemFunctionCall,
     RealtimeConversationItemFunctionCallOutput,
@@ -149,6 +153,19 @@ def _server_interrupts(event: SessionUpdatedEvent) -> bool:
     return False
 
 
+def _output_format(event: SessionUpdatedEvent) -> AudioPCM | AudioPCMU | AudioPCMA | None:
+    """The format of the assistant's audio the server confirmed (None: the default, PCM16)."""
+    config = event.session
+    audio = config.audio if isinstance(config, RealtimeSessionCreateRequest) else None
+    if isinstance(audio, RealtimeAudioConfig) and isinstance(
+        audio.output, RealtimeAudioConfigOutput
+    ):
+        fmt = audio.output.format
+        if isinstance(fmt, AudioPCM | AudioPCMU | AudioPCMA):
+            return fmt
+    return None
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -185,7 +202,10 @@ class Edge:
     @_translates(SessionUpdatedEvent)
     async def _session_updated(self, event: SessionUpdatedEvent) -> None:
         await post(
-            self._to_responses, SessionConfigured(server_interrupts=_server_interrupts(event))
+            self._to_responses,
+            SessionConfigured(
+                server_interrupts=_server_interrupts(event), output_format=_output_format(event)
+            ),
         )
 
     @_translates(ResponseCreatedEvent)

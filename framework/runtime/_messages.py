@@ -33,7 +33,12 @@ from typing import TypeAlias
 import attrs
 import trio
 
-from framework.protocol import RealtimeResponse, RealtimeResponseCreateParams, RealtimeResponseUsage
+from framework.protocol import (
+    RealtimeAudioFormats,
+    RealtimeResponse,
+    RealtimeResponseCreateParams,
+    RealtimeResponseUsage,
+)
 from framework.tools import FunctionTool
 
 from ._approvals import ApprovalHook
@@ -107,6 +112,8 @@ class SessionConfigured:
 
     server_interrupts: bool
     """Whether server VAD cancels the active response itself when the user speaks."""
+    output_format: RealtimeAudioFormats | None = None
+    """The format of the assistant's audio (None: the protocol's default, PCM16 24 kHz)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -36,7 +36,7 @@ from typing import TypeAlias, cast
 import attrs
 import trio
 
-from framework.audio import AudioSink
+from framework.audio import AudioFormat, AudioSink, bytes_per_ms
 from framework.protocol import (
     ClientEvent,
     ConversationItemTruncateEvent,
@@ -75,8 +75,6 @@ KEPT_OUTPUTS = 64
 """Assistant items whose text and audio length are kept (for messages and truncation)."""
 EARLY_RESULTS = 256
 """Call results kept while their response has not ended yet."""
-DEFAULT_BYTES_PER_MS = 48
-"""PCM16 at 24 kHz, for audio lengths when there is no sink to ask."""
 
 
 @attrs.define
@@ -124,6 +122,7 @@ class ResponseActor:
         self._events = events
         self._sink = sink
         self._server_interrupts = False
+        self._format: AudioFormat = None  # the assistant's audio, as the server confirmed it
         self.active: str | None = None  # the response the server is running
         self.in_flight: str | None = None  # event_id of a response.create not yet answered
         self.queued: CreateResponse | None = None
@@ -168,6 +167,12 @@ class ResponseActor:
 
     async def _configured(self, message: SessionConfigured) -> None:
         self._server_interrupts = message.server_interrupts
+        self._format = message.output_format
+        # The sink times what it plays by the bytes it gets: it must read them in
+        # the session's format (G.711 is 8 bytes a millisecond, PCM16 48).
+        follow = getattr(self._sink, "set_format", None)
+        if follow is not None:
+            follow(message.output_format)
 
     # --- sequencing --------------------------------------------------------------------
 
@@ -284,13 +289,12 @@ class ResponseActor:
 
     async def _message_done(self, message: MessageDone) -> None:
         output = self.outputs.get(message.item_id) or _Output(message.response_id)
-        per_ms = self._sink.bytes_per_ms if self._sink is not None else DEFAULT_BYTES_PER_MS
         self._events.publish(
             AssistantMessage(
                 response_id=message.response_id,
                 item_id=message.item_id,
                 text=output.text or message.text,
-                audio_ms=output.audio_bytes // per_ms,
+                audio_ms=output.audio_bytes // bytes_per_ms(self._format),
             )
         )
 
@@ -314,7 +318,7 @@ class ResponseActor:
         truncated = False
         if sink is not None and item_id is not None and sink.playing:
             output = self.outputs.get(item_id)
-            received = output.audio_bytes // sink.bytes_per_ms if output is not None else 0
+            received = output.audio_bytes // bytes_per_ms(self._format) if output is not None else 0
             played = min(sink.played_ms(item_id), received)
             sink.clear()
             if 0 < played < received:

@@ -15,9 +15,11 @@ import trio
 from trio.testing import MockClock
 
 from framework import ClockSink, open_session
-from framework.protocol import ServerVad
+from framework.audio import encode
+from framework.protocol import AudioPCMU, ServerVad
 from framework.runtime import (
     ApprovalRequested,
+    AssistantMessage,
     Interrupted,
     ResponseFinished,
     ToolCallFinished,
@@ -29,6 +31,7 @@ from framework.testing import engine_wire
 from .bots import RULES, BankBot, PolicyTools, WeatherBot
 
 RATE = 24000
+MULAW = AudioPCMU(type="audio/pcmu")
 
 
 def tone(ms: int, amplitude: float = 0.3) -> bytes:
@@ -168,6 +171,46 @@ async def test_barge_in_truncates_at_the_played_position(autojump_clock: MockClo
     assert truncated is not None and truncated.truncated_ms == 1250
     assert not sink.playing
     assert session.statistics()["truncates"] == 1
+
+
+class MulawTalker(Talker):
+    """A phone line's formats: G.711 mu-law, 8 bytes a millisecond each way."""
+
+    input_audio_format = AudioPCMU(type="audio/pcmu")
+    output_audio_format = AudioPCMU(type="audio/pcmu")
+
+
+async def test_g711_is_timed_at_its_own_rate(autojump_clock: MockClock) -> None:
+    # The sink is made with no format, as `cantata run` makes it: the session
+    # tells it the server's, so 1250 ms heard is 1250 ms, not a sixth of it.
+    sink = ClockSink()
+    messages: list[AssistantMessage] = []
+    async with (
+        engine_wire(rules=RULES) as wire,
+        open_session(MulawTalker(), connection=wire, audio_out=sink) as session,
+    ):
+        await session.send_text("tell me a story")
+        async for event in session:
+            if isinstance(event, AssistantMessage):
+                messages.append(event)
+            if isinstance(event, ResponseFinished):
+                break
+        (item_id,) = sink.audio
+        sent_ms = len(sink.audio[item_id]) // 8  # mu-law: 8000 one-byte samples a second
+        assert sink.received_ms(item_id) == sent_ms > 4000
+        assert [m.audio_ms for m in messages] == [sent_ms]
+        await trio.sleep(1.25)
+        for _ in range(50):  # a second of speech over the reply
+            await session.send_audio(encode(np.frombuffer(tone(20), "<i2"), MULAW))
+        async for event in session:
+            if isinstance(event, Interrupted):
+                interrupted = event
+                break
+        await session.send_audio(encode(np.zeros(2400, np.int16), MULAW))
+        await session.wait_quiet()
+        truncated = session.history.get(item_id)
+    assert interrupted.played_ms == 1250
+    assert truncated is not None and truncated.truncated_ms == 1250
 
 
 async def test_no_truncate_when_nothing_played(autojump_clock: MockClock) -> None:

@@ -44,6 +44,7 @@ from plugins.mcp import McpServer
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber, SileroVad
 
 HERE = Path(__file__).parent
+RULES = HERE / "voice.toml"  # how `cantata run examples/voice_bot.py` finds the rules too
 RATE = 24000
 TURNS = (
     "What is the weather in Paris",
@@ -94,10 +95,15 @@ async def show(session: Session) -> None:
             print(f"assistant: {event.text}  [{event.audio_ms / 1000:.1f} s of speech]")
 
 
+def with_pause(audio: np.ndarray) -> np.ndarray:
+    """An utterance and the second of silence after it that ends the turn."""
+    return np.concatenate([audio, np.zeros(RATE, dtype=np.int16)])
+
+
 async def speak(session: Session, sink: WavSink, audio: np.ndarray) -> None:
     """Streams one utterance like a microphone, then waits out the whole reply."""
     chunk = RATE // 50  # 20 ms
-    padded = np.concatenate([audio, np.zeros(RATE, dtype=np.int16)])  # and a pause
+    padded = with_pause(audio)
     start = trio.current_time()
     for n, i in enumerate(range(0, len(padded), chunk)):
         await session.send_audio(padded[i : i + chunk].astype("<i2").tobytes())
@@ -111,14 +117,16 @@ async def main() -> None:
     started = time.perf_counter()
     voice = EspeakSynthesizer()
     user = [await voice.synthesize(text, rate=RATE, voice="ash") for text in TURNS]
-    write_wav(HERE / "demo-user.wav", np.concatenate(user), RATE)
+    # The file holds what is streamed, pauses included, so that
+    # `cantata run examples/voice_bot.py --input-wav examples/demo-user.wav` hears three turns.
+    write_wav(HERE / "demo-user.wav", np.concatenate([with_pause(a) for a in user]), RATE)
     engine = {
         "transcriber": PocketsphinxTranscriber(grammar=TURNS),
         "synthesizer": EspeakSynthesizer(),
         "vad": SileroVad(),
     }
     sink = WavSink(HERE / "demo-assistant.wav")
-    async with run_engine(rules=HERE / "voice.toml", **engine) as url:
+    async with run_engine(rules=RULES, **engine) as url:
         print(f"local engine: {url} (a deterministic scripted model, offline speech)")
         async with (
             open_session(Concierge(), url=url, audio_out=sink) as session,

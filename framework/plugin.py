@@ -32,6 +32,7 @@ from framework.runtime import PLUGIN_TEARDOWN_S, Contribution
 from framework.tools import FunctionTool
 
 __all__ = [
+    "DEFAULT_PARTS_PLUGIN",
     "ENTRY_POINT_GROUP",
     "TEARDOWN_TIMEOUT_S",
     "ChosenPart",
@@ -43,6 +44,7 @@ __all__ = [
     "choose_engine_parts",
     "default_engine_parts",
     "engine_part",
+    "installed_plugin",
     "installed_plugins",
     "resolve_plugins",
 ]
@@ -137,21 +139,25 @@ def _instantiate(obj: Any) -> Plugin:
 
 def installed_plugins() -> list[InstalledPlugin]:
     """Every plugin installed through entry points; failures are reported, not raised."""
-    found = []
-    for entry in sorted(
-        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name
-    ):
-        dist = entry.dist.name if entry.dist is not None else "?"
-        source = f"{entry.value} ({dist})"
-        try:
-            plugin = _instantiate(entry.load())
-        except Exception as e:
-            found.append(
-                InstalledPlugin(name=entry.name, source=source, error=f"{type(e).__name__}: {e}")
-            )
-            continue
-        found.append(InstalledPlugin(name=entry.name, source=source, plugin=plugin))
-    return found
+    entries = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return [_load_entry(entry) for entry in sorted(entries, key=lambda e: e.name)]
+
+
+def installed_plugin(name: str) -> InstalledPlugin | None:
+    """The installed plugin ``name``, loading no other (``None``: not installed)."""
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        return _load_entry(entry)
+    return None
+
+
+def _load_entry(entry: importlib.metadata.EntryPoint) -> InstalledPlugin:
+    dist = entry.dist.name if entry.dist is not None else "?"
+    source = f"{entry.value} ({dist})"
+    try:
+        plugin = _instantiate(entry.load())
+    except Exception as e:
+        return InstalledPlugin(name=entry.name, source=source, error=f"{type(e).__name__}: {e}")
+    return InstalledPlugin(name=entry.name, source=source, plugin=plugin)
 
 
 def resolve_plugins(specs: Sequence[Plugin | str]) -> list[Plugin]:
@@ -221,33 +227,40 @@ class ChosenPart:
     default: bool
 
 
+DEFAULT_PARTS_PLUGIN = "speech"
+"""The installed plugin whose engine parts stand in when a command names none."""
+
+
 def choose_engine_parts(named: Mapping[str, str | None]) -> list[ChosenPart]:
     """The engine parts of each kind in ``named``: the one named, else an installed default.
 
-    A kind with no name and no installed default is left out (the engine's
-    own default serves). Defaults come from the plugins in name order; the
-    first to offer a kind wins.
+    Defaults come from the :data:`DEFAULT_PARTS_PLUGIN` plugin's
+    :meth:`~Plugin.default_engine_parts`, and only that plugin is loaded for
+    them (a command's start-up does not pay for every plugin's imports). A
+    kind with no name and no default is left out: the engine's own default
+    serves.
 
     Raises:
         PluginError: a named part that no installed plugin provides.
     """
-    installed = installed_plugins()
     chosen: list[ChosenPart] = []
+    installed: list[InstalledPlugin] | None = None
     for kind, name in named.items():
         if name is not None:
+            installed = installed if installed is not None else installed_plugins()
             part = _find_part(installed, kind, name)
             chosen.append(ChosenPart(kind=kind, name=name, part=part, default=False))
-            continue
-        for entry in installed:
-            if entry.plugin is None:
-                continue
-            keys = [k for k in entry.plugin.default_engine_parts() if k.startswith(f"{kind}:")]
-            if keys:
-                part = entry.plugin.engine_parts()[keys[0]]
+    unnamed = [kind for kind, name in named.items() if name is None]
+    entry = installed_plugin(DEFAULT_PARTS_PLUGIN) if unnamed else None
+    if entry is not None and entry.plugin is not None:
+        offered = entry.plugin.default_engine_parts()
+        parts = entry.plugin.engine_parts() if offered else {}
+        for kind in unnamed:
+            key = next((k for k in offered if k.startswith(f"{kind}:")), None)
+            if key is not None:
                 chosen.append(
-                    ChosenPart(kind=kind, name=keys[0].split(":", 1)[1], part=part, default=True)
+                    ChosenPart(kind=kind, name=key.split(":", 1)[1], part=parts[key], default=True)
                 )
-                break
     return chosen
 
 

@@ -31,6 +31,9 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+INTERRUPTED = 130
+"""The exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+
 
 @attrs.frozen
 class Command:
@@ -54,25 +57,45 @@ class Command:
 # --- options, one function per command ------------------------------------------------
 
 
-def _bot_options(cmd: argparse.ArgumentParser) -> None:
-    """What ``run`` and ``console`` share."""
-    cmd.add_argument("bot", help="the bot file (defines an Agent subclass)")
-    cmd.add_argument("--agent", help="which agent of the file, by name")
+KEY_HELP = (
+    "the key to send (default: $OPENAI_API_KEY for the hosted API, $CANTATA_API_KEY "
+    "for any other --url; the in-process engine needs none)"
+)
+
+
+def _connect_options(cmd: argparse.ArgumentParser, *, parts: tuple[str, ...]) -> None:
+    """Where a command connects, with which key, and the local engine's parts."""
     cmd.add_argument(
         "--engine",
         choices=["auto", "local", "openai"],
         default="auto",
-        help="auto: the hosted API when OPENAI_API_KEY is set, else the local engine",
+        help="auto: the hosted API when there is a key for it, else the local engine in-process",
     )
-    cmd.add_argument("--url", help="connect to this Realtime URL instead")
-    cmd.add_argument("--rules", help="rules file for the local engine's scripted brain")
+    cmd.add_argument("--url", help="connect to this Realtime URL instead (cantata serve's, ...)")
+    cmd.add_argument("--api-key", help=KEY_HELP)
+    for kind in parts:
+        cmd.add_argument(
+            f"--{kind}",
+            metavar="NAME",
+            help=f"the local engine's {kind}, from a plugin (default: the installed one)",
+        )
+
+
+def _bot_options(cmd: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``console`` share."""
+    cmd.add_argument("bot", help="the bot file (defines an Agent subclass)")
+    cmd.add_argument("--agent", help="which agent of the file, by name")
+    _connect_options(cmd, parts=("transcriber", "synthesizer", "vad"))
+    cmd.add_argument(
+        "--rules",
+        help="rules file for the local engine's scripted brain "
+        "(default: the bot's RULES, else BOT.toml beside it)",
+    )
     cmd.add_argument(
         "--approve",
         choices=["ask", "yes", "no"],
         help="how approvals are decided (default: ask at a terminal, else no)",
     )
-    for kind in ("transcriber", "synthesizer", "vad"):
-        cmd.add_argument(f"--{kind}", metavar="NAME", help=f"local engine {kind} (plugin)")
 
 
 def _run_options(cmd: argparse.ArgumentParser) -> None:
@@ -89,13 +112,10 @@ def _console_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def _transcribe_options(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("wav", help="the audio file")
+    cmd.add_argument("wav", nargs="?", help="the audio file (default: the microphone)")
     cmd.add_argument("--out", help="write captions here (.srt or .vtt)")
-    cmd.add_argument("--url", help="a Realtime server to use")
-    cmd.add_argument("--engine", choices=["auto", "local", "openai"], default="auto")
+    _connect_options(cmd, parts=("transcriber", "vad"))
     cmd.add_argument("--language", help="the language spoken (ISO-639-1)")
-    cmd.add_argument("--transcriber", help="local engine transcriber (plugin)")
-    cmd.add_argument("--vad", help="local engine VAD (plugin)")
     cmd.add_argument("--realtime", action="store_true", help="stream the file at its own pace")
 
 
@@ -109,9 +129,6 @@ def _serve_options(cmd: argparse.ArgumentParser) -> None:
     )
     cmd.add_argument("--certfile", help="serve TLS (wss://) with this PEM certificate chain")
     cmd.add_argument("--keyfile", help="the private key of --certfile (PEM)")
-    cmd.add_argument(
-        "--debug", action="store_true", help="log more, with tracebacks, and raise startup errors"
-    )
     cmd.add_argument(
         "--max-session-seconds",
         type=float,
@@ -210,18 +227,51 @@ COMMANDS: tuple[Command, ...] = (
 def parser() -> argparse.ArgumentParser:
     """The ``cantata`` argument parser, with a subparser per row of :data:`COMMANDS`."""
     top = argparse.ArgumentParser(prog="cantata", description="Realtime voice and text agents.")
+    top.add_argument("--version", action="version", version=f"cantata {_version()}")
     commands = top.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         cmd = commands.add_parser(command.name, help=command.help)
         command.options(cmd)
+        cmd.add_argument(
+            "--debug", action="store_true", help="log more, and show tracebacks of errors"
+        )
         cmd.set_defaults(run=command.run)
     return top
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cantata")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cantata`` console script."""
+    """Entry point of the ``cantata`` console script.
+
+    Every error ends as one line on stderr that says what to do, with a
+    non-zero status (:mod:`framework.apps.advice`); ``--debug`` raises it
+    instead, traceback and all. Ctrl-C exits quietly with status 130.
+    """
     args = parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except (Exception, BaseExceptionGroup) as raised:
+        if args.debug:
+            raise
+        from framework.apps.advice import Context, advise
+        from framework.errors import collapse
+
+        error = collapse(raised) if isinstance(raised, BaseExceptionGroup) else raised
+        if isinstance(error, KeyboardInterrupt):
+            return INTERRUPTED
+        status, line = advise(error, Context.of(args))
+        print(f"cantata {args.command}: {line}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ def serve(args: argparse.Namespace) -> int:
 
     import trio
 
+    from framework.apps.backend import ENGINE_KEY
     from framework.engine import Engine, Rules, RulesError, serve_engine
-    from framework.plugin import engine_part
+    from framework.errors import PluginError
+    from framework.plugin import choose_engine_parts
     from framework.testing import InstalledMcpClient
 
     def fail(message: str) -> int:
@@ -83,20 +85,18 @@ def serve(args: argparse.Namespace) -> int:
         rules = Rules.from_file(args.rules) if args.rules else None
     except RulesError as e:
         return fail(str(e))
-    parts: dict[str, object] = {}
-    for kind in ("brain", "transcriber", "synthesizer", "vad"):
-        name = getattr(args, kind)
-        if name is None:
-            continue
-        try:
-            parts[kind] = engine_part(kind, name)
-        except LookupError as e:
-            return fail(str(e))
+    try:
+        # Each part named, else the installed default (the speech extra's voice and ears).
+        chosen = choose_engine_parts(
+            {kind: getattr(args, kind) for kind in ("brain", "transcriber", "synthesizer", "vad")}
+        )
+    except PluginError as e:
+        return fail(str(e))
     engine = Engine(
         rules=rules,
         # From the environment, a key stays out of the process list.
-        api_key=args.api_key or os.environ.get("CANTATA_API_KEY") or None,
-        **parts,  # type: ignore[arg-type]
+        api_key=args.api_key or os.environ.get(ENGINE_KEY) or None,
+        **{c.kind: c.part for c in chosen},
         # The installed MCP plugin's client runs hosted MCP tools; the engine never looks.
         mcp_client=InstalledMcpClient(),
         max_session_s=args.max_session_seconds,

@@ -49,6 +49,7 @@ from ._rules import Rules as Rules
 from ._rules import RulesError as RulesError
 from ._server import Engine as Engine
 from ._server import RunningEngine as RunningEngine
+from ._server import described as described
 from ._server import open_engine as open_engine
 from ._server import serve_engine as serve_engine
 from ._session import Connection as Connection

@@ -277,6 +277,19 @@ class Rules:
             raise RulesError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
         return cls.from_toml(text, source=str(path))
 
+    @classmethod
+    def load(cls, rules: str | Path | Rules) -> Rules:
+        """Rules from a file path, TOML text (anything containing a newline), or as given.
+
+        Raises:
+            RulesError: they cannot be read or parsed.
+        """
+        if isinstance(rules, Rules):
+            return rules
+        if isinstance(rules, Path) or "\n" not in rules:
+            return cls.from_file(rules)
+        return cls.from_toml(rules)
+
 
 def _parse_rule(raw: Any, where: str) -> Rule:
     if not isinstance(raw, dict):

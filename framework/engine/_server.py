@@ -220,8 +220,9 @@ class Engine:
         lines = [
             f"Cantata local Realtime engine on {url}",
             f"  brain:       {self.brain.name} - {self.brain.description}",
-            f"  transcriber: {self.transcriber.name}",
-            f"  synthesizer: {self.synthesizer.name}",
+            f"  transcriber: {described(self.transcriber)}",
+            f"  synthesizer: {described(self.synthesizer)}",
+            f"  vad:         {described(self.vad)}",
             "  auth:        "
             + ("API key required" if self.api_key else "none (any key is accepted)"),
         ]
@@ -423,6 +424,15 @@ class Engine:
         else:
             await connection.close(1000, "")
         await connection.finish(self.links.close_grace_s + 1)
+
+
+def described(part: object) -> str:
+    """A part as its operator reads it: its ``description`` if it has one, else its name.
+
+    A transcriber limited to a grammar says so in its description.
+    """
+    text = getattr(part, "description", None) or getattr(part, "name", None)
+    return str(text) if text else "energy (the level of the audio)"
 
 
 async def _read_body(receive: Receive) -> bytes:

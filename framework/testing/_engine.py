@@ -54,12 +54,8 @@ async def run_engine(
 
 
 def _engine(rules: str | Path | Rules | None, options: dict[str, Any]) -> Engine:
-    if isinstance(rules, Path) or (isinstance(rules, str) and "\n" not in rules):
-        rules = Rules.from_file(rules)
-    elif isinstance(rules, str):
-        rules = Rules.from_toml(rules)
     options.setdefault("mcp_client", InstalledMcpClient())
-    return Engine(rules=rules, **options)
+    return Engine(rules=Rules.load(rules) if rules is not None else None, **options)
 
 
 class MemoryWire:

@@ -105,6 +105,16 @@ class PocketsphinxTranscriber:
     def mode(self) -> str:
         return "grammar" if self.jsgf is not None else "open vocabulary"
 
+    @property
+    def description(self) -> str:
+        """What it is and how it hears, for banners: a grammar limits what it can hear."""
+        if self.jsgf is None:
+            return "pocketsphinx (English, open vocabulary)"
+        if self.phrases:
+            count = len(self.phrases)
+            return f"pocketsphinx (grammar: hears only {count} phrase{'s' * (count != 1)})"
+        return "pocketsphinx (grammar: hears only what its JSGF grammar allows)"
+
     def _load(self) -> Any:
         if self._decoder is None:
             pocketsphinx: Any = require("pocketsphinx", "pocketsphinx")

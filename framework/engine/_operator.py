@@ -39,6 +39,7 @@ import httpx2
 import orjson
 import trio
 
+from framework.errors import CantataError
 from framework.protocol import InputAudioBufferDtmfEventReceivedEvent
 
 from ._rest import Call, HttpError, HttpResponse, _json_object, _no_unknown, _type_error
@@ -260,7 +261,7 @@ async def _dtmf(engine: Engine, kind: str, target: str, body: bytes) -> HttpResp
 # --- the client ---------------------------------------------------------------------------
 
 
-class OperatorError(Exception):
+class OperatorError(CantataError):
     """The engine refused an operator request (its message says why)."""
 
     def __init__(self, status: int, message: str) -> None:

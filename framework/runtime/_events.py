@@ -27,6 +27,7 @@ from framework.protocol import (
 )
 
 from ._approvals import ApprovalRequest
+from ._elicitation import ElicitationRequest
 
 APP_EVENT_BUFFER = 1024
 """Application events kept for ``async for event in session``; past it the oldest go."""
@@ -147,6 +148,28 @@ class ToolCallFinished:
 
 
 @attrs.frozen(kw_only=True)
+class ToolProgress:
+    """A running call reported how far it has got (an MCP server's progress, say).
+
+    ``total`` is ``None`` when the tool does not know how much work there is.
+    """
+
+    call_id: str
+    name: str
+    progress: float
+    total: float | None
+    message: str | None
+
+
+@attrs.frozen(kw_only=True)
+class ElicitationRequested:
+    """A tool asks the user something: ``session.answer_elicitation(request, {...})``,
+    ``decline_elicitation`` or ``cancel_elicitation`` before ``request.deadline``."""
+
+    request: ElicitationRequest
+
+
+@attrs.frozen(kw_only=True)
 class ApprovalRequested:
     """A call waits for a decision: ``session.approve(request)`` or ``reject``."""
 
@@ -227,7 +250,9 @@ SessionEvent: TypeAlias = (
     | AssistantMessage
     | ToolCallStarted
     | ToolCallFinished
+    | ToolProgress
     | ApprovalRequested
+    | ElicitationRequested
     | Interrupted
     | ResponseFinished
     | HandedOff

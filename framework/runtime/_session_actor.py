@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 
+import attrs
 import trio
 
 from framework.errors import SessionRefused, single_errors
@@ -116,7 +117,7 @@ class SessionActor:
         self._raw = raw_events
         self._plugins = plugins
         self.agent = agent
-        self.toolset = Toolset.build(agent, plugins)
+        self.toolset = Toolset.build(agent, plugins, strict=True)
         self.config: SessionConfigRequest | None = None
         self.session_id = ""
         self.history = History()
@@ -222,13 +223,18 @@ class SessionActor:
         )
 
     def _config_now(self, *, handoff: bool = False) -> SessionConfigRequest:
-        """The agent's ``session.update`` payload, with the plugins' tools."""
+        """The agent's ``session.update`` payload, with the plugins' tools and instructions."""
         current = self.config if isinstance(self.config, RealtimeSessionCreateRequest) else None
-        return self.agent.session_config(
+        config = self.agent.session_config(
             keep_audio_from=current if handoff else None,
             session=self.handle,
             tools=list(self.toolset.definitions),
         )
+        added = self.toolset.instructions
+        if added and isinstance(config, RealtimeSessionCreateRequest):
+            own = config.instructions if isinstance(config.instructions, str) else ""
+            config = attrs.evolve(config, instructions=f"{own}\n\n{added}" if own else added)
+        return config
 
     # --- the inbox ---------------------------------------------------------------------
 

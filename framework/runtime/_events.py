@@ -314,6 +314,8 @@ class EventHub:
         self._ended = False
         self.closed: BaseException | None = None
         self.dropped = 0
+        self.read = False
+        """Whether the application has ever asked for an event (``async for``)."""
 
     def publish(self, event: SessionEvent) -> None:
         """Hands ``event`` to every observer, then to the application's queue."""
@@ -344,6 +346,7 @@ class EventHub:
 
     async def get(self) -> SessionEvent:
         """The next event; raises ``StopAsyncIteration`` once the session ended."""
+        self.read = True
         while not self._events:
             if self._ended:
                 if self.closed is not None:

@@ -6,6 +6,7 @@ here, so the assertions are exact.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,7 @@ from framework.runtime import (
     AssistantMessage,
     Interrupted,
     ResponseFinished,
+    Session,
     ToolCallFinished,
     ToolCallStarted,
     UserSpeechStarted,
@@ -54,6 +56,52 @@ async def test_approval_deadline_is_a_rejection(autojump_clock: MockClock) -> No
     assert "in time" in call.output
     assert bot.transferred == []
     assert 30.0 <= waited < 30.1
+
+
+class _WhenLogged(logging.Handler):
+    """Records each warning with the trio clock's time when it was logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((trio.current_time(), record.getMessage()))
+
+
+@pytest.mark.parametrize("reading", [False, True])
+async def test_an_approval_nothing_reads_is_announced_at_once(
+    autojump_clock: MockClock, reading: bool
+) -> None:
+    handler = _WhenLogged()
+    logging.getLogger("cantata.tools").addHandler(handler)
+    try:
+        async with (
+            engine_wire(rules=RULES) as wire,
+            open_session(BankBot(approval_timeout=30.0), connection=wire) as session,
+            trio.open_nursery() as nursery,
+        ):
+            if reading:
+                nursery.start_soon(lambda: _drain(session))
+                await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            result = await session.run("send 100 to Bob")
+            nursery.cancel_scope.cancel()
+    finally:
+        logging.getLogger("cantata.tools").removeHandler(handler)
+    assert result.tool_calls[0].status == "rejected"
+    announced = [(when - start, text) for when, text in handler.seen if "approval" in text]
+    if reading:
+        assert announced == []  # the application sees ApprovalRequested: no need to warn
+        return
+    ((after, text),) = announced
+    assert after < 0.1  # at once, not at the deadline
+    assert "'transfer_money'" in text and "within 30 s" in text and "session.approve()" in text
+
+
+async def _drain(session: Session) -> None:
+    async for _ in session:
+        pass
 
 
 async def test_the_agent_hook_decides_first(autojump_clock: MockClock) -> None:

@@ -24,6 +24,7 @@ load is reported with its error and breaks no other.
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -71,6 +72,36 @@ class Plugin:
         if not self.name:
             self.name = type(self).__name__
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuses, when the class is defined, a plugin that would silently do nothing.
+
+        Raises:
+            PluginError: a class attribute named after a :class:`Contribution`
+                field (``tools = [...]`` is never read), a hook that is not a
+                method, or an ``open`` / ``open_in`` that is a bare async
+                generator rather than an async context manager.
+        """
+        super().__init_subclass__(**kwargs)
+        where = f"plugin {cls.__qualname__}"
+        for field in attrs.fields(Contribution):
+            if field.name in vars(cls):
+                hint = " (or subclass ToolsPlugin)" if field.name == "tools" else ""
+                raise PluginError(
+                    f"{where}: a {field.name!r} attribute is never read; give it from "
+                    f"open(), as Contribution({field.name}=...){hint}"
+                )
+        for hook in _HOOKS:
+            method = vars(cls).get(hook)
+            if method is None:
+                continue
+            if not callable(method):
+                raise PluginError(f"{where}: {hook} must be a method, not {type(method).__name__}")
+            if hook in ("open", "open_in") and inspect.isasyncgenfunction(method):
+                raise PluginError(
+                    f"{where}: {hook}() is an async generator; decorate it with "
+                    "@contextlib.asynccontextmanager"
+                )
+
     def describe(self) -> dict[str, list[str]]:
         """What this plugin contributes, by kind (``tools``, ``mcp servers``, ...)."""
         return {}
@@ -103,6 +134,10 @@ class Plugin:
         """Keys of :meth:`engine_parts` that stand in when a command names no part of
         their kind; only parts that can run here (their packages installed)."""
         return ()
+
+
+_HOOKS = ("describe", "open", "open_in", "engine_parts", "default_engine_parts")
+"""The methods a plugin overrides."""
 
 
 class ToolsPlugin(Plugin):

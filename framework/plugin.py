@@ -279,8 +279,14 @@ DEFAULT_PARTS_PLUGIN = "speech"
 """The installed plugin whose engine parts stand in when a command names none."""
 
 
-def choose_engine_parts(named: Mapping[str, str | None]) -> list[ChosenPart]:
+def choose_engine_parts(
+    named: Mapping[str, str | None], *, phrases: Sequence[str] = ()
+) -> list[ChosenPart]:
     """The engine parts of each kind in ``named``: the one named, else an installed default.
+
+    ``phrases`` (a rules file's ``phrases``) limit a transcriber that can be
+    limited: one with a ``with_phrases(phrases)`` method, which returns the
+    transcriber that hears only those.
 
     Defaults come from the :data:`DEFAULT_PARTS_PLUGIN` plugin's
     :meth:`~Plugin.default_engine_parts`, and only that plugin is loaded for
@@ -309,7 +315,16 @@ def choose_engine_parts(named: Mapping[str, str | None]) -> list[ChosenPart]:
                 chosen.append(
                     ChosenPart(kind=kind, name=key.split(":", 1)[1], part=parts[key], default=True)
                 )
+    if phrases:
+        chosen = [_with_phrases(c, phrases) for c in chosen]
     return chosen
+
+
+def _with_phrases(chosen: ChosenPart, phrases: Sequence[str]) -> ChosenPart:
+    limit = getattr(chosen.part, "with_phrases", None)
+    if chosen.kind != "transcriber" or limit is None:
+        return chosen
+    return attrs.evolve(chosen, part=limit(phrases))
 
 
 def default_engine_parts() -> dict[str, Any]:

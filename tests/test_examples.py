@@ -43,6 +43,7 @@ async def test_weather_bot_runs_tools_and_approvals() -> None:
 async def test_voice_bot_runs_speech_tools_mcp_and_approval() -> None:
     out = await _run("voice_bot.py")
     lines = out.splitlines()
+    assert "transcriber: pocketsphinx (grammar: hears only 3 phrases)" in lines
     heard = [line.removeprefix("heard:     ") for line in lines if line.startswith("heard:")]
     assert heard == [
         "What is the weather in Paris",

@@ -92,3 +92,20 @@ async def test_serve_hears_a_spoken_question_as_the_hosted_model_would(tmp_path:
     assert _reply(asked[-1]) == "Your order is cancelled."
     completed = [e for e in asked if e.type.endswith("input_audio_transcription.completed")]
     assert [e.transcript for e in completed] == ["i would like to cancel my order"]
+
+
+async def test_the_rules_phrases_make_the_default_transcriber_a_grammar(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'phrases = ["{QUESTION}.", "Good morning"]\n{RULES}')
+    chunks = _spoken(QUESTION)
+    with trio.fail_after(120):
+        async with spawn("serve", "--port", "0", "--rules", str(rules)) as served:
+            await served.stdout.line_with("Ready")
+            banner = served.stdout.text
+            asked = await _ask(served.url.removesuffix("/realtime"), chunks, transcription=True)
+            served.process.terminate()
+    assert "transcriber: pocketsphinx (grammar: hears only 2 phrases)" in banner
+    completed = [e for e in asked if e.type.endswith("input_audio_transcription.completed")]
+    # A phrase of the grammar comes back as the rules wrote it, case and stop included.
+    assert [e.transcript for e in completed] == [f"{QUESTION}."]
+    assert _reply(asked[-1]) == "Your order is cancelled."

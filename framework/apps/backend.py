@@ -135,13 +135,14 @@ class BackendChoice:
             return Backend(url=None, api_key=key, described="the hosted OpenAI Realtime API")
         return Backend(url=url, api_key=key, described=f"the server at {url}")
 
-    def local_parts(self) -> list[ChosenPart]:
-        """The engine parts of a local engine: each named one, else the installed default.
+    def local_parts(self, phrases: Sequence[str] = ()) -> list[ChosenPart]:
+        """The engine parts of a local engine: each named one, else the installed default;
+        a transcriber that can be is limited to the rules' ``phrases``.
 
         Raises:
             PluginError: a named part that no installed plugin provides.
         """
-        return choose_engine_parts(self.parts)
+        return choose_engine_parts(self.parts, phrases=phrases)
 
 
 def describe_engine(engine: Engine, rules_source: str | None, kinds: Sequence[str]) -> str:
@@ -191,7 +192,8 @@ async def open_backend(
     if remote is not None:
         yield remote
         return
-    chosen = {c.kind: c.part for c in choice.local_parts()}
+    loaded = Rules.load(rules) if rules is not None else None
+    chosen = {c.kind: c.part for c in choice.local_parts(loaded.phrases if loaded else ())}
     for kind in require:
         if kind not in chosen:
             raise PluginError(
@@ -199,7 +201,7 @@ async def open_backend(
                 "(pip install 'cantata[speech]'), or pass --url of a server that has one"
             )
     engine = Engine(
-        rules=Rules.load(rules) if rules is not None else None,
+        rules=loaded,
         # The installed MCP plugin's client runs hosted MCP tools; the engine never looks.
         mcp_client=InstalledMcpClient(),
         **chosen,

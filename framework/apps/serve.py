@@ -88,7 +88,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         # Each part named, else the installed default (the speech extra's voice and ears).
         chosen = choose_engine_parts(
-            {kind: getattr(args, kind) for kind in ("brain", "transcriber", "synthesizer", "vad")}
+            {kind: getattr(args, kind) for kind in ("brain", "transcriber", "synthesizer", "vad")},
+            phrases=rules.phrases if rules is not None else (),
         )
     except PluginError as e:
         return fail(str(e))

@@ -23,6 +23,13 @@ for literal braces. ``unreadable`` (user audio with no transcript), ``denied``
 (``{server_label}``, ``{name}``, ``{reason}``) and ``failed`` (``{server_label}``,
 ``{name}``, ``{error}``) override the built-in replies.
 
+``phrases = ["What is the weather in Paris", ...]`` lists what users are
+expected to say. The brain does not read it; a command that starts the local
+engine gives it to a transcriber that can be limited to a grammar (the speech
+plugin's pocketsphinx), which then hears only those phrases, exactly, and says
+so in the engine's banner. It helps where the users' words are known (a demo,
+a test, a menu); open-vocabulary recognition is the default.
+
 Everything the file alone can tell is checked here, so that a mistake is a
 :class:`RulesError` naming the rule, not a surprise in the middle of a call:
 the TOML, the keys, the regexes, the tool names and every ``{placeholder}``
@@ -245,6 +252,8 @@ class Rules:
     """The reply to a declined MCP approval (``{server_label}``, ``{name}``, ``{reason}``)."""
     failed: Template = attrs.field(factory=lambda: _default("failed"))
     """The reply to a failed MCP call (``{server_label}``, ``{name}``, ``{error}``)."""
+    phrases: tuple[str, ...] = ()
+    """What users are expected to say: a grammar for a transcriber that takes one."""
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "rules") -> Rules:
@@ -253,7 +262,7 @@ class Rules:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise RulesError(f"{source}: not valid TOML: {e}") from None
-        unknown = set(data) - {"rule", *_TEMPLATES}
+        unknown = set(data) - {"rule", "phrases", *_TEMPLATES}
         if unknown:
             raise RulesError(f"{source}: unknown top-level keys {sorted(unknown)}")
         raw_rules = data.get("rule", [])
@@ -266,7 +275,10 @@ class Rules:
                 if not isinstance(data[key], str):
                     raise RulesError(f"{source}: {key} must be a string")
                 templates[key] = Template.parse(data[key], f"{source}: {key}", names)
-        return cls(rules=tuple(rules), **templates)
+        phrases = data.get("phrases", [])
+        if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+            raise RulesError(f"{source}: phrases must be a list of strings")
+        return cls(rules=tuple(rules), phrases=tuple(phrases), **templates)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Rules:

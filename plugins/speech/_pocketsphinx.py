@@ -134,6 +134,10 @@ class PocketsphinxTranscriber:
         self._decoder: Any = None
         self._lock = threading.Lock()
 
+    def with_phrases(self, phrases: Sequence[str]) -> PocketsphinxTranscriber:
+        """This transcriber in grammar mode: it hears only ``phrases`` (a rules file's)."""
+        return PocketsphinxTranscriber(grammar=phrases, conditioning=self.conditioning)
+
     @property
     def mode(self) -> str:
         return "grammar" if self.jsgf is not None else "open vocabulary"

@@ -306,12 +306,20 @@ args = { query = { topic = "{topic}", limit = "{n}" } }
             '[[rule]]\nwhen = "x"\ncalls = [{ name = "f", arg = {} }]',
             "test.toml: rule 1: unknown keys ['arg'] in a call",
         ),
+        ('phrases = "hello"', "test.toml: phrases must be a list of strings"),
+        ("phrases = [1]", "test.toml: phrases must be a list of strings"),
     ],
 )
 def test_mistakes_the_file_alone_shows_fail_the_load(rules: str, message: str) -> None:
     with pytest.raises(RulesError) as caught:
         Rules.from_toml(rules, source="test.toml")
     assert str(caught.value) == message
+
+
+def test_phrases_are_kept_for_the_transcriber() -> None:
+    rules = Rules.from_toml('phrases = ["Hello there", "Good bye."]\n')
+    assert rules.phrases == ("Hello there", "Good bye.")
+    assert Rules.from_toml("").phrases == ()
 
 
 def test_a_non_utf8_rules_file_says_so(tmp_path: Any) -> None:

@@ -16,6 +16,8 @@ function for its options and one row.
   session), printed as they come and written to ``--out`` (.srt or .vtt);
 * ``cantata serve``: the local Realtime engine alone, for any client;
 * ``cantata ring`` / ``dtmf`` / ``calls``: a running engine's operator interface;
+* ``cantata init NAME``: a new bot in ``NAME/`` (agent, rules, a test that
+  passes);
 * ``cantata plugins``: the installed plugins and what each contributes (one
   that fails to load is listed with its error, and the others still are);
 * ``cantata protocol``: the protocol inventory, every client and server event
@@ -170,6 +172,11 @@ def _dtmf_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("digits", help="keys to press: 0-9, *, # and A-D")
 
 
+def _init_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("name", help="the bot's name, a Python module name (my_bot)")
+    cmd.add_argument("--directory", metavar="DIR", help="where to create NAME/ (default: here)")
+
+
 def _no_options(cmd: argparse.ArgumentParser) -> None:
     pass
 
@@ -213,6 +220,12 @@ COMMANDS: tuple[Command, ...] = (
         "list the calls and sessions of a running engine",
         _operator_options,
         "framework.apps.operate:operate",
+    ),
+    Command(
+        "init",
+        "create a new bot: an agent, its rules and a test that passes",
+        _init_options,
+        "framework.apps.scaffold:init",
     ),
     Command("plugins", "list the installed plugins", _no_options, "framework.apps.listing:plugins"),
     Command(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pytest
 import trio
 
@@ -111,9 +112,15 @@ def test_a_url_that_is_not_a_websocket_url() -> None:
     one_line(ran, "run", 2, "not a WebSocket URL")
 
 
-def test_no_key_for_the_hosted_api() -> None:
-    ran = _cantata("run", str(WEATHER), "--engine", "openai", "--say", "hi")
-    one_line(ran, "run", 2, "needs a key", "OPENAI_API_KEY", "--api-key")
+@pytest.mark.parametrize("command", ["run", "console", "transcribe"])
+def test_no_key_for_the_hosted_api(command: str, tmp_path: Path) -> None:
+    from framework.audio import write_wav
+
+    wav = tmp_path / "talk.wav"
+    write_wav(wav, np.zeros(2400, np.int16), 24000)
+    given = {"run": [str(WEATHER), "--say", "hi"], "console": [str(WEATHER)]}
+    ran = _cantata(command, *given.get(command, [str(wav)]), "--engine", "openai")
+    one_line(ran, command, 2, "needs a key", "OPENAI_API_KEY", "--api-key")
 
 
 async def test_a_keyed_engine_refuses_a_missing_or_wrong_key() -> None:
@@ -127,6 +134,21 @@ async def test_a_keyed_engine_refuses_a_missing_or_wrong_key() -> None:
     for ran in (missing, wrong):
         one_line(ran, "run", 1, "refused the key (401", "--api-key", "CANTATA_API_KEY")
     assert right.status == 0 and "Hello!" in right.stdout
+
+
+async def test_transcribe_takes_the_same_key_rule(tmp_path: Path) -> None:
+    from framework.audio import write_wav
+
+    wav = tmp_path / "quiet.wav"
+    write_wav(wav, np.zeros(24000, np.int16), 24000)
+    async with run_engine(api_key="sk-right") as url:
+        missing = await _cantata_async("transcribe", str(wav), "--url", url)
+        given = await _cantata_async("transcribe", str(wav), "--url", url, "--api-key", "sk-right")
+        env = {**NO_KEYS, "CANTATA_API_KEY": "sk-right"}
+        from_env = await _cantata_async("transcribe", str(wav), "--url", url, env=env)
+    one_line(missing, "transcribe", 1, "refused the key (401", "--api-key", "CANTATA_API_KEY")
+    for ran in (given, from_env):
+        assert ran.status == 0, ran.stderr[-3000:]
 
 
 # --- what the user gives ------------------------------------------------------------------
@@ -224,9 +246,7 @@ async def test_transcribe_against_an_engine_that_cannot_transcribe(tmp_path: Pat
     assert took < 20  # at the end of the file, not after a silent wait
 
 
-def _pcm(audio: bytes) -> object:
-    import numpy as np
-
+def _pcm(audio: bytes) -> np.ndarray:
     return np.frombuffer(audio, "<i2")
 
 

@@ -17,7 +17,7 @@ these synthetic voices):
 The assistant's speech is played on a clock and written to
 ``demo-assistant.wav`` (only what was heard). Run it from the repository root::
 
-    python examples/voice_bot.py
+    .venv/bin/python examples/voice_bot.py
 """
 
 from __future__ import annotations

@@ -77,6 +77,23 @@ def test_bot_files_that_cannot_run(tmp_path: Path) -> None:
     assert "defines 2 agent classes (A, B)" in result.stderr
 
 
+def test_of_agents_that_hand_off_the_one_nobody_hands_off_to_runs(tmp_path: Path) -> None:
+    chain = tmp_path / "chain.py"
+    chain.write_text(
+        "from framework import Agent\n"
+        "class Billing(Agent): pass\n"
+        "class Front(Agent):\n"
+        "    handoffs = (Billing(),)\n"
+    )
+    agent, _ = load_agent(chain)
+    assert agent.name == "Front"
+    triage = ROOT / "examples" / "triage_bot.py"
+    result = _cantata("run", str(triage), "--say", "I need a refund for order 42")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Triage on the local engine, rules triage_bot.toml")
+    assert "handoff    Triage -> Billing" in result.stdout
+
+
 def test_run_without_turns_is_the_console() -> None:
     result = _cantata("run", str(WEATHER), stdin="What is the weather in Paris?\n")
     assert result.returncode == 0, result.stderr

@@ -52,7 +52,8 @@ def load_agent(path: str | Path, name: str | None = None) -> tuple[Agent, Any]:
     """The agent a bot file defines, and the file's module.
 
     Picks, in order: the class or instance named ``name``; a module-level
-    ``agent`` instance; the one ``Agent`` subclass the file defines.
+    ``agent`` instance; the one ``Agent`` subclass the file defines, or of
+    several, the one that none of the others hands off to.
 
     Raises:
         BotError: the file is missing, fails to import, does not say which
@@ -87,6 +88,12 @@ def load_agent(path: str | Path, name: str | None = None) -> tuple[Agent, Any]:
         and value is not Agent
         and value.__module__ == module_name
     ]
+    if len(classes) > 1:
+        # Agents that hand off to each other: the one no other hands off to.
+        targets = {type(h) for c in classes for h in _as_agent(c, path).handoffs}
+        roots = [c for c in classes if c not in targets]
+        if len(roots) == 1:
+            classes = roots
     if len(classes) != 1:
         if not classes:
             raise BotError(

@@ -13,10 +13,10 @@ Measured, for each split of the voices:
   and what it costs (an utterance can only come out as one of the phrases).
 
 The conditioning was chosen on the *tune* voices (``--sweep`` prints the
-candidates); the *test* voices were not looked at while choosing, so their
-figure is the honest one. Recognition is deterministic (the same audio gives
-the same words), so one pass measures it; the time per utterance is the
-median of ``--repeats`` passes. Run it on demand::
+candidates; how, in ``Conditioning``'s docstring); the *test* voices were not
+looked at while choosing, so their figure is the honest one. Recognition is
+deterministic (the same audio gives the same words), so one pass measures it;
+the time per utterance is the median of ``--repeats`` passes. Run it on demand::
 
     python tests/benchmarks/bench_recognition.py [--sweep] [--repeats 3]
 """

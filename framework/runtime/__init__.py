@@ -18,7 +18,9 @@ agent hooks. ``_handle`` is the application's :class:`Session`; ``_contracts``
 says what the runtime needs of an agent, a plugin and a wire (it imports
 neither ``framework.agent`` nor ``framework.plugin``); ``_toolset`` computes
 the session's tools; ``_approvals`` and ``_history`` are what their names say;
-``_transcription`` runs the same actors for captions.
+``_transcription`` runs the same actors for captions; ``_continuity`` holds
+what the SessionActor needs to outlive a connection (endpoints, the policy,
+replay, checkpoints); ``_metrics`` turns the messages into per-turn metrics.
 """
 
 from framework.errors import ConnectionClosed as ConnectionClosed
@@ -29,7 +31,13 @@ from ._approvals import ApprovalRequest as ApprovalRequest
 from ._approvals import Approvals as Approvals
 from ._approvals import Decision as Decision
 from ._audio_actor import AudioInputActor as AudioInputActor
+from ._continuity import Checkpoint as Checkpoint
+from ._continuity import Continuity as Continuity
+from ._continuity import Dialer as Dialer
+from ._continuity import Endpoint as Endpoint
+from ._continuity import PendingCall as PendingCall
 from ._contracts import AgentLike as AgentLike
+from ._contracts import AudioTap as AudioTap
 from ._contracts import Contribution as Contribution
 from ._contracts import SessionConfigRequest as SessionConfigRequest
 from ._contracts import SessionPlugin as SessionPlugin
@@ -44,12 +52,17 @@ from ._events import HandedOff as HandedOff
 from ._events import Interrupted as Interrupted
 from ._events import McpCallFinished as McpCallFinished
 from ._events import McpToolsListed as McpToolsListed
+from ._events import Observer as Observer
+from ._events import Reconnected as Reconnected
+from ._events import Reconnecting as Reconnecting
 from ._events import ResponseFinished as ResponseFinished
+from ._events import RolledOver as RolledOver
 from ._events import ServerEventReceived as ServerEventReceived
 from ._events import SessionEvent as SessionEvent
 from ._events import SessionStarted as SessionStarted
 from ._events import ToolCallFinished as ToolCallFinished
 from ._events import ToolCallStarted as ToolCallStarted
+from ._events import TurnMeasured as TurnMeasured
 from ._events import Usage as Usage
 from ._events import UserSpeechStarted as UserSpeechStarted
 from ._events import UserSpeechStopped as UserSpeechStopped
@@ -58,6 +71,13 @@ from ._handle import Session as Session
 from ._handle import TurnResult as TurnResult
 from ._history import History as History
 from ._history import HistoryItem as HistoryItem
+from ._metrics import HOSTED_PRICES as HOSTED_PRICES
+from ._metrics import MetricsCollector as MetricsCollector
+from ._metrics import Pricing as Pricing
+from ._metrics import ResponseMetrics as ResponseMetrics
+from ._metrics import SessionMetrics as SessionMetrics
+from ._metrics import ToolMetrics as ToolMetrics
+from ._metrics import TurnMetrics as TurnMetrics
 from ._response_actor import ResponseActor as ResponseActor
 from ._session_actor import SessionActor as SessionActor
 from ._supervisor import PLUGIN_TEARDOWN_S as PLUGIN_TEARDOWN_S

@@ -29,11 +29,14 @@ from framework.tools import FunctionTool
 from ._approvals import ApprovalHook, ApprovalRequest, Decision
 
 if TYPE_CHECKING:
-    from ._events import Interrupted
+    from framework.audio import AudioFormat
+
+    from ._events import Interrupted, Observer
     from ._handle import Session
 
 __all__ = [
     "AgentLike",
+    "AudioTap",
     "Contribution",
     "SessionConfigRequest",
     "SessionPlugin",
@@ -56,6 +59,30 @@ class Wire(Protocol):
     async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
 
 
+class AudioTap(Protocol):
+    """Sees a session's audio as it passes (a recorder, a meter); it must not block.
+
+    Called on the actors' tasks, so a tap only takes note; any work (mixing,
+    writing files) belongs in a task of its own.
+    """
+
+    def formats(self, input: AudioFormat, output: AudioFormat) -> None:
+        """The audio formats in force, at the start and whenever they change."""
+        ...
+
+    def user_audio(self, audio: bytes) -> None:
+        """Audio of the user, in the input format, as the session takes it."""
+        ...
+
+    def assistant_audio(self, item_id: str, audio: bytes) -> None:
+        """Audio of the assistant, in the output format, as it goes to playback."""
+        ...
+
+    def playback_stopped(self, item_id: str | None, played_ms: int) -> None:
+        """Playback stopped at a barge-in; ``played_ms`` of ``item_id`` were heard."""
+        ...
+
+
 def _no_tools() -> Sequence[FunctionTool]:
     return ()
 
@@ -70,11 +97,16 @@ class Contribution:
         hosted_tools: tool definitions the *server* runs (``type: "mcp"``).
         approve: an approval source consulted after sticky decisions and
             before the agent's hook: a decision, or ``None`` for no opinion.
+        observe: sees every application event as it is published (metrics
+            included); it must not block.
+        audio: sees the session's audio in and out.
     """
 
     tools: Callable[[], Sequence[FunctionTool]] = _no_tools
     hosted_tools: Sequence[McpTool] = ()
     approve: ApprovalHook | None = None
+    observe: Observer | None = None
+    audio: AudioTap | None = None
 
 
 class SessionPlugin(Protocol):

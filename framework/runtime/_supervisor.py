@@ -18,6 +18,11 @@ Channels, and why their sizes:
 * SessionActor inbox: :data:`SESSION_INBOX`; handoffs and tool changes are rare;
 * hooks: ``HOOK_QUEUE`` calls, dropped past that (see the hook runner).
 
+It also wires what observes the session: the :class:`MetricsCollector` (it
+sees the edge's messages, the writer's events and the application events, and
+the ResponseActor tells it when the session goes quiet) and the plugins'
+observers and audio taps.
+
 **Shutdown** when the block is left (normally or by an exception raised in
 it), in order and within :data:`SHUTDOWN_TIMEOUT_S`: the handle's send ends
 close and the SessionActor stops reading (no new input); the tool actor
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
@@ -39,10 +44,10 @@ import trio
 from framework.audio import AudioSink
 from framework.errors import single_errors
 from framework.protocol import ClientEvent
-from framework.transport import open_connection
 
 from ._approvals import Approvals
 from ._audio_actor import AUDIO_INBOX, AudioInputActor
+from ._continuity import Checkpoint, Continuity, Endpoint
 from ._contracts import AgentLike, Contribution, SessionPlugin, Wire
 from ._events import EventHub
 from ._handle import Session, _Parts
@@ -55,6 +60,7 @@ from ._messages import (
     ToolInbox,
     ToolsChanged,
 )
+from ._metrics import HOSTED_PRICES, MetricsCollector, Pricing
 from ._response_actor import ResponseActor
 from ._session_actor import SessionActor
 from ._tool_actor import DEFAULT_OUTPUT_LIMIT, ToolExecutionActor
@@ -127,6 +133,11 @@ async def open_session(
     connection: Wire | None = None,
     raw_events: bool = False,
     tool_output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    endpoints: Sequence[Endpoint] = (),
+    continuity: Continuity | None = None,
+    plugins: Sequence[SessionPlugin] = (),
+    pricing: Pricing | Mapping[str, Pricing] | None = HOSTED_PRICES,
+    resume: Checkpoint | None = None,
 ) -> AsyncIterator[Session]:
     """Connects, configures the session for ``agent`` and runs it for the block.
 
@@ -144,6 +155,16 @@ async def open_session(
         raw_events: also yield every server event as ``ServerEventReceived``.
         tool_output_limit: characters of a tool's output sent at most; longer
             outputs are cut, with a note saying so.
+        endpoints: where else the session may go when its connection fails:
+            tried in order after ``url`` (or after ``connection``, which cannot
+            be dialed again), each with its own key and model (failover).
+        continuity: how the session reconnects, fails over and rolls over
+            (default :class:`Continuity`: on).
+        plugins: plugins for this session only, besides the agent's (a recorder).
+        pricing: prices per million tokens for ``session.metrics`` costs: one
+            for every model, or a table by model (default: the hosted API's).
+        resume: a checkpoint (``session.checkpoint()`` of a session elsewhere)
+            whose conversation this session continues.
 
     Raises:
         ConnectionClosed: the connection could not be opened, or it ended.
@@ -152,15 +173,10 @@ async def open_session(
         PluginError: one of the agent's plugins is not installed.
         ValueError: no key for the hosted API, or a bad URL.
     """
+    if connection is None:
+        endpoints = (Endpoint(url=url, api_key=api_key, model=model), *endpoints)
     with single_errors():
         async with AsyncExitStack() as stack:
-            wire: Wire
-            if connection is None:
-                wire = await stack.enter_async_context(
-                    open_connection(url, api_key=api_key, model=model or agent.model)
-                )
-            else:
-                wire = connection
             outbox_send, outbox_receive = trio.open_memory_channel[ClientEvent](OUTBOX)
             response_send, response_receive = trio.open_memory_channel[ResponseInbox](
                 RESPONSE_INBOX
@@ -169,12 +185,17 @@ async def open_session(
             audio_send, audio_receive = trio.open_memory_channel[AudioInbox](AUDIO_INBOX)
             control, session_receive = trio.open_memory_channel[SessionInbox](SESSION_INBOX)
             changes = control.clone()
-            plugins = await stack.enter_async_context(
-                _open_plugins(agent.session_plugins(), changes)
+            opened = await stack.enter_async_context(
+                _open_plugins([*agent.session_plugins(), *plugins], changes)
             )
             events = EventHub()
-            approvals = Approvals()
+            approvals = Approvals(sticky=dict(resume.sticky) if resume is not None else {})
             hooks = HookRunner()
+            metrics = MetricsCollector(events, pricing=pricing, playback=audio_out is not None)
+            for _, contribution in opened:
+                if contribution.observe is not None:
+                    events.observe(contribution.observe)
+            taps = [c.audio for _, c in opened if c.audio is not None]
             with outbox_send, response_send, tool_send:
                 handle = Session(
                     outbox=outbox_send.clone(),
@@ -184,15 +205,20 @@ async def open_session(
                     approvals=approvals,
                 )
                 session_actor = SessionActor(
-                    wire=wire,
                     agent=agent,
-                    plugins=plugins,
+                    plugins=opened,
                     inbox=session_receive,
                     outbox=outbox_receive,
                     updates=outbox_send.clone(),
                     to_responses=response_send.clone(),
                     to_tools=tool_send.clone(),
+                    to_audio=audio_send.clone(),
                     events=events,
+                    connection=connection,
+                    endpoints=endpoints,
+                    continuity=continuity,
+                    metrics=metrics,
+                    resume=resume,
                     raw_events=raw_events,
                 )
                 tools = ToolExecutionActor(
@@ -210,12 +236,15 @@ async def open_session(
                     events=events,
                     sink=audio_out,
                     on_done=hooks.response_done,
+                    on_quiet=metrics.quiet,
+                    taps=taps,
                 )
                 audio = AudioInputActor(
                     audio_receive,
                     outbox=outbox_send.clone(),
                     to_responses=response_send.clone(),
                     source=audio_in,
+                    taps=taps,
                 )
             events.observe(hooks.observe)
             session_actor.handle = hooks.session = handle
@@ -226,10 +255,12 @@ async def open_session(
                     tools=tools,
                     audio=audio,
                     hooks=hooks,
+                    metrics=metrics,
                 )
             )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(hooks.run)
+                nursery.start_soon(metrics.run)
                 await nursery.start(tools.run)
                 await nursery.start(responses.run)
                 await nursery.start(audio.run)
@@ -247,4 +278,5 @@ async def open_session(
                         ):
                             await control.send(CloseSession())
                         await session_actor.finished.wait()
+                    metrics.finish()  # the turns still open, with the outputs of the shutdown
                     nursery.cancel_scope.cancel()

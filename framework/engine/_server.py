@@ -213,7 +213,8 @@ class Engine:
         """
         self._refusing = (trio.current_time() + seconds, status) if seconds > 0 else None
 
-    def _refusal(self) -> int | None:
+    def admit(self) -> int | None:
+        """Whether a handshake may go ahead now: ``None``, or the status that refuses it."""
         if self._refusing is None:
             if self.refuse_connections_s <= 0:
                 return None
@@ -362,7 +363,7 @@ class Engine:
                 send, 404, error_body(f"Invalid URL ({scope['path']})", code="not_found")
             )
             return
-        refusal = self._refusal()
+        refusal = self.admit()
         if refusal is not None:
             await self._deny(
                 send,

@@ -38,13 +38,14 @@ from framework.errors import ConnectionClosed, HandshakeRefused, SessionRefused
 from framework.protocol import (
     AssistantMessageContent,
     ConversationItem,
+    ConversationItemCreateEvent,
     RealtimeConversationItemAssistantMessage,
     RealtimeConversationItemFunctionCall,
     RealtimeConversationItemFunctionCallOutput,
     RealtimeConversationItemSystemMessage,
     RealtimeConversationItemUserMessage,
     UserMessageContent,
-    from_dict,
+    parse_client_event,
     to_dict,
 )
 from framework.transport import open_connection
@@ -173,16 +174,19 @@ class Line:
     switching: bool = False
     last_create: str | None = None
     """The event id of the last ``response.create`` written to it."""
+    replayed: set[str] = attrs.Factory(set)
+    """Items re-created on it as text: their audio is not on its server."""
     reading: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    listening: trio.CancelScope | None = None
     waiting: trio.CancelScope | None = None
     rolling: trio.CancelScope = attrs.Factory(trio.CancelScope)
 
     def stop(self) -> None:
-        """Stops its reader, and its writer between two events (for a switch)."""
+        """Stops its reader and its writer, each between two events (for a switch)."""
         self.switching = True
-        self.reading.cancel()
-        if self.waiting is not None:
-            self.waiting.cancel()
+        for scope in (self.listening, self.waiting):
+            if scope is not None:
+                scope.cancel()
 
     async def close(self) -> None:
         """Releases it; returns once it is closed, or after :data:`LINE_CLOSE_S`."""
@@ -267,6 +271,8 @@ def replay_item(item: HistoryItem, bytes_per_ms: int) -> ConversationItem | None
             parts = [UserMessageContent(type="input_text", text=item.text)]
         return RealtimeConversationItemUserMessage(id=item.id, content=parts)
     if isinstance(known, RealtimeConversationItemAssistantMessage):
+        if not item.text:
+            return None  # cut before it said anything
         return RealtimeConversationItemAssistantMessage(
             id=item.id,
             status=status,
@@ -374,7 +380,13 @@ class Checkpoint:
 
     def conversation(self) -> list[ConversationItem]:
         """The items, as protocol objects."""
-        return [from_dict(item, ConversationItem) for item in self.items]  # type: ignore[arg-type]
+        items = []
+        for item in self.items:
+            # Read as the client event that carries it: the protocol's tagged union.
+            event = parse_client_event({"type": "conversation.item.create", "item": dict(item)})
+            assert isinstance(event, ConversationItemCreateEvent)
+            items.append(event.item)
+        return items
 
 
 def wire_items(items: Sequence[ConversationItem]) -> tuple[Mapping[str, object], ...]:
@@ -382,4 +394,6 @@ def wire_items(items: Sequence[ConversationItem]) -> tuple[Mapping[str, object],
 
 
 _converter = cattrs.Converter()
-_converter.register_structure_hook(object, lambda value, _: value)
+# The items are JSON objects of the protocol, kept as they are (the protocol's own
+# converter reads them, in ``conversation``).
+_converter.register_structure_hook_func(lambda kind: kind is object, lambda value, _: value)

@@ -160,6 +160,17 @@ def _server_interrupts(event: SessionUpdatedEvent) -> bool:
     return False
 
 
+def _vad_replies(event: SessionUpdatedEvent) -> bool:
+    """Whether server VAD asks for a response itself when the user stops."""
+    config = event.session
+    audio = config.audio if isinstance(config, RealtimeSessionCreateRequest) else None
+    if isinstance(audio, RealtimeAudioConfig) and isinstance(audio.input, RealtimeAudioConfigInput):
+        detection = audio.input.turn_detection
+        if isinstance(detection, (ServerVad, SemanticVad)):
+            return detection.create_response is not False  # the protocol's default is true
+    return False
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -209,8 +220,11 @@ class Edge:
         self._calls: dict[str, list[str]] = {}  # open responses, with their calls
         self.speaking = False
         """Whether the user is speaking (server VAD heard a start and no stop yet)."""
-        self.silent = trio.Event()
-        self.silent.set()
+        self.reply_owed = False
+        """The user stopped speaking and server VAD will answer: no response started yet."""
+        self.changed = trio.Event()
+        """Set (and renewed) whenever ``speaking``, ``reply_owed`` or the open responses change."""
+        self._vad_replies = False
         self.closed = False
 
     def close(self) -> None:
@@ -254,7 +268,8 @@ class Edge:
                     cut=True,
                 ),
             )
-        self._user_silent()  # an utterance the old server was hearing ended with it
+        self.speaking = self.reply_owed = False  # what the old server heard ended with it
+        self._changed()
         await self._send(self._to_responses, ConnectionLost(lost_create=lost_create))
         if self._to_audio is not None:
             await self._send(self._to_audio, ConnectionLost(keep_bytes=keep_audio_bytes))
@@ -264,9 +279,14 @@ class Edge:
         if self._to_audio is not None:
             await self._send(self._to_audio, ConnectionRestored())
 
-    def _user_silent(self) -> None:
-        self.speaking = False
-        self.silent.set()
+    @property
+    def busy(self) -> bool:
+        """Whether the server is at work on the user's turn (a bad moment for a switch)."""
+        return self.speaking or self.reply_owed or bool(self._calls)
+
+    def _changed(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
 
     async def translate(self, event: ServerEvent) -> None:
         translator = _TABLE.get(type(event))
@@ -277,6 +297,7 @@ class Edge:
 
     @_translates(SessionUpdatedEvent)
     async def _session_updated(self, event: SessionUpdatedEvent) -> None:
+        self._vad_replies = _vad_replies(event)
         await self._send(
             self._to_responses,
             SessionConfigured(server_interrupts=_server_interrupts(event), **_formats(event)),
@@ -286,6 +307,8 @@ class Edge:
     async def _response_created(self, event: ResponseCreatedEvent) -> None:
         if isinstance(event.response.id, str):
             self._open(event.response.id)
+            self.reply_owed = False
+            self._changed()
             await self._send(self._to_responses, ResponseStarted(response_id=event.response.id))
 
     @_translates(ResponseTextDeltaEvent)
@@ -389,6 +412,7 @@ class Edge:
         response_id = _text(response.id)
         usage = response.usage if isinstance(response.usage, RealtimeResponseUsage) else None
         calls = self._calls.pop(response_id, [])
+        self._changed()
         await self._send(
             self._to_responses,
             ResponseEnded(
@@ -405,7 +429,7 @@ class Edge:
     @_translates(InputAudioBufferSpeechStartedEvent)
     async def _speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> None:
         self.speaking = True
-        self.silent = trio.Event()
+        self._changed()
         barged_in = BargedIn(audio_start_ms=event.audio_start_ms)
         await self._send(self._to_tools, barged_in)
         await self._send(self._to_responses, barged_in)
@@ -415,7 +439,9 @@ class Edge:
 
     @_translates(InputAudioBufferSpeechStoppedEvent)
     async def _speech_stopped(self, event: InputAudioBufferSpeechStoppedEvent) -> None:
-        self._user_silent()
+        self.speaking = False
+        self.reply_owed = self._vad_replies
+        self._changed()
         self._events.publish(
             UserSpeechStopped(item_id=event.item_id, audio_end_ms=event.audio_end_ms)
         )

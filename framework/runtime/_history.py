@@ -110,6 +110,13 @@ class History:
     def get(self, item_id: str) -> HistoryItem | None:
         return self._items.get(item_id)
 
+    def before(self, item_id: str) -> str | None:
+        """The id of the item before ``item_id`` (``None``: it is first, or unknown)."""
+        if item_id not in self._items:
+            return None
+        index = self._order.index(item_id)
+        return self._order[index - 1] if index > 0 else None
+
     def transcript(self) -> list[tuple[str, str]]:
         """``(role, text)`` for every message with words in it."""
         return [(i.role or i.kind, i.text) for i in self.items if i.kind == "message" and i.text]
@@ -147,6 +154,10 @@ class History:
             update(self, event)
 
     def _added(self, event: ConversationItemAdded | ConversationItemCreatedEvent) -> None:
+        known = self._items.get(getattr(event.item, "id", None) or "")
+        if known is not None:
+            # Added again: re-created (a replay, a cut), without its audio.
+            known.audio_bytes, known.truncated_ms = 0, None
         previous = event.previous_item_id
         self._put(event.item, previous if isinstance(previous, str | None) else False, final=False)
 

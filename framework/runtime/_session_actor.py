@@ -75,6 +75,7 @@ from framework.protocol import (
     ConversationItemCreatedEvent,
     ConversationItemCreateEvent,
     ConversationItemDeleteEvent,
+    ConversationItemTruncateEvent,
     InputAudioBufferAppendEvent,
     InputAudioBufferClearEvent,
     InputAudioBufferCommitEvent,
@@ -111,6 +112,7 @@ from ._continuity import (
     expiry_on_clock,
     given_line,
     hold_line,
+    replay_item,
     replay_items,
     retryable,
 )
@@ -419,12 +421,33 @@ class SessionActor:
                 if self._held is None:
                     return False
             event = self._held = self._stamped(self._held)
-            await line.wire.send_text(to_json(event))
+            if isinstance(event, ConversationItemTruncateEvent) and event.item_id in line.replayed:
+                await self._cut_replayed(line, event)
+            else:
+                await line.wire.send_text(to_json(event))
             self._held = None
             if isinstance(event, ResponseCreateEvent) and isinstance(event.event_id, str):
                 line.last_create = event.event_id
             if self._metrics is not None:
                 self._metrics.sent(event)
+
+    async def _cut_replayed(self, line: Line, event: ConversationItemTruncateEvent) -> None:
+        """A barge-in into audio this line's server never had (the item was replayed as
+        text): the item is re-created with the words the user heard, in its place."""
+        known = self.history.get(event.item_id)
+        if known is None:
+            return
+        known.truncated_ms = event.audio_end_ms
+        heard = replay_item(known, self._output_bytes_per_ms())
+        delete = ConversationItemDeleteEvent(event_id=self._next_id("cut"), item_id=event.item_id)
+        await line.wire.send_text(to_json(delete))
+        if heard is not None:
+            create = ConversationItemCreateEvent(
+                event_id=self._next_id("cut"),
+                previous_item_id=self.history.before(event.item_id) or "root",
+                item=heard,
+            )
+            await line.wire.send_text(to_json(create))
 
     def _stamped(self, event: ClientEvent) -> ClientEvent:
         """Names an item the client creates, and remembers it until the server confirms it."""
@@ -461,9 +484,13 @@ class SessionActor:
             return None
 
     async def _read(self, line: Line) -> None:
-        while True:
-            event = await self._next(line)
-            if event is not None:
+        while not line.switching:
+            # A switch stops the reader only while it waits for a frame, never
+            # halfway through routing one.
+            with trio.CancelScope() as line.listening:
+                event = await self._next(line)
+            line.listening = None
+            if event is not None and not line.switching:
                 await self._route(event, line)
 
     async def _route(self, event: ServerEvent, line: Line) -> None:
@@ -591,6 +618,7 @@ class SessionActor:
             return 48
 
     async def _create_items(self, line: Line, items: Sequence[ConversationItem]) -> None:
+        line.replayed.update(_id(item) for item in items)
         for item in items:
             event = ConversationItemCreateEvent(event_id=self._next_id("replay"), item=item)
             await line.wire.send_text(to_json(event))
@@ -735,18 +763,25 @@ class SessionActor:
             scope.cancel()
 
     async def _quiet_moment(self, deadline: float) -> bool:
-        """Waits for a quiet moment: True, or False when the deadline came first."""
+        """Waits for a quiet moment: True, or False when the deadline came first.
+
+        Quiet: no response running, owed or asked for, no call outstanding
+        (the ResponseActor's word), the user silent and no reply to them on its way.
+        """
+        edge = self._edge
         with trio.move_on_at(deadline):
             while not self._closing:
+                if edge.busy:
+                    await edge.changed.wait()
+                    continue
                 quiet = trio.Event()
                 try:
-                    await self._edge.notify_when_quiet(quiet)
+                    await edge.notify_when_quiet(quiet)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return False  # the session is closing
                 await quiet.wait()
-                if not self._edge.speaking and not self._edge.open_responses:
+                if not edge.busy:
                     return True
-                await self._edge.silent.wait()
         return False
 
     async def _switch(self, old: Line) -> Line:

@@ -158,6 +158,8 @@ async def open_session(
         endpoints: where else the session may go when its connection fails:
             tried in order after ``url`` (or after ``connection``, which cannot
             be dialed again), each with its own key and model (failover).
+            With neither ``url`` nor ``connection``, the session starts on the
+            first of them (``Endpoint()`` is the hosted API).
         continuity: how the session reconnects, fails over and rolls over
             (default :class:`Continuity`: on).
         plugins: plugins for this session only, besides the agent's (a recorder).
@@ -173,7 +175,7 @@ async def open_session(
         PluginError: one of the agent's plugins is not installed.
         ValueError: no key for the hosted API, or a bad URL.
     """
-    if connection is None:
+    if connection is None and (url is not None or not endpoints):
         endpoints = (Endpoint(url=url, api_key=api_key, model=model), *endpoints)
     with single_errors():
         async with AsyncExitStack() as stack:

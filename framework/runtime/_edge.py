@@ -148,27 +148,29 @@ def _translates(*kinds: type[ServerEvent]) -> Callable[[_F], _F]:
     return register
 
 
-def _server_interrupts(event: SessionUpdatedEvent) -> bool:
-    """Whether server VAD cancels the active response itself on speech."""
+def _detection(event: SessionUpdatedEvent) -> ServerVad | SemanticVad | None:
+    """The server's turn detection in the confirmed configuration, if any."""
     config = event.session
     audio = config.audio if isinstance(config, RealtimeSessionCreateRequest) else None
     if isinstance(audio, RealtimeAudioConfig) and isinstance(audio.input, RealtimeAudioConfigInput):
         detection = audio.input.turn_detection
         if isinstance(detection, (ServerVad, SemanticVad)):
-            # The protocol's default for interrupt_response is true.
-            return detection.interrupt_response is not False
-    return False
+            return detection
+    return None
+
+
+def _server_interrupts(event: SessionUpdatedEvent) -> bool:
+    """Whether server VAD cancels the active response itself on speech."""
+    detection = _detection(event)
+    # The protocol's default for interrupt_response is true.
+    return detection is not None and detection.interrupt_response is not False
 
 
 def _vad_replies(event: SessionUpdatedEvent) -> bool:
     """Whether server VAD asks for a response itself when the user stops."""
-    config = event.session
-    audio = config.audio if isinstance(config, RealtimeSessionCreateRequest) else None
-    if isinstance(audio, RealtimeAudioConfig) and isinstance(audio.input, RealtimeAudioConfigInput):
-        detection = audio.input.turn_detection
-        if isinstance(detection, (ServerVad, SemanticVad)):
-            return detection.create_response is not False  # the protocol's default is true
-    return False
+    detection = _detection(event)
+    # The protocol's default for create_response is true.
+    return detection is not None and detection.create_response is not False
 
 
 def _text(value: object) -> str:

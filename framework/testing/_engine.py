@@ -202,14 +202,6 @@ async def engine_wire(
     Raises:
         RulesError: the rules do not parse.
     """
-    engine = _engine(rules, engine_options)
-    wire = MemoryWire()
-    session = EngineSession(engine.options, wire)
     with single_errors():
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            try:
-                yield wire
-            finally:
-                await wire._up_send.aclose()
-                nursery.cancel_scope.cancel()
+        async with MemoryEngine(_engine(rules, engine_options)).dial() as wire:
+            yield wire

@@ -31,6 +31,7 @@ from rich.markup import escape
 from framework.agent import Agent
 from framework.audio import AudioSink, ClockSink
 from framework.errors import BotError
+from framework.plugin import load_plugin
 from framework.protocol import AudioPCM
 from framework.runtime import (
     ApprovalRequested,
@@ -130,6 +131,7 @@ class RunOptions:
     say: Sequence[str] = ()
     input_wav: Path | None = None
     output_wav: Path | None = None
+    record: Path | None = None
     approve: Approve = "ask"
     transcriber: str | None = None
     synthesizer: str | None = None
@@ -288,8 +290,9 @@ async def run_bot(
             sink = WavSink(options.output_wav, fmt=agent.output_audio_format or _PCM24)
         else:
             sink = sink_factory() if sink_factory is not None else ClockSink()
+        recorder = [load_plugin("recorder", directory=options.record)] if options.record else []
         session = await stack.enter_async_context(
-            open_session(agent, url=url, audio_in=source, audio_out=sink)
+            open_session(agent, url=url, audio_in=source, audio_out=sink, plugins=recorder)
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch, session, display, options.approve)
@@ -313,6 +316,8 @@ async def run_bot(
         )
         if options.output_wav is not None:
             display.console.print(f"[dim]reply audio written to {options.output_wav}[/dim]")
+        if options.record is not None:
+            display.console.print(f"[dim]the call is recorded in {options.record}/[/dim]")
     return 0
 
 

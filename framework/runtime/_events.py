@@ -57,6 +57,8 @@ class SessionStarted:
 
     session_id: str
     model: str
+    agent: str = ""
+    """The name of the agent in charge."""
 
 
 @attrs.frozen(kw_only=True)

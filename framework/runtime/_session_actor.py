@@ -551,7 +551,9 @@ class SessionActor:
             )
             self._events.publish(
                 SessionStarted(
-                    session_id=self.session_id, model=model if isinstance(model, str) else ""
+                    session_id=self.session_id,
+                    model=model if isinstance(model, str) else "",
+                    agent=self.agent.name,
                 )
             )
 

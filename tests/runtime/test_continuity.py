@@ -276,6 +276,39 @@ async def test_user_audio_in_the_gap_is_held_and_sent_after_the_replay(
     assert stats["audio_bytes_dropped"] == 0
 
 
+async def test_user_audio_past_the_bound_in_a_long_gap_is_dropped_and_counted(
+    autojump_clock: MockClock,
+) -> None:
+    """A gap of over 1.5 s with half a second held: the rest is dropped, counted, never sent."""
+    policy = attrs.evolve(FAST, hold_audio_s=0.5, attempts=10)
+    sent = 0
+    async with (
+        memory_engine(rules=RULES) as served,
+        open_session(Talker(), endpoints=[endpoint(served)], continuity=policy) as session,
+    ):
+        chunks = [quiet(200), tone(600), quiet(2400), tone(600), quiet(600)]
+        for n, chunk in enumerate(chunks):
+            for i in range(0, len(chunk), 960):
+                await session.send_audio(chunk[i : i + 960])
+                sent += len(chunk[i : i + 960])
+                await trio.sleep(0.02)
+            if n == 1:
+                served.engine.refuse(1.5)
+                await served.latest.drop()  # the user goes on talking into the gap
+        await session.wait_quiet()
+        await trio.sleep(1)
+        received = [s.statistics().input.received_ms * 48 for s in served.served]
+        dropped = session.statistics()["audio_bytes_dropped"]
+    assert len(received) == 2
+    # Every byte reached a session once, or was dropped and counted; none twice.
+    assert sum(received) + dropped == sent
+    # The line was down for about 1.5 s (from the drop's notice to the end of the
+    # refusal), of which 0.5 s was kept: close to a second went, in whole chunks.
+    assert 900 * 48 <= dropped <= 1000 * 48 and dropped % 960 == 0
+    # The held half second went to the new session, ahead of what followed.
+    assert received[1] >= 500 * 48
+
+
 async def test_rollover_before_expiry_loses_and_repeats_no_audio(
     autojump_clock: MockClock,
 ) -> None:

@@ -487,6 +487,10 @@ class MetricsCollector:
                     cost_usd=self._cost(r.usage),
                 )
             )
+        # Reported before its audio played out (the session ended, or too many turns
+        # wait): the tail still queued was never heard.
+        unplayed = max(0.0, turn.played_until - trio.current_time())
+        played = max(0, played - round(unplayed * 1000))
         ends = [r.ended_at for r in turn.responses if r.ended_at is not None]
         ends += [t.finished_at for t in turn.tools.values() if t.finished_at is not None]
         return TurnMetrics(
@@ -627,8 +631,9 @@ class MetricsCollector:
         self._interruptions += 1
         now = trio.current_time()
         self._played_until = min(self._played_until, now)  # the sink stopped
-        for waiting in self._closed:
-            waiting.played_until = min(waiting.played_until, now)
+        for waiting in (self._current, *self._closed):
+            if waiting is not None:
+                waiting.played_until = min(waiting.played_until, now)
         turn = self._items.get(event.item_id or "") or self._latest_with_responses()
         if turn is None:
             return

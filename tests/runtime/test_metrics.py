@@ -82,6 +82,19 @@ async def test_a_barge_in_counts_only_what_was_heard(autojump_clock: MockClock) 
     assert session.metrics.interruptions == 1
 
 
+async def test_audio_still_queued_when_the_session_ends_was_not_heard(
+    autojump_clock: MockClock,
+) -> None:
+    server = ScriptedServer()
+    async with open_session(Talker(), connection=server, audio_out=ClockSink()) as session:
+        await server.send(server.speech_started(0), server.speech_stopped(800))
+        await server.send(*server.audio_response(bytes(48 * 2000)))
+        await trio.sleep(0.7)  # the application leaves 700 ms into a 2 s reply
+    (turn,) = session.metrics.turns
+    assert (turn.audio_generated_ms, turn.audio_played_ms) == (2000, 700)
+    assert turn.interruptions == 0
+
+
 async def test_tool_latency_and_approval_wait(autojump_clock: MockClock) -> None:
     server = ScriptedServer()
     async with open_session(BankBot(), connection=server) as session:

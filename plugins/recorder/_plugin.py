@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import wave
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -57,7 +58,9 @@ FLUSH_S = 0.5
 CLOSE_S = 5.0
 """How long writing the rest of a recording may take when its session ends."""
 MAX_ENTRIES = 10_000
-"""Transcript entries, tool calls and events kept for the report (each)."""
+"""Transcript entries, tool calls, events and turns kept for the report (each)."""
+KEPT_RECORDINGS = 100
+"""Recordings a :class:`Recorder` remembers in ``recordings`` (its files stay on disk)."""
 
 _unstructure = cattrs.Converter().unstructure
 
@@ -103,6 +106,9 @@ class Recording:
         self.turns: list[TurnMetrics] = []
         self.events: list[dict[str, Any]] = []
         self.left_out = 0
+        # Over every turn, those left out of ``turns`` included.
+        self._usage: dict[str, int] = {}
+        self._cost: float | None = None
 
     # --- the tap (on the actors' tasks: it only takes note) -----------------------------
 
@@ -121,25 +127,43 @@ class Recording:
     # --- the observer ---------------------------------------------------------------------
 
     def observe(self, event: SessionEvent) -> None:
-        at = round(trio.current_time() - self.origin, 3)
-        if isinstance(event, SessionStarted):
-            self.session_id, self.model = event.session_id or self.session_id, event.model
-        elif isinstance(event, UserTranscript) and event.final:
+        handler = _NOTED.get(type(event))
+        if handler is not None:
+            handler(self, round(trio.current_time() - self.origin, 3), event)
+
+    def _started(self, at: float, event: SessionStarted) -> None:
+        self.session_id, self.model = event.session_id or self.session_id, event.model
+
+    def _heard(self, at: float, event: UserTranscript) -> None:
+        if event.final:
             self._keep(self.transcript, {"at_s": at, "role": "user", "text": event.text})
-        elif isinstance(event, AssistantMessage):
-            entry = {"at_s": at, "role": "assistant", "text": event.text}
-            self._keep(self.transcript, entry | {"audio_ms": event.audio_ms})
-        elif isinstance(event, ToolCallFinished):
-            self._keep(self.tool_calls, {"at_s": at, **_unstructure(event)})
-        elif isinstance(event, TurnMeasured):
-            self.turns.append(event.metrics)
-        elif isinstance(event, Interrupted | Reconnected | RolledOver | ErrorReported):
-            entry = {"at_s": at, "event": type(event).__name__}
-            if isinstance(event, ErrorReported):
-                entry["message"] = event.error.message
-            else:
-                entry |= _unstructure(event)
-            self._keep(self.events, entry)
+
+    def _said(self, at: float, event: AssistantMessage) -> None:
+        entry = {"at_s": at, "role": "assistant", "text": event.text, "audio_ms": event.audio_ms}
+        self._keep(self.transcript, entry)
+
+    def _called(self, at: float, event: ToolCallFinished) -> None:
+        self._keep(self.tool_calls, {"at_s": at, **_unstructure(event)})
+
+    def _turn(self, at: float, event: TurnMeasured) -> None:
+        self._measured(event.metrics)
+
+    def _happened(self, at: float, event: Interrupted | Reconnected | RolledOver) -> None:
+        self._keep(self.events, {"at_s": at, "event": type(event).__name__, **_unstructure(event)})
+
+    def _error(self, at: float, event: ErrorReported) -> None:
+        entry = {"at_s": at, "event": "ErrorReported", "message": event.error.message}
+        self._keep(self.events, entry)
+
+    def _measured(self, turn: TurnMetrics) -> None:
+        for name, value in attrs.asdict(turn.usage).items():
+            self._usage[name] = self._usage.get(name, 0) + value
+        if turn.cost_usd is not None:
+            self._cost = (self._cost or 0.0) + turn.cost_usd
+        if len(self.turns) < MAX_ENTRIES:
+            self.turns.append(turn)
+        else:
+            self.left_out += 1
 
     def _keep(self, entries: list[dict[str, Any]], entry: dict[str, Any]) -> None:
         if len(entries) < MAX_ENTRIES:
@@ -222,11 +246,6 @@ class Recording:
     def report(self) -> dict[str, Any]:
         """The session report, as JSON values (times in seconds from the recording's start)."""
         timeline = self.timeline
-        usage: dict[str, int] = {}
-        for turn in self.turns:
-            for name, value in attrs.asdict(turn.usage).items():
-                usage[name] = usage.get(name, 0) + value
-        costs = [t.cost_usd for t in self.turns if t.cost_usd is not None]
         return {
             "session_id": self.session_id,
             "model": self.model,
@@ -242,10 +261,24 @@ class Recording:
             "transcript": self.transcript,
             "tool_calls": self.tool_calls,
             "events": self.events,
-            "usage": usage,
-            "cost_usd": sum(costs) if costs else None,
+            "usage": dict(self._usage),
+            "cost_usd": self._cost,
             "entries_left_out": self.left_out,
         }
+
+
+_NOTED: dict[type, Callable[[Recording, float, Any], None]] = {
+    SessionStarted: Recording._started,
+    UserTranscript: Recording._heard,
+    AssistantMessage: Recording._said,
+    ToolCallFinished: Recording._called,
+    TurnMeasured: Recording._turn,
+    Interrupted: Recording._happened,
+    Reconnected: Recording._happened,
+    RolledOver: Recording._happened,
+    ErrorReported: Recording._error,
+}
+"""What the report keeps of each event (given when it came, in seconds from the start)."""
 
 
 def _relative(value: Any, origin: float) -> Any:
@@ -269,7 +302,7 @@ class Recorder(Plugin):
         directory: where the files go (created if missing).
 
     Attributes:
-        recordings: the recordings made so far, oldest first.
+        recordings: the last :data:`KEPT_RECORDINGS` recordings, oldest first.
     """
 
     name = "recorder"
@@ -277,7 +310,7 @@ class Recorder(Plugin):
     def __init__(self, directory: str | Path = "recordings") -> None:
         super().__init__()
         self.directory = Path(directory)
-        self.recordings: list[Recording] = []
+        self.recordings: deque[Recording] = deque(maxlen=KEPT_RECORDINGS)
 
     def describe(self) -> dict[str, list[str]]:
         return {"records": [f"stereo WAV and a JSON report per session, in {self.directory}/"]}

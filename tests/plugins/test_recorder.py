@@ -18,15 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 import trio
 
 from framework import ClockSink, open_session
 from framework.plugin import load_plugin
-from framework.runtime import Interrupted, SessionEvent, TurnMeasured
-from framework.testing import run_engine
+from framework.runtime import Endpoint, Interrupted, SessionEvent, TurnMeasured
+from framework.testing import memory_engine, run_engine
 from plugins.recorder import Recorder
 
-from ..runtime.bots import RULES
+from ..runtime.bots import RULES, WeatherBot
 from ..runtime.test_timing import Talker, quiet, tone
 
 RATE = 24000
@@ -179,3 +180,28 @@ def test_cantata_run_record_writes_the_call(tmp_path: Path) -> None:
     assert data["transcript"][-1]["text"] == "In Paris it is sunny and 21 degrees."
     with wave.open(str(wav), "rb") as audio:
         assert audio.getnchannels() == 2 and audio.getnframes() > 0
+
+
+async def test_the_report_keeps_its_bounds_and_counts_every_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its bound the report keeps no more turns, yet usage and cost count them all."""
+    monkeypatch.setattr("plugins.recorder._plugin.MAX_ENTRIES", 1)
+    monkeypatch.setattr("plugins.recorder._plugin.KEPT_RECORDINGS", 1)
+    recorder = Recorder(tmp_path)
+    with trio.fail_after(30):
+        for _ in range(2):
+            async with (
+                memory_engine(rules=RULES) as served,
+                open_session(
+                    WeatherBot(), endpoints=[Endpoint(dial=served.dial)], plugins=[recorder]
+                ) as session,
+            ):
+                await session.run("hello")
+                await session.run("What is the weather in Paris?")
+    (last,) = recorder.recordings  # the first is on disk only
+    report = json.loads(last.report_path.read_text())  # type: ignore[union-attr]
+    assert len(report["turns"]) == 1 and report["entries_left_out"] >= 1
+    assert report["usage"]["responses"] == 3  # both turns: the greeting, the call, the answer
+    assert report["cost_usd"] == pytest.approx(session.metrics.cost_usd)
+    assert len(list(await trio.Path(tmp_path).glob("*.json"))) == 2

@@ -31,7 +31,7 @@ from framework.runtime import Continuity, Endpoint, TurnMeasured
 from framework.testing import ScriptedServer, memory_engine
 from plugins.otel import OpenTelemetry
 
-from ..runtime.bots import RULES, WeatherBot
+from ..runtime.bots import RULES, WeatherBot, weather_turns
 from ..runtime.test_timing import Talker
 
 
@@ -66,18 +66,6 @@ def telemetry() -> Iterator[Telemetry]:
     made.tracer_provider.shutdown()
 
 
-async def _two_turns(plugin: OpenTelemetry) -> str:
-    async with (
-        memory_engine(rules=RULES) as served,
-        open_session(
-            WeatherBot(), endpoints=[Endpoint(dial=served.dial)], plugins=[plugin]
-        ) as session,
-    ):
-        await session.run("hello")
-        await session.run("What is the weather in Paris?")
-        return session.id
-
-
 def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, list[ReadableSpan]]:
     named: dict[str, list[ReadableSpan]] = {}
     for span in spans:
@@ -95,7 +83,7 @@ def _parent(span: ReadableSpan, spans: tuple[ReadableSpan, ...]) -> ReadableSpan
 async def test_spans_form_the_session_tree_with_genai_attributes(
     autojump_clock: MockClock, telemetry: Telemetry
 ) -> None:
-    session_id = await _two_turns(telemetry.plugin())
+    session_id = (await weather_turns([telemetry.plugin()])).id
     spans = telemetry.spans.get_finished_spans()
     named = _by_name(spans)
     (session,) = named["session WeatherBot"]
@@ -135,7 +123,7 @@ async def test_spans_form_the_session_tree_with_genai_attributes(
 async def test_content_is_recorded_only_when_turned_on(
     autojump_clock: MockClock, telemetry: Telemetry
 ) -> None:
-    await _two_turns(telemetry.plugin(capture_content=True))
+    await weather_turns([telemetry.plugin(capture_content=True)])
     named = _by_name(telemetry.spans.get_finished_spans())
     (tool,) = named["execute_tool get_weather"]
     assert tool.attributes is not None
@@ -149,7 +137,7 @@ async def test_content_is_recorded_only_when_turned_on(
 async def test_latencies_and_tokens_are_histograms(
     autojump_clock: MockClock, telemetry: Telemetry
 ) -> None:
-    await _two_turns(telemetry.plugin())
+    await weather_turns([telemetry.plugin()])
     histograms = telemetry.histograms()
     (durations,) = histograms["gen_ai.client.operation.duration"]
     assert durations.count == 3

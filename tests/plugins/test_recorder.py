@@ -23,11 +23,11 @@ import trio
 
 from framework import ClockSink, open_session
 from framework.plugin import load_plugin
-from framework.runtime import Endpoint, Interrupted, SessionEvent, TurnMeasured
-from framework.testing import memory_engine, run_engine
+from framework.runtime import Interrupted, SessionEvent, TurnMeasured
+from framework.testing import run_engine
 from plugins.recorder import Recorder
 
-from ..runtime.bots import RULES, WeatherBot
+from ..runtime.bots import RULES, weather_turns
 from ..runtime.test_timing import Talker, quiet, tone
 
 RATE = 24000
@@ -191,14 +191,7 @@ async def test_the_report_keeps_its_bounds_and_counts_every_turn(
     recorder = Recorder(tmp_path)
     with trio.fail_after(30):
         for _ in range(2):
-            async with (
-                memory_engine(rules=RULES) as served,
-                open_session(
-                    WeatherBot(), endpoints=[Endpoint(dial=served.dial)], plugins=[recorder]
-                ) as session,
-            ):
-                await session.run("hello")
-                await session.run("What is the weather in Paris?")
+            session = await weather_turns([recorder])
     (last,) = recorder.recordings  # the first is on disk only
     report = json.loads(last.report_path.read_text())  # type: ignore[union-attr]
     assert len(report["turns"]) == 1 and report["entries_left_out"] >= 1

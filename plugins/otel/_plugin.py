@@ -18,8 +18,9 @@ Metrics, as histograms in seconds or tokens: ``gen_ai.client.operation.duration`
 (responses), ``gen_ai.client.operation.time_to_first_chunk`` (a response's
 start to its first audio or text), ``gen_ai.client.token.usage`` (input and
 output tokens), and, where the conventions have no name,
-``cantata.turn.time_to_first_audio`` (the user's input end to the first
-audio), ``cantata.tool.duration`` and ``cantata.tool.approval_wait``.
+``cantata.turn.time_to_first_audio`` and ``cantata.turn.time_to_first_text``
+(from the end of the user's input), ``cantata.tool.duration`` and
+``cantata.tool.approval_wait``.
 
 What was said (``gen_ai.input.messages``, ``gen_ai.output.messages``) and tool
 arguments and results (``gen_ai.tool.call.arguments``,
@@ -137,6 +138,10 @@ class SessionTelemetry:
         self._first_audio = seconds(
             "cantata.turn.time_to_first_audio",
             "From the end of the user's input to the assistant's first audio.",
+        )
+        self._first_text = seconds(
+            "cantata.turn.time_to_first_text",
+            "From the end of the user's input to the assistant's first text or transcript.",
         )
         self._tools = seconds("cantata.tool.duration", "A tool call's own run.")
         self._approvals = seconds("cantata.tool.approval_wait", "A call's wait for approval.")
@@ -258,8 +263,12 @@ class SessionTelemetry:
             start_time=self._ns(turn.started_at),
             attributes=attributes,
         )
-        if turn.first_audio_ms is not None:
-            self._first_audio.record(turn.first_audio_ms / 1000, self._common)
+        for histogram, ms in (
+            (self._first_audio, turn.first_audio_ms),
+            (self._first_text, turn.first_text_ms),
+        ):
+            if ms is not None:
+                histogram.record(ms / 1000, self._common)
         parents = {r.response_id: self._response(span, r) for r in turn.responses}
         for tool in turn.tools:
             self._tool(parents.get(tool.response_id, span), tool)

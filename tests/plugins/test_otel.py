@@ -151,6 +151,8 @@ async def test_latencies_and_tokens_are_histograms(
     }
     (first,) = histograms["gen_ai.client.operation.time_to_first_chunk"]
     assert first.count == 2  # the response that only called the tool had no chunk of output
+    (text,) = histograms["cantata.turn.time_to_first_text"]
+    assert text.count == 2  # each turn's reply was written (at once, in memory)
     assert durations.explicit_bounds[:3] == (0.01, 0.02, 0.04)  # seconds, as the conventions say
 
 
@@ -187,8 +189,10 @@ async def test_a_spoken_turn_carries_its_words_and_latency(
     assert turn.attributes["gen_ai.input.messages"] == '[{"role":"user","content":"is it raining"}]'
     (chat,) = named["chat"]  # the scripted server names no model
     assert chat.attributes is not None and chat.attributes["gen_ai.output.type"] == "speech"
-    (first,) = telemetry.histograms()["cantata.turn.time_to_first_audio"]
+    histograms = telemetry.histograms()
+    (first,) = histograms["cantata.turn.time_to_first_audio"]
     assert (first.count, first.sum) == (1, 0.25)
+    assert "cantata.turn.time_to_first_text" not in histograms  # no transcript came
 
 
 async def test_a_reconnect_is_an_event_on_the_session_span(

@@ -21,7 +21,8 @@ the session's tools; ``_approvals``, ``_elicitation`` (a tool's question for the
 user) and ``_history`` are what their names say;
 ``_transcription`` runs the same actors for captions; ``_continuity`` holds
 what the SessionActor needs to outlive a connection (endpoints, the policy,
-replay, checkpoints); ``_metrics`` turns the messages into per-turn metrics.
+replay, checkpoints); ``_metrics`` turns the messages into per-turn metrics (``_measures``: what they
+are, and prices).
 """
 
 from framework.errors import ConnectionClosed as ConnectionClosed
@@ -79,13 +80,13 @@ from ._handle import Session as Session
 from ._handle import TurnResult as TurnResult
 from ._history import History as History
 from ._history import HistoryItem as HistoryItem
-from ._metrics import HOSTED_PRICES as HOSTED_PRICES
+from ._measures import HOSTED_PRICES as HOSTED_PRICES
+from ._measures import Pricing as Pricing
+from ._measures import ResponseMetrics as ResponseMetrics
+from ._measures import SessionMetrics as SessionMetrics
+from ._measures import ToolMetrics as ToolMetrics
+from ._measures import TurnMetrics as TurnMetrics
 from ._metrics import MetricsCollector as MetricsCollector
-from ._metrics import Pricing as Pricing
-from ._metrics import ResponseMetrics as ResponseMetrics
-from ._metrics import SessionMetrics as SessionMetrics
-from ._metrics import ToolMetrics as ToolMetrics
-from ._metrics import TurnMetrics as TurnMetrics
 from ._response_actor import ResponseActor as ResponseActor
 from ._session_actor import SessionActor as SessionActor
 from ._supervisor import PLUGIN_TEARDOWN_S as PLUGIN_TEARDOWN_S

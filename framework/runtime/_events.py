@@ -31,7 +31,7 @@ from ._approvals import ApprovalRequest
 from ._elicitation import ElicitationRequest
 
 if TYPE_CHECKING:
-    from ._metrics import TurnMetrics
+    from ._measures import TurnMetrics
 
 APP_EVENT_BUFFER = 1024
 """Application events kept for ``async for event in session``; past it the oldest go."""

@@ -53,7 +53,8 @@ from ._messages import (
 if TYPE_CHECKING:
     from ._audio_actor import AudioInputActor
     from ._hooks import HookRunner
-    from ._metrics import MetricsCollector, SessionMetrics
+    from ._measures import SessionMetrics
+    from ._metrics import MetricsCollector
     from ._response_actor import ResponseActor
     from ._session_actor import SessionActor
     from ._tool_actor import ToolExecutionActor

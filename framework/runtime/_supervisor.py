@@ -53,6 +53,7 @@ from ._elicitation import Elicitations
 from ._events import ElicitationRequested, EventHub
 from ._handle import Session, _Parts
 from ._hooks import HookRunner
+from ._measures import HOSTED_PRICES, Pricing
 from ._messages import (
     AudioInbox,
     CloseSession,
@@ -61,7 +62,7 @@ from ._messages import (
     ToolInbox,
     ToolsChanged,
 )
-from ._metrics import HOSTED_PRICES, MetricsCollector, Pricing
+from ._metrics import MetricsCollector
 from ._response_actor import ResponseActor
 from ._session_actor import SessionActor
 from ._tool_actor import DEFAULT_OUTPUT_LIMIT, ToolExecutionActor

@@ -90,15 +90,48 @@ def _opentelemetry() -> tuple[Any, Any]:
     return trace, metrics
 
 
+class Instruments:
+    """The histograms, made once per plugin and shared by its sessions."""
+
+    def __init__(self, meter: Meter) -> None:
+        def seconds(name: str, description: str) -> Histogram:
+            return meter.create_histogram(
+                name, unit="s", description=description, explicit_bucket_boundaries_advisory=SECONDS
+            )
+
+        self.durations = seconds("gen_ai.client.operation.duration", "GenAI operation duration.")
+        self.first_chunk = seconds(
+            "gen_ai.client.operation.time_to_first_chunk",
+            "From a response's start to its first audio or text.",
+        )
+        self.tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Tokens used, per response.",
+            explicit_bucket_boundaries_advisory=TOKENS,
+        )
+        self.first_audio = seconds(
+            "cantata.turn.time_to_first_audio",
+            "From the end of the user's input to the assistant's first audio.",
+        )
+        self.first_text = seconds(
+            "cantata.turn.time_to_first_text",
+            "From the end of the user's input to the assistant's first text or transcript.",
+        )
+        self.tools = seconds("cantata.tool.duration", "A tool call's own run.")
+        self.approvals = seconds("cantata.tool.approval_wait", "A call's wait for approval.")
+
+
 class SessionTelemetry:
     """One session's spans and measurements (the plugin's observer).
 
     Args:
-        tracer, meter: where spans and measurements go.
+        tracer: where spans go.
+        instruments: the histograms measurements go to.
         capture_content: also record what was said and tools' arguments and results.
     """
 
-    def __init__(self, tracer: Tracer, meter: Meter, *, capture_content: bool) -> None:
+    def __init__(self, tracer: Tracer, instruments: Instruments, *, capture_content: bool) -> None:
         from opentelemetry import trace
 
         self._trace = trace
@@ -119,32 +152,7 @@ class SessionTelemetry:
         self._answers: dict[str, list[str]] = {}
         self._calls: dict[str, ToolCallFinished] = {}
 
-        def seconds(name: str, description: str) -> Histogram:
-            return meter.create_histogram(
-                name, unit="s", description=description, explicit_bucket_boundaries_advisory=SECONDS
-            )
-
-        self._durations = seconds("gen_ai.client.operation.duration", "GenAI operation duration.")
-        self._first_chunk = seconds(
-            "gen_ai.client.operation.time_to_first_chunk",
-            "From a response's start to its first audio or text.",
-        )
-        self._tokens = meter.create_histogram(
-            "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Tokens used, per response.",
-            explicit_bucket_boundaries_advisory=TOKENS,
-        )
-        self._first_audio = seconds(
-            "cantata.turn.time_to_first_audio",
-            "From the end of the user's input to the assistant's first audio.",
-        )
-        self._first_text = seconds(
-            "cantata.turn.time_to_first_text",
-            "From the end of the user's input to the assistant's first text or transcript.",
-        )
-        self._tools = seconds("cantata.tool.duration", "A tool call's own run.")
-        self._approvals = seconds("cantata.tool.approval_wait", "A call's wait for approval.")
+        self._measure = instruments
 
     def _ns(self, clock: float) -> int:
         return self._offset_ns + int(clock * 1e9)
@@ -264,8 +272,8 @@ class SessionTelemetry:
             attributes=attributes,
         )
         for histogram, ms in (
-            (self._first_audio, turn.first_audio_ms),
-            (self._first_text, turn.first_text_ms),
+            (self._measure.first_audio, turn.first_audio_ms),
+            (self._measure.first_text, turn.first_text_ms),
         ):
             if ms is not None:
                 histogram.record(ms / 1000, self._common)
@@ -324,11 +332,11 @@ class SessionTelemetry:
         span.end(end_time=self._ns(ended))
         measured: Attributes = {"gen_ai.operation.name": "chat", **self._common}
         if response.duration_ms is not None:
-            self._durations.record(response.duration_ms / 1000, measured)
+            self._measure.durations.record(response.duration_ms / 1000, measured)
         if first is not None:
-            self._first_chunk.record(first / 1000, measured)
+            self._measure.first_chunk.record(first / 1000, measured)
         for kind, count in (("input", usage.input_tokens), ("output", usage.output_tokens)):
-            self._tokens.record(count, {**measured, "gen_ai.token.type": kind})
+            self._measure.tokens.record(count, {**measured, "gen_ai.token.type": kind})
         return span
 
     def _tool(self, parent: Span, tool: ToolMetrics) -> None:
@@ -356,9 +364,9 @@ class SessionTelemetry:
         span.end(end_time=self._ns(end))
         named: Attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool.name}
         if tool.latency_ms is not None:
-            self._tools.record(tool.latency_ms / 1000, named)
+            self._measure.tools.record(tool.latency_ms / 1000, named)
         if tool.approval_wait_ms is not None:
-            self._approvals.record(tool.approval_wait_ms / 1000, named)
+            self._measure.approvals.record(tool.approval_wait_ms / 1000, named)
 
 
 def _optional(name: str, value: float | None) -> Attributes:
@@ -412,6 +420,7 @@ class OpenTelemetry(Plugin):
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self.capture_content = capture_content
+        self._instruments: Instruments | None = None
 
     def describe(self) -> dict[str, list[str]]:
         return {"telemetry": ["OpenTelemetry spans and metrics per session and turn"]}
@@ -420,9 +429,11 @@ class OpenTelemetry(Plugin):
     async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
         trace, metrics = _opentelemetry()
         tracer = trace.get_tracer("cantata", tracer_provider=self._tracer_provider)
-        meter = metrics.get_meter("cantata", meter_provider=self._meter_provider)
+        if self._instruments is None:
+            meter = metrics.get_meter("cantata", meter_provider=self._meter_provider)
+            self._instruments = Instruments(cast("Meter", meter))
         telemetry = SessionTelemetry(
-            cast("Tracer", tracer), cast("Meter", meter), capture_content=self.capture_content
+            cast("Tracer", tracer), self._instruments, capture_content=self.capture_content
         )
         try:
             yield Contribution(observe=telemetry.observe)

@@ -156,6 +156,17 @@ async def test_latencies_and_tokens_are_histograms(
     assert durations.explicit_bounds[:3] == (0.01, 0.02, 0.04)  # seconds, as the conventions say
 
 
+async def test_one_plugin_measures_many_sessions_into_the_same_histograms(
+    autojump_clock: MockClock, telemetry: Telemetry
+) -> None:
+    plugin = telemetry.plugin()
+    await weather_turns([plugin])
+    await weather_turns([plugin])
+    (durations,) = telemetry.histograms()["gen_ai.client.operation.duration"]
+    assert durations.count == 6
+    assert len(_by_name(telemetry.spans.get_finished_spans())["session WeatherBot"]) == 2
+
+
 async def test_a_spoken_turn_carries_its_words_and_latency(
     autojump_clock: MockClock, telemetry: Telemetry
 ) -> None:

@@ -39,6 +39,7 @@ from framework.protocol import (
     AssistantMessageContent,
     ConversationItem,
     ConversationItemCreateEvent,
+    ProtocolError,
     RealtimeConversationItemAssistantMessage,
     RealtimeConversationItemFunctionCall,
     RealtimeConversationItemFunctionCallOutput,
@@ -366,17 +367,26 @@ class Checkpoint:
         """Reads a checkpoint back.
 
         Raises:
-            ValueError: the text is not a checkpoint (the message names the path).
+            ValueError: the text is not a checkpoint, or an item in it is not a
+                conversation item (the message names the path).
         """
         try:
-            return _converter.structure(orjson.loads(text), cls)
-        except (orjson.JSONDecodeError, cattrs.BaseValidationError) as e:
+            value = orjson.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError(f"a JSON object was expected, not {type(value).__name__}")
+            checkpoint = _converter.structure(value, cls)
+        except (ValueError, cattrs.BaseValidationError) as e:  # JSONDecodeError is one
             detail = (
                 "; ".join(cattrs.transform_error(e))
                 if isinstance(e, cattrs.BaseValidationError)
                 else str(e)
             )
             raise ValueError(f"not a session checkpoint: {detail}") from None
+        try:
+            checkpoint.conversation()  # each item must be one the protocol can send
+        except ProtocolError as e:
+            raise ValueError(f"not a session checkpoint: in its items, {e}") from None
+        return checkpoint
 
     def conversation(self) -> list[ConversationItem]:
         """The items, as protocol objects."""

@@ -13,8 +13,11 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 import attrs
+import orjson
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from framework import ClockSink, ConnectionClosed, open_session, tool
@@ -400,6 +403,50 @@ def test_a_checkpoint_that_is_not_one_says_where() -> None:
         Checkpoint.from_json('{"session_id": "s", "agent": 3}')
     with pytest.raises(ValueError, match="not a session checkpoint"):
         Checkpoint.from_json("{oops")
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+_ITEM = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["message", "function_call", "function_call_output", "x"]),
+        "role": st.sampled_from(["user", "assistant", "system", "tool"]),
+        "content": _JSON,
+        "call_id": _JSON,
+        "name": _JSON,
+        "arguments": _JSON,
+        "output": _JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        _JSON,
+        st.fixed_dictionaries(
+            {"session_id": st.text(max_size=8), "agent": st.text(max_size=8)},
+            optional={"items": st.lists(_ITEM, max_size=3), "calls": _JSON, "sticky": _JSON},
+        ),
+    )
+)
+def test_a_checkpoint_from_anywhere_is_read_whole_or_refused_plainly(value: object) -> None:
+    """What a checkpoint store hands back: a checkpoint whose conversation can be sent, or
+    a ValueError that says so; never another exception."""
+    try:
+        checkpoint = Checkpoint.from_json(orjson.dumps(value))
+    except ValueError as e:
+        assert str(e).startswith("not a session checkpoint")
+        return
+    assert len(checkpoint.conversation()) == len(checkpoint.items)
 
 
 def test_backoff_doubles_within_its_bounds_and_jitters() -> None:

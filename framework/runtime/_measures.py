@@ -89,6 +89,7 @@ class ToolMetrics:
         latency_ms: the tool's own run, from its start to its output (``None``
             when it never ran: rejected, unknown, bad arguments).
         total_ms: from the call's arrival to its output.
+        asked_at: when the application was asked to approve it (``None``: never).
     """
 
     call_id: str
@@ -100,6 +101,7 @@ class ToolMetrics:
     approval_wait_ms: float | None
     latency_ms: float | None
     total_ms: float | None
+    asked_at: float | None = None
 
 
 @attrs.frozen(kw_only=True)

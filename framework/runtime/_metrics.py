@@ -95,9 +95,7 @@ class _Tool:
     finished_at: float | None = None
 
     def metrics(self) -> ToolMetrics:
-        def ms(start: float | None, end: float | None) -> float | None:
-            return (end - start) * 1000 if start is not None and end is not None else None
-
+        ms = _ms
         return ToolMetrics(
             call_id=self.request.call_id,
             name=self.request.name,
@@ -108,6 +106,7 @@ class _Tool:
             approval_wait_ms=ms(self.asked_at, self.decided_at),
             latency_ms=ms(self.started_at, self.finished_at),
             total_ms=ms(self.requested_at, self.finished_at),
+            asked_at=self.asked_at,
         )
 
 

@@ -12,7 +12,8 @@ own:
   and interruptions are events on it;
 * ``turn {index}`` under it, from the user's input to the end of the turn;
 * ``chat {model}`` per response, with its id, status and usage;
-* ``execute_tool {name}`` per function call, under the response that asked for it.
+* ``execute_tool {name}`` per function call, under the response that asked for
+  it, and ``approval {name}`` under it while the application decided.
 
 Metrics, as histograms in seconds or tokens: ``gen_ai.client.operation.duration``
 (responses), ``gen_ai.client.operation.time_to_first_chunk`` (a response's
@@ -360,6 +361,17 @@ class SessionTelemetry:
             start_time=self._ns(tool.requested_at),
             attributes=attributes,
         )
+        if tool.asked_at is not None and tool.approval_wait_ms is not None:
+            decided = tool.asked_at + tool.approval_wait_ms / 1000
+            self._tracer.start_span(
+                f"approval {tool.name}",
+                context=self._trace.set_span_in_context(span),
+                start_time=self._ns(tool.asked_at),
+                attributes={
+                    "gen_ai.tool.call.id": tool.call_id,
+                    "cantata.tool.status": tool.status,
+                },
+            ).end(end_time=self._ns(decided))
         end = tool.finished_at if tool.finished_at is not None else tool.requested_at
         span.end(end_time=self._ns(end))
         named: Attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool.name}

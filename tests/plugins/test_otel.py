@@ -25,13 +25,14 @@ from framework import ClockSink, open_session
 from framework.errors import PluginError
 from framework.protocol import (
     ConversationItemInputAudioTranscriptionCompletedEvent,
+    ResponseCreateEvent,
     TranscriptionDurationUsage,
 )
-from framework.runtime import Continuity, Endpoint, TurnMeasured
+from framework.runtime import ApprovalRequested, Continuity, Endpoint, TurnMeasured
 from framework.testing import ScriptedServer, memory_engine
 from plugins.otel import OpenTelemetry
 
-from ..runtime.bots import RULES, WeatherBot, weather_turns
+from ..runtime.bots import RULES, BankBot, WeatherBot, weather_turns
 from ..runtime.test_timing import Talker
 
 
@@ -204,6 +205,33 @@ async def test_a_spoken_turn_carries_its_words_and_latency(
     (first,) = histograms["cantata.turn.time_to_first_audio"]
     assert (first.count, first.sum) == (1, 0.25)
     assert "cantata.turn.time_to_first_text" not in histograms  # no transcript came
+
+
+async def test_an_approval_is_a_span_under_its_call(
+    autojump_clock: MockClock, telemetry: Telemetry
+) -> None:
+    server = ScriptedServer()
+    async with open_session(BankBot(), connection=server, plugins=[telemetry.plugin()]) as session:
+        await session.send_text("send 100 to Bob")
+        await server.expect(ResponseCreateEvent)
+        await server.send(*server.function_call("transfer_money", {"amount": "100"}))
+        async for event in session:
+            if isinstance(event, ApprovalRequested):
+                await trio.sleep(2.0)  # the application takes two seconds to say yes
+                session.approve(event.request)
+                break
+        await server.expect(ResponseCreateEvent)  # the follow-up, after the output
+        await server.send(*server.text_response("Done."))
+        async for event in session:
+            if isinstance(event, TurnMeasured):
+                break
+    spans = telemetry.spans.get_finished_spans()
+    (approval,) = _by_name(spans)["approval transfer_money"]
+    assert _parent(approval, spans).name == "execute_tool transfer_money"
+    assert approval.start_time is not None and approval.end_time is not None
+    assert approval.end_time - approval.start_time == 2_000_000_000  # ns, on MockClock
+    (waited,) = telemetry.histograms()["cantata.tool.approval_wait"]
+    assert (waited.count, waited.sum) == (1, 2.0)
 
 
 async def test_a_reconnect_is_an_event_on_the_session_span(

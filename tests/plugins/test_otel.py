@@ -28,11 +28,11 @@ from framework.protocol import (
     ResponseCreateEvent,
     TranscriptionDurationUsage,
 )
-from framework.runtime import ApprovalRequested, Continuity, Endpoint, TurnMeasured
+from framework.runtime import Continuity, Endpoint, TurnMeasured
 from framework.testing import ScriptedServer, memory_engine
 from plugins.otel import OpenTelemetry
 
-from ..runtime.bots import RULES, BankBot, WeatherBot, weather_turns
+from ..runtime.bots import RULES, BankBot, WeatherBot, approve_after, weather_turns
 from ..runtime.test_timing import Talker
 
 
@@ -215,11 +215,7 @@ async def test_an_approval_is_a_span_under_its_call(
         await session.send_text("send 100 to Bob")
         await server.expect(ResponseCreateEvent)
         await server.send(*server.function_call("transfer_money", {"amount": "100"}))
-        async for event in session:
-            if isinstance(event, ApprovalRequested):
-                await trio.sleep(2.0)  # the application takes two seconds to say yes
-                session.approve(event.request)
-                break
+        await approve_after(session, 2.0)  # the application takes two seconds to say yes
         await server.expect(ResponseCreateEvent)  # the follow-up, after the output
         await server.send(*server.text_response("Done."))
         async for event in session:

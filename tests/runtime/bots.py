@@ -8,7 +8,7 @@ import trio
 
 from framework import Agent, open_session, tool
 from framework.protocol import AudioPCMU
-from framework.runtime import Endpoint, Session, SessionPlugin
+from framework.runtime import ApprovalRequested, Endpoint, Session, SessionPlugin
 from framework.testing import memory_engine
 
 RULES = r"""
@@ -199,3 +199,12 @@ async def weather_turns(plugins: Sequence[SessionPlugin] = ()) -> Session:
         await session.run("hello")
         await session.run("What is the weather in Paris?")
     return session
+
+
+async def approve_after(session: Session, seconds: float) -> None:
+    """Answers the session's next approval request with a yes, ``seconds`` after it came."""
+    async for event in session:
+        if isinstance(event, ApprovalRequested):
+            await trio.sleep(seconds)
+            session.approve(event.request)
+            return

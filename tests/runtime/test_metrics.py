@@ -21,7 +21,6 @@ from framework.protocol import (
     ResponseDoneEvent,
 )
 from framework.runtime import (
-    ApprovalRequested,
     Pricing,
     Session,
     ToolCallStarted,
@@ -31,7 +30,7 @@ from framework.runtime import (
 )
 from framework.testing import ScriptedServer, run_engine
 
-from .bots import RULES, BankBot, WeatherBot
+from .bots import RULES, BankBot, WeatherBot, approve_after
 from .test_timing import Talker
 
 
@@ -102,11 +101,7 @@ async def test_tool_latency_and_approval_wait(autojump_clock: MockClock) -> None
         await server.expect(ResponseCreateEvent)
         await trio.sleep(0.2)
         await server.send(*server.function_call("transfer_money", {"amount": "100"}))
-        async for event in session:
-            if isinstance(event, ApprovalRequested):
-                await trio.sleep(2.0)  # the application takes two seconds to say yes
-                session.approve(event.request)
-                break
+        await approve_after(session, 2.0)  # the application takes two seconds to say yes
         async for event in session:
             if isinstance(event, ToolCallStarted):
                 break

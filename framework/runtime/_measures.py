@@ -139,6 +139,9 @@ class TurnMetrics:
         interruptions: barge-ins into this turn's audio or responses.
         usage: the turn's tokens; ``cost_usd`` their price (``None`` when the
             model has no price in the table).
+        input_item_id: the conversation item of the user's input: the speech
+            server VAD heard, or the message sent (``None`` for a commit or
+            a response nobody asked for).
     """
 
     index: int
@@ -155,6 +158,7 @@ class TurnMetrics:
     interruptions: int
     usage: Usage
     cost_usd: float | None
+    input_item_id: str | None = None
 
     def summary(self) -> str:
         """One line for a terminal."""

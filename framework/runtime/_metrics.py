@@ -133,6 +133,7 @@ class _Turn:
     heard: dict[str, int] = attrs.Factory(dict)  # ms played of each interrupted item
     interruptions: int = 0
     played_until: float = 0.0  # when its last audio stops playing (trio clock)
+    input_item_id: str | None = None
 
     @property
     def settled(self) -> bool:
@@ -325,6 +326,7 @@ class MetricsCollector:
             interruptions=turn.interruptions,
             usage=usage,
             cost_usd=self._cost(usage),
+            input_item_id=turn.input_item_id,
         )
 
     def _cost(self, usage: Usage) -> float | None:
@@ -387,7 +389,9 @@ class MetricsCollector:
 
     def _item_sent(self, event: ConversationItemCreateEvent) -> None:
         if isinstance(event.item, RealtimeConversationItemUserMessage):
-            self._open("text", input_ended=True)
+            item_id = event.item.id
+            turn = self._open("text", input_ended=True)
+            turn.input_item_id = item_id if isinstance(item_id, str) and item_id else None
 
     def _commit_sent(self, event: InputAudioBufferCommitEvent) -> None:
         turn = self._current
@@ -408,7 +412,7 @@ class MetricsCollector:
             self._price = price_for(event.model, pricing)
 
     def _speech_started(self, event: UserSpeechStarted) -> None:
-        self._open("speech", input_ended=False)
+        self._open("speech", input_ended=False).input_item_id = event.item_id
 
     def _speech_stopped(self, event: UserSpeechStopped) -> None:
         if self._current is not None and self._current.trigger == "speech":

@@ -32,7 +32,6 @@ they may hold personal data.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
@@ -147,9 +146,9 @@ class SessionTelemetry:
             start_time=self._ns(now),
             attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": PROVIDER},
         )
-        # With content on: the user's final transcripts as they arrive (trio time,
-        # words), the assistant's messages by response, finished calls by id.
-        self._heard: deque[tuple[float, str]] = deque(maxlen=KEPT_MESSAGES)
+        # With content on: the user's final transcripts by item, the assistant's
+        # messages by response, finished calls by id.
+        self._heard: dict[str, str] = {}
         self._answers: dict[str, list[str]] = {}
         self._calls: dict[str, ToolCallFinished] = {}
 
@@ -234,7 +233,9 @@ class SessionTelemetry:
 
     def _transcribed(self, event: UserTranscript) -> None:
         if self._content and event.final:
-            self._heard.append((trio.current_time(), event.text))
+            self._heard[event.item_id] = event.text
+            if len(self._heard) > KEPT_MESSAGES:
+                del self._heard[next(iter(self._heard))]
 
     def _answered(self, event: AssistantMessage) -> None:
         if self._content:
@@ -284,10 +285,9 @@ class SessionTelemetry:
         span.end(end_time=self._ns(turn.ended_at))
 
     def _messages(self, turn: TurnMetrics) -> Attributes:
-        """What the user said in the turn (transcripts that came by its end), and the replies."""
-        heard = []
-        while self._heard and self._heard[0][0] <= turn.ended_at:
-            heard.append({"role": "user", "content": self._heard.popleft()[1]})
+        """What the user said in the turn (its input's transcript), and the replies."""
+        words = self._heard.pop(turn.input_item_id or "", None)
+        heard = [{"role": "user", "content": words}] if words is not None else []
         answers = [
             {"role": "assistant", "content": text}
             for r in turn.responses

@@ -45,7 +45,8 @@ async def test_speech_end_to_first_audio_to_the_millisecond(autojump_clock: Mock
     server = ScriptedServer()
     sink = ClockSink()
     async with open_session(Talker(), connection=server, audio_out=sink) as session:
-        await server.send(server.speech_started(0))
+        started = server.speech_started(0)
+        await server.send(started)
         await trio.sleep(1.0)
         await server.send(server.speech_stopped(1000))
         await trio.sleep(0.437)  # the server thinks
@@ -57,7 +58,7 @@ async def test_speech_end_to_first_audio_to_the_millisecond(autojump_clock: Mock
         turn = await _turn(session)
         assert round(trio.current_time() - sent, 9) == 1.5  # reported once its audio played out
         assert session.metrics.turns == (turn,)
-    assert turn.trigger == "speech"
+    assert turn.trigger == "speech" and turn.input_item_id == started.item_id
     assert turn.first_audio_ms == 537.0
     assert turn.first_text_ms is None  # an audio reply with no transcript
     (response,) = turn.responses
@@ -111,6 +112,8 @@ async def test_tool_latency_and_approval_wait(autojump_clock: MockClock) -> None
         await server.send(*server.text_response("Done."))
         turn = await _turn(session)
     assert turn.trigger == "text"
+    (sent,) = server.of_type(ConversationItemCreateEvent)[:1]
+    assert turn.input_item_id is not None and turn.input_item_id == sent.item.id
     (tool,) = turn.tools
     assert (tool.name, tool.status) == ("transfer_money", "ok")
     assert tool.approval_wait_ms == 2000.0

@@ -76,6 +76,7 @@ class AudioInputActor:
         self._ids = EventIds()
         self.appended_bytes = 0
         self.dropped_bytes = 0
+        self._dropped_before = 0  # dropped_bytes when the line last went down
         # While the connection is down: numbered chunks, and commits by the
         # number of chunks taken before them; None when it is up.
         self._held: deque[tuple[int, bytes]] | None = None
@@ -143,14 +144,16 @@ class AudioInputActor:
         self._keep = keep_bytes
         if self._held is None:
             self._held = deque()
+            self._dropped_before = self.dropped_bytes
 
     async def _release(self, message: ConnectionRestored) -> None:
         held, commits = self._held or deque(), self._held_commits
         self._held, self._held_commits, self._held_bytes = None, [], 0
-        if self.dropped_bytes:
+        dropped = self.dropped_bytes - self._dropped_before
+        if dropped:
             _log.warning(
                 "%d bytes of the user's audio were dropped while the connection was down",
-                self.dropped_bytes,
+                dropped,
             )
         for number, audio in held:
             while commits and commits[0][0] <= number:

@@ -280,7 +280,7 @@ async def test_user_audio_in_the_gap_is_held_and_sent_after_the_replay(
 
 
 async def test_user_audio_past_the_bound_in_a_long_gap_is_dropped_and_counted(
-    autojump_clock: MockClock,
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A gap of over 1.5 s with half a second held: the rest is dropped, counted, never sent."""
     policy = attrs.evolve(FAST, hold_audio_s=0.5, attempts=10)
@@ -298,11 +298,13 @@ async def test_user_audio_past_the_bound_in_a_long_gap_is_dropped_and_counted(
             if n == 1:
                 served.engine.refuse(1.5)
                 await served.latest.drop()  # the user goes on talking into the gap
+            if n == 3:
+                await served.latest.drop()  # a short outage: nothing to drop this time
         await session.wait_quiet()
         await trio.sleep(1)
         received = [s.statistics().input.received_ms * 48 for s in served.served]
         dropped = session.statistics()["audio_bytes_dropped"]
-    assert len(received) == 2
+    assert len(received) == 3
     # Every byte reached a session once, or was dropped and counted; none twice.
     assert sum(received) + dropped == sent
     # The line was down for about 1.5 s (from the drop's notice to the end of the
@@ -310,6 +312,9 @@ async def test_user_audio_past_the_bound_in_a_long_gap_is_dropped_and_counted(
     assert 900 * 48 <= dropped <= 1000 * 48 and dropped % 960 == 0
     # The held half second went to the new session, ahead of what followed.
     assert received[1] >= 500 * 48
+    # The application is told how much, once: the second outage dropped nothing.
+    (warned,) = [r.getMessage() for r in caplog.records if r.name == "cantata.audio"]
+    assert warned.startswith(f"{dropped} bytes of the user's audio were dropped")
 
 
 async def test_rollover_before_expiry_loses_and_repeats_no_audio(

@@ -107,6 +107,9 @@ def _run_options(cmd: argparse.ArgumentParser) -> None:
     )
     cmd.add_argument("--input-wav", metavar="FILE", help="user audio, streamed in real time")
     cmd.add_argument("--output-wav", metavar="FILE", help="write the reply audio here")
+    cmd.add_argument(
+        "--record", metavar="DIR", help="record the call: a stereo WAV and a JSON report"
+    )
 
 
 def _console_options(cmd: argparse.ArgumentParser) -> None:

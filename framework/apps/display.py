@@ -21,6 +21,9 @@ from framework.runtime import (
     HandedOff,
     Interrupted,
     McpCallFinished,
+    Reconnected,
+    Reconnecting,
+    RolledOver,
     Session,
     SessionEvent,
     ToolCallFinished,
@@ -69,6 +72,11 @@ class Display:
             self.line("unheard", f"the transcription failed: {event.message}", "red")
         elif isinstance(event, ErrorReported):
             self.line("error", str(event.error.message), "red")
+        elif isinstance(event, Reconnecting):
+            self.line("reconnect", f"attempt {event.attempt} to {event.endpoint}", "magenta")
+        elif isinstance(event, Reconnected | RolledOver):
+            replayed = f"on {event.endpoint}, {event.replayed} items replayed"
+            self.line("reconnect", replayed, "magenta")
 
     def latency(self, ms: float) -> None:
         self.console.print(f"[dim]{'':<10} turn took {ms:.0f} ms[/dim]")

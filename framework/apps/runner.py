@@ -45,6 +45,7 @@ from framework.apps.backend import BackendChoice, open_backend
 from framework.apps.display import Approve, Display, watch
 from framework.audio import AudioDeviceUnavailable, AudioSink, ClockSink
 from framework.errors import BotError
+from framework.plugin import load_plugin
 from framework.runtime import Session, open_session
 
 
@@ -143,6 +144,8 @@ class RunOptions:
     say: Sequence[str] = ()
     input_wav: Path | None = None
     output_wav: Path | None = None
+    record: Path | None = None
+    """Record the call here: a stereo WAV and a JSON report (the recorder plugin)."""
     approve: Approve = "ask"
 
     @property
@@ -201,33 +204,44 @@ async def run_bot(
     async with AsyncExitStack() as stack:
         backend = await stack.enter_async_context(open_backend(options.backend, rules=rules))
         display.console.print(f"[bold]{escape(agent.name)}[/bold] on {escape(backend.described)}")
-        session = await stack.enter_async_context(
-            open_session(
-                agent, url=backend.url, api_key=backend.api_key, audio_in=source, audio_out=sink
-            )
-        )
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch, session, display, options.approve)
-            if source is not None:
-                await source.done.wait()
-                await _settle(session)
-            for text in options.say:
-                display.line("you", text, "cyan")
-                started = time.perf_counter()
-                await session.run(text)
-                display.latency((time.perf_counter() - started) * 1000)
-            await trio.sleep(0.05)  # let the last events print
-            nursery.cancel_scope.cancel()
-        close = getattr(sink, "aclose", None)
-        if close is not None:
-            await close()
-        usage = session.usage
+        recorder = [load_plugin("recorder", directory=options.record)] if options.record else []
+        async with open_session(
+            agent,
+            url=backend.url,
+            api_key=backend.api_key,
+            audio_in=source,
+            audio_out=sink,
+            plugins=recorder,
+        ) as session:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch, session, display, options.approve)
+                if source is not None:
+                    await source.done.wait()
+                    await _settle(session)
+                for text in options.say:
+                    display.line("you", text, "cyan")
+                    started = time.perf_counter()
+                    await session.run(text)
+                    display.latency((time.perf_counter() - started) * 1000)
+                await trio.sleep(0.05)  # let the last events print
+                nursery.cancel_scope.cancel()
+            close = getattr(sink, "aclose", None)
+            if close is not None:
+                await close()
+        metrics = session.metrics  # complete now the session has closed
+        for turn in metrics.turns:
+            display.line("metrics", turn.summary(), "dim")
+        usage, cost = session.usage, metrics.cost_usd
         display.console.print(
             f"[dim]{usage.responses} responses, {usage.input_tokens} tokens in, "
-            f"{usage.output_tokens} out[/dim]"
+            f"{usage.output_tokens} out"
+            + (f", ${cost:.5f} at the hosted API's prices" if cost is not None else "")
+            + "[/dim]"
         )
         if options.output_wav is not None:
             display.console.print(f"[dim]reply audio written to {options.output_wav}[/dim]")
+        if options.record is not None:
+            display.console.print(f"[dim]the call is recorded in {options.record}/[/dim]")
     return 0
 
 
@@ -322,6 +336,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         say=tuple(getattr(args, "say", None) or ()),
         input_wav=Path(args.input_wav) if getattr(args, "input_wav", None) else None,
         output_wav=Path(args.output_wav) if getattr(args, "output_wav", None) else None,
+        record=Path(args.record) if getattr(args, "record", None) else None,
         approve=approve,
     )
 

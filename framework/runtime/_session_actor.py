@@ -346,9 +346,16 @@ class SessionActor:
                 return await self._open(index)
             except FAILURES as error:
                 # A failover list is tried in order at the start too; the first
-                # endpoint's error is the one reported.
+                # endpoint's error is the one reported. A warning says so only
+                # when another endpoint is still to be tried: the error itself
+                # reaches the caller, and a second copy of it is noise.
                 first = first or error
-                _log.warning("cannot connect to %s: %s", self._endpoints[index].label, error)
+                if index + 1 < len(self._endpoints):
+                    _log.warning(
+                        "cannot connect to %s: %s; trying the next endpoint",
+                        self._endpoints[index].label,
+                        error,
+                    )
         assert first is not None
         raise first
 

@@ -44,6 +44,7 @@ from ._events import ApprovalRequested as ApprovalRequested
 from ._events import AssistantDelta as AssistantDelta
 from ._events import AssistantMessage as AssistantMessage
 from ._events import CallStatus as CallStatus
+from ._events import DtmfReceived as DtmfReceived
 from ._events import ElicitationRequested as ElicitationRequested
 from ._events import ErrorReported as ErrorReported
 from ._events import EventHub as EventHub
@@ -51,6 +52,8 @@ from ._events import HandedOff as HandedOff
 from ._events import Interrupted as Interrupted
 from ._events import McpCallFinished as McpCallFinished
 from ._events import McpToolsListed as McpToolsListed
+from ._events import Observer as Observer
+from ._events import PlayoutStopped as PlayoutStopped
 from ._events import ResponseFinished as ResponseFinished
 from ._events import ServerEventReceived as ServerEventReceived
 from ._events import SessionEvent as SessionEvent

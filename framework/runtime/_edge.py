@@ -27,10 +27,13 @@ from framework.protocol import (
     ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
+    InputAudioBufferDtmfEventReceivedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     McpCallError,
     McpListToolsFailed,
+    OutputAudioBufferCleared,
+    OutputAudioBufferStopped,
     RealtimeAudioConfig,
     RealtimeAudioConfigInput,
     RealtimeConversationItemAssistantMessage,
@@ -57,10 +60,12 @@ from framework.protocol import (
 
 from ._events import (
     AssistantDelta,
+    DtmfReceived,
     ErrorReported,
     EventHub,
     McpCallFinished,
     McpToolsListed,
+    PlayoutStopped,
     UserSpeechStarted,
     UserSpeechStopped,
     UserTranscript,
@@ -318,6 +323,17 @@ class Edge:
         self._events.publish(
             UserSpeechStopped(item_id=event.item_id, audio_end_ms=event.audio_end_ms)
         )
+
+    @_translates(InputAudioBufferDtmfEventReceivedEvent)
+    async def _dtmf(self, event: InputAudioBufferDtmfEventReceivedEvent) -> None:
+        self._events.publish(DtmfReceived(digit=event.event, received_at=event.received_at))
+
+    @_translates(OutputAudioBufferStopped, OutputAudioBufferCleared)
+    async def _playout_stopped(
+        self, event: OutputAudioBufferStopped | OutputAudioBufferCleared
+    ) -> None:
+        cleared = isinstance(event, OutputAudioBufferCleared)
+        self._events.publish(PlayoutStopped(response_id=event.response_id, cleared=cleared))
 
     @_translates(ConversationItemInputAudioTranscriptionDeltaEvent)
     async def _transcription_delta(

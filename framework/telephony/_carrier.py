@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import attrs
 import httpx2
@@ -64,6 +65,8 @@ FRAME_BYTES = 160
 FRAME_S = 0.02
 SILENCE = b"\xff"
 """Mu-law silence (the code for zero)."""
+PLAYED_KEPT = 500
+"""Frames whose play times :meth:`TwilioCaller.heard_at` can look back on (10 s)."""
 PLAYOUT_DELAY_MS = 60
 """How long a frame that arrives to an idle line waits before it plays."""
 
@@ -87,6 +90,16 @@ class _Queued:
     audio: bytes = b""
     mark: str | None = None
     arrived: float = 0.0
+
+
+@attrs.frozen
+class _Played:
+    """A frame the caller heard: whose, when it began, and the item's bytes before it."""
+
+    item_id: str
+    began: float
+    before: int
+    length: int
 
 
 @attrs.frozen(kw_only=True)
@@ -124,6 +137,7 @@ class TwilioCaller:
         self._buffer: deque[_Queued] = deque()
         self._arrived = trio.Event()
         self._clearing = trio.CancelScope()
+        self._running = trio.CancelScope()
         self._playing: tuple[_Queued, float] | None = None
         self._said = trio.Event()
         self._sequence = 1
@@ -131,6 +145,8 @@ class TwilioCaller:
         self._timeline = bytearray()
         self.heard = bytearray()
         self.heard_by_item: dict[str, int] = {}
+        self._last_item: str | None = None
+        self._played: deque[_Played] = deque(maxlen=PLAYED_KEPT)
         self.clears: list[HeardClear] = []
         self.marks_echoed: list[str] = []
         self.ended = trio.Event()
@@ -166,6 +182,13 @@ class TwilioCaller:
             )
             self._end("the caller hung up")
 
+    def heard_at(self, item_id: str, at: float) -> int:
+        """Bytes of ``item_id`` the caller had heard at clock time ``at`` (recent frames only)."""
+        for frame in reversed(self._played):
+            if frame.item_id == item_id and frame.began <= at:
+                return frame.before + min(frame.length, int((at - frame.began) * 8000))
+        return 0
+
     def recording(self) -> bytes:
         """The line as the caller heard it, from the stream's start (mu-law, 8 kHz)."""
         return bytes(self._timeline)
@@ -179,6 +202,7 @@ class TwilioCaller:
         await self._send(self.start)
         try:
             async with trio.open_nursery() as nursery:
+                self._running = nursery.cancel_scope
                 nursery.start_soon(self._speak)
                 nursery.start_soon(self._play)
                 task_status.started()
@@ -190,7 +214,12 @@ class TwilioCaller:
     async def _send(self, message: Start | Media | Dtmf | Stop | Mark) -> None:
         self._sequence += 1
         numbered = attrs.evolve(message, sequence_number=str(self._sequence))
-        await self._socket.send_text(dump_message(numbered))
+        try:
+            await self._socket.send_text(dump_message(numbered))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # The endpoint closed the stream (a hang-up): the call is over, not broken.
+            self._end("the stream closed")
+            self._running.cancel()
 
     async def _speak(self) -> None:
         """One frame every 20 ms: what was queued, else silence."""
@@ -249,10 +278,10 @@ class TwilioCaller:
             begin = line_free if line_free >= now else max(now, entry.arrived + self._delay)
             self._playing = (entry, begin)
             length = len(entry.audio) / 8000
+            self._clearing = trio.CancelScope()
             with self._clearing:
                 await trio.sleep_until(begin + length)
             if self._clearing.cancelled_caught:
-                self._clearing = trio.CancelScope()
                 line_free = -math.inf
                 continue
             self._buffer.popleft()
@@ -270,8 +299,10 @@ class TwilioCaller:
     def _heard(self, audio: bytes, began: float, mark: str | None) -> None:
         self.heard += audio
         if mark is not None:
-            item = mark.rpartition(":")[0]
-            self.heard_by_item[item] = self.heard_by_item.get(item, 0) + len(audio)
+            item = self._last_item = mark.rpartition(":")[0]
+            before = self.heard_by_item.get(item, 0)
+            self.heard_by_item[item] = before + len(audio)
+            self._played.append(_Played(item, began, before, len(audio)))
         offset = round((began - self._t0) * 8000)
         if offset + len(audio) <= self._max_record:
             if len(self._timeline) < offset:
@@ -280,15 +311,12 @@ class TwilioCaller:
 
     def _clear(self, now: float) -> None:
         playing = self._playing
-        item: str | None = None
-        heard = 0
         if playing is not None and playing[1] <= now:
             entry, began = playing
-            part = entry.audio[: int((now - began) * 8000)]
-            mark = self._next_mark()
-            self._heard(part, began, mark)
-            item = mark.rpartition(":")[0] if mark is not None else None
-            heard = self.heard_by_item.get(item, 0) if item is not None else 0
+            self._heard(entry.audio[: int((now - began) * 8000)], began, self._next_mark())
+        # Between two frames (or after the last) the item is the one heard last.
+        item = self._last_item
+        heard = self.heard_by_item.get(item, 0) if item is not None else 0
         self.clears.append(HeardClear(at=now, item_id=item, heard_bytes=heard))
         marks = [q.mark for q in self._buffer if q.mark is not None]
         self._buffer.clear()
@@ -406,7 +434,7 @@ async def dial(
             account_sid=account_sid,
             custom_parameters=read.parameters,
         )
-        async with trio_websocket.open_websocket_url(read.stream_url) as connection:
+        async with _open_stream(read.stream_url, timeout_s) as connection:
             call = TwilioCaller(_WebSocket(connection), start, playout_delay_ms=playout_delay_ms)
             async with trio.open_nursery() as nursery:
                 await nursery.start(call.run)
@@ -420,6 +448,42 @@ async def dial(
             call.next_twiml = await _post_signed(
                 http, read.action_url, {**form, "CallStatus": "in-progress"}, auth_token
             )
+
+
+@asynccontextmanager
+async def _open_stream(
+    url: str, timeout_s: float
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """The stream's WebSocket, on a TCP stream this function owns and always closes.
+
+    trio-websocket's client leaves its socket open after a close the server
+    began (it waits for the server's TCP close and then only stops reading),
+    so the socket is closed here, as the Realtime transport does.
+    """
+    target = urlsplit(url)
+    host, port = target.hostname or "127.0.0.1", target.port or 80
+    resource = target.path + (f"?{target.query}" if target.query else "")
+    try:
+        with trio.fail_after(timeout_s):
+            stream = await trio.open_tcp_stream(host, port)
+    except (OSError, trio.TooSlowError) as e:
+        raise DialError(f"cannot open the stream {url}: {e or 'timed out'}") from None
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                connection = await trio_websocket.wrap_client_stream(
+                    nursery, stream, target.netloc, resource
+                )
+            except trio_websocket.HandshakeError as e:
+                raise DialError(f"the stream {url} refused the connection: {e}") from None
+            try:
+                yield connection
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await connection.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 async def _post_signed(

@@ -104,6 +104,10 @@ class PhoneServer:
             every request.
         max_calls: calls at once; beyond, a call is turned away busy.
         stream_timeout_s: how long a Twilio call may take to connect its stream.
+        on_call: run in each call's task once its session is up (it may
+            ``async for event in call.session``); the call does not wait for it
+            and cancels it when the call ends.
+        lead_ms: Twilio calls: audio sent ahead of what the caller has heard.
     """
 
     agent: AgentSource
@@ -118,6 +122,7 @@ class PhoneServer:
     )
     max_calls: int = MAX_CALLS
     stream_timeout_s: float = STREAM_TIMEOUT_S
+    on_call: Callable[[PhoneCall], Awaitable[None]] | None = None
     lead_ms: int | None = None
     calls: dict[str, PhoneCall] = attrs.field(factory=dict, init=False)
     """The live calls, by id."""
@@ -210,7 +215,11 @@ class PhoneServer:
                     greeting = greeting_of(session.agent)
                     if greeting is not None:
                         await session.create_response(greeting)
-                await call.ended.wait()
+                async with trio.open_nursery() as watchers:
+                    if self.on_call is not None:
+                        watchers.start_soon(self.on_call, call)
+                    await call.ended.wait()
+                    watchers.cancel_scope.cancel()
         except ConnectionClosed as e:
             call.end(f"the session ended ({e.code}: {e.reason or 'no reason'})")
         except Exception as e:

@@ -36,9 +36,6 @@ from typing import TypeVar
 import attrs
 import trio
 
-from framework.audio import AudioFormat
-from framework.protocol import AudioPCMU
-
 from ._media import Clear, Mark, Media, dump_message
 
 _log = logging.getLogger("cantata.telephony")
@@ -85,6 +82,7 @@ class MarkedSink:
 
     Attributes:
         stats: frames sent, marks acknowledged, clears, bytes dropped.
+        cleared_at: when the last barge-in cleared the line (trio's clock).
     """
 
     bytes_per_ms = RATE_BYTES_PER_MS
@@ -103,18 +101,10 @@ class MarkedSink:
         self._last_ack = -math.inf
         self._closed = False
         self._changed = trio.Event()
+        self.cleared_at: float | None = None
         self.stats = {"frames_sent": 0, "marks_acked": 0, "clears": 0, "bytes_dropped": 0}
 
     # --- the session's side ----------------------------------------------------------
-
-    def set_format(self, fmt: AudioFormat) -> None:
-        """Told the session's output format: Twilio plays mu-law, and only that."""
-        if not isinstance(fmt, AudioPCMU):
-            _log.error(
-                "the session's output audio is %s, but Twilio plays G.711 mu-law: "
-                "configure audio/pcmu (PhoneAgent does)",
-                getattr(fmt, "type", "PCM16 at 24 kHz"),
-            )
 
     def write(self, item_id: str, audio: bytes) -> None:
         if self._closed:
@@ -132,6 +122,7 @@ class MarkedSink:
         self._wake()
 
     def clear(self) -> None:
+        self.cleared_at = trio.current_time()
         if self._flight:
             playing = self._flight[0].item_id
             _remember(self._heard, playing, self._heard_bytes(playing))

@@ -8,14 +8,19 @@ keypad, and say goodbye before ending the call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
+from types import MappingProxyType
 
+import attrs
 import numpy as np
+import trio
 
 from framework.audio import pcm16_to_ulaw
 from framework.engine import Engine, Rules
 from framework.protocol import AudioTranscription
-from framework.telephony import PhoneAgent
+from framework.runtime import AssistantMessage, SessionEvent
+from framework.telephony import PhoneAgent, PhoneCall
 from framework.tools import tool
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber
 
@@ -34,6 +39,7 @@ SERVICES_ANSWER = (
     "and a friendly team that will explain every step before anything is done."
 )
 GOODBYE = "Goodbye and thanks for calling."
+FRONT_DESK = "sip:frontdesk@dental.example"
 
 RULES = f"""
 greeting = "{GREETING}"
@@ -61,6 +67,12 @@ after = "read_account_number"
 say = "Thank you, account {{output}}."
 
 [[rule]]
+when = "front desk"
+say = "Let me put you through to the front desk."
+call = "transfer_call"
+args = {{ to = "front desk" }}
+
+[[rule]]
 when = "goodbye"
 say = "{GOODBYE}"
 call = "end_call"
@@ -73,6 +85,7 @@ class Receptionist(PhoneAgent):
     instructions = "You answer the phone for Acme Dental."
     greeting = GREETING
     transcription = AudioTranscription(model="gpt-4o-mini-transcribe")
+    transfer_targets = MappingProxyType({"front desk": FRONT_DESK})
 
     @tool
     async def opening_hours(self) -> str:
@@ -106,3 +119,37 @@ def spoken(text: str, *, silence_ms: int = 900) -> bytes:
     pause = np.zeros(silence_ms * 8, dtype=np.int16)
     samples = np.concatenate([pause[:800], voice, pause]).astype("<i2")
     return pcm16_to_ulaw(samples.tobytes())
+
+
+@attrs.define
+class Heard:
+    """What the test's ``on_call`` saw of each call's session."""
+
+    events: list[SessionEvent] = attrs.Factory(list)
+    calls: list[PhoneCall] = attrs.Factory(list)
+    changed: trio.Event = attrs.Factory(trio.Event)
+
+    async def on_call(self, call: PhoneCall) -> None:
+        self.calls.append(call)
+        assert call.session is not None
+        async for event in call.session:
+            self.events.append(event)
+            self.changed.set()
+            self.changed = trio.Event()
+
+    async def wait_for(
+        self, check: Callable[[SessionEvent], bool], *, after: int = 0
+    ) -> SessionEvent:
+        """The first event from index ``after`` on that passes ``check``, once it comes."""
+        seen = after
+        while True:
+            for event in self.events[seen:]:
+                if check(event):
+                    return event
+            seen = len(self.events)
+            changed = self.changed
+            await changed.wait()
+
+
+def said(text: str) -> Callable[[SessionEvent], bool]:
+    return lambda e: isinstance(e, AssistantMessage) and text in e.text

@@ -11,7 +11,7 @@ agent hangs up once the goodbye has played.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +28,6 @@ from framework.runtime import (
     ToolCallStarted,
 )
 from framework.telephony import (
-    PhoneCall,
     PhoneServer,
     TwilioCaller,
     TwilioLeg,
@@ -45,42 +44,14 @@ from .phone import (
     GREETING,
     HOURS,
     SERVICES,
+    Heard,
     Receptionist,
     engine,
+    said,
     spoken,
 )
 
 BARGE_IN_TOLERANCE_MS = 20
-
-
-@attrs.define
-class Heard:
-    """What the test's ``on_call`` saw of each call's session."""
-
-    events: list[SessionEvent] = attrs.Factory(list)
-    calls: list[PhoneCall] = attrs.Factory(list)
-    changed: trio.Event = attrs.Factory(trio.Event)
-
-    async def on_call(self, call: PhoneCall) -> None:
-        self.calls.append(call)
-        assert call.session is not None
-        async for event in call.session:
-            self.events.append(event)
-            self.changed.set()
-            self.changed = trio.Event()
-
-    async def wait_for(
-        self, check: Callable[[SessionEvent], bool], *, after: int = 0
-    ) -> SessionEvent:
-        """The first event from index ``after`` on that passes ``check``, once it comes."""
-        seen = after
-        while True:
-            for event in self.events[seen:]:
-                if check(event):
-                    return event
-            seen = len(self.events)
-            changed = self.changed
-            await changed.wait()
 
 
 @attrs.frozen
@@ -145,10 +116,6 @@ def input_audio(tap: Tap) -> bytes:
         for e in tap.client_events()
         if e["type"] == "input_audio_buffer.append"
     )
-
-
-def said(text: str) -> Callable[[SessionEvent], bool]:
-    return lambda e: isinstance(e, AssistantMessage) and text in e.text
 
 
 async def test_a_call_from_greeting_to_goodbye() -> None:

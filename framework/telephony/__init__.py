@@ -33,6 +33,7 @@ from ._carrier import DialError as DialError
 from ._carrier import HeardClear as HeardClear
 from ._carrier import TwilioCaller as TwilioCaller
 from ._carrier import dial as dial
+from ._carrier import open_media_stream as open_media_stream
 from ._media import Clear as Clear
 from ._media import Connected as Connected
 from ._media import Dtmf as Dtmf

@@ -434,7 +434,7 @@ async def dial(
             account_sid=account_sid,
             custom_parameters=read.parameters,
         )
-        async with _open_stream(read.stream_url, timeout_s) as connection:
+        async with open_media_stream(read.stream_url, timeout_s) as connection:
             call = TwilioCaller(_WebSocket(connection), start, playout_delay_ms=playout_delay_ms)
             async with trio.open_nursery() as nursery:
                 await nursery.start(call.run)
@@ -451,14 +451,19 @@ async def dial(
 
 
 @asynccontextmanager
-async def _open_stream(
-    url: str, timeout_s: float
+async def open_media_stream(
+    url: str, timeout_s: float = 30.0
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """The stream's WebSocket, on a TCP stream this function owns and always closes.
+    """A WebSocket to a Media Streams endpoint (``ws://``), as Twilio opens it.
+
+    The connection is on a TCP stream this function owns and always closes.
 
     trio-websocket's client leaves its socket open after a close the server
     began (it waits for the server's TCP close and then only stops reading),
     so the socket is closed here, as the Realtime transport does.
+
+    Raises:
+        DialError: the endpoint cannot be reached or refuses the WebSocket.
     """
     target = urlsplit(url)
     host, port = target.hostname or "127.0.0.1", target.port or 80

@@ -11,12 +11,16 @@ agent hangs up once the goodbye has played.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import httpx2
+import pytest
 import trio
+from trio_websocket import ConnectionClosed
 
 from framework.engine import open_engine
 from framework.runtime import (
@@ -25,14 +29,21 @@ from framework.runtime import (
     DtmfReceived,
     Interrupted,
     SessionEvent,
+    SessionStarted,
     ToolCallStarted,
 )
 from framework.telephony import (
+    Dtmf,
     PhoneServer,
+    Start,
+    Stop,
     TwilioCaller,
     TwilioLeg,
     dial,
+    dump_message,
+    open_media_stream,
     open_phone_server,
+    signature_for,
 )
 
 from ..engine.wiretap import Tap, open_tap
@@ -204,3 +215,86 @@ async def test_a_call_from_greeting_to_goodbye() -> None:
         call = line.heard.calls[0]
         assert call.end_reason == "hung up by the agent"
         assert call.caller == "+14155550100"
+
+
+async def post_voice(line: Line, call_sid: str, *, token: str = AUTH_TOKEN) -> httpx2.Response:
+    """Twilio's voice webhook for ``call_sid``, signed with ``token``."""
+    url = line.url + "/twilio/voice"
+    form = {"CallSid": call_sid, "From": "+14155550100", "To": "+14155550199"}
+    async with httpx2.AsyncClient() as http:
+        return await http.post(
+            url, data=form, headers={"x-twilio-signature": signature_for(token, url, form)}
+        )
+
+
+async def test_the_session_opens_when_the_webhook_arrives_before_the_stream() -> None:
+    with trio.fail_after(30):
+        async with phone_line(stream_timeout_s=1.0) as line:
+            answer = await post_voice(line, "CA_early")
+            assert answer.status_code == 200
+            assert "<Connect" in answer.text
+            call = line.server.calls["CA_early"]
+            await call.ended.wait()
+            # The session was up while the stream never came; nothing was said to nobody.
+            assert line.heard.calls == [call]
+            assert call.end_reason == "the stream did not start within 1 s"
+            assert not [e for e in line.heard.events if isinstance(e, AssistantMessage)]
+
+
+async def test_a_forged_twilio_request_is_refused_and_answers_nothing() -> None:
+    with trio.fail_after(30):
+        async with phone_line() as line:
+            answer = await post_voice(line, "CA_forged", token="not-the-auth-token")
+            assert answer.status_code == 403
+            assert "X-Twilio-Signature" in answer.text
+            assert not line.server.calls
+
+
+async def test_a_stream_must_present_its_call_token_and_survives_garbage() -> None:
+    with trio.fail_after(30):
+        async with phone_line() as line:
+            answer = await post_voice(line, "CA_hostile")
+            stream_url = re.search(r'Stream url="([^"]+)"', answer.text)
+            token = re.search(r'name="cantata_token" value="([^"]+)"', answer.text)
+            assert stream_url is not None and token is not None
+
+            def start(offered: str) -> str:
+                return dump_message(
+                    Start(
+                        stream_sid="MZ1",
+                        call_sid="CA_hostile",
+                        custom_parameters={"cantata_token": offered},
+                    )
+                )
+
+            async with open_media_stream(stream_url[1]) as intruder:
+                await intruder.send_message(start("guessed"))
+                with pytest.raises(ConnectionClosed) as closed:
+                    await intruder.get_message()
+                assert closed.value.reason.code == 1008
+
+            await line.heard.wait_for(lambda e: isinstance(e, SessionStarted))
+            async with open_media_stream(stream_url[1]) as twilio:
+                await twilio.send_message(start(token[1]))
+                for garbage in ("not json", '{"event":"media"}', "[1,2]", '{"event":"x"}'):
+                    await twilio.send_message(garbage)
+                await twilio.send_message(dump_message(Dtmf(stream_sid="MZ1", digit="7")))
+                await line.heard.wait_for(lambda e: isinstance(e, DtmfReceived))
+                await twilio.send_message(dump_message(Stop(stream_sid="MZ1")))
+                call = line.heard.calls[0]
+                await call.ended.wait()
+            leg = call.leg
+            assert isinstance(leg, TwilioLeg)
+            assert leg.stats["malformed"] == 4
+            assert call.end_reason == "the caller hung up"
+
+
+async def test_a_call_beyond_capacity_hears_busy() -> None:
+    with trio.fail_after(30):
+        async with phone_line(max_calls=1) as line:
+            first = await post_voice(line, "CA_first")
+            second = await post_voice(line, "CA_second")
+            assert "<Connect" in first.text
+            assert '<Reject reason="busy"' in second.text
+            assert list(line.server.calls) == ["CA_first"]
+            line.server.calls["CA_first"].end("the test is over")

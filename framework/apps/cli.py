@@ -8,6 +8,8 @@
 * ``cantata transcribe FILE.wav``: captions for a WAV file (a transcription
   session), printed as they come and written to ``--out`` (.srt or .vtt);
 * ``cantata serve``: the local Realtime engine alone, for any client;
+* ``cantata dial URL``: a simulated Twilio caller for a phone endpoint (a
+  WAV said, keys pressed, what was heard written to a WAV);
 * ``cantata plugins``: the installed plugins and what each contributes (one
   that fails to load is listed with its error, and the others still are);
 * ``cantata protocol``: the protocol inventory, every client and server event
@@ -219,6 +221,12 @@ def _operate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dial(args: argparse.Namespace) -> int:
+    from framework.apps.dial import run_dial
+
+    return run_dial(args)
+
+
 def _run_options(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
@@ -391,6 +399,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd.add_argument("target", help="a session id (sess_...) or a call id (rtc_...)")
             cmd.add_argument("digits", help="keys to press: 0-9, *, # and A-D")
         cmd.set_defaults(handler=_operate)
+
+    dial_cmd = commands.add_parser("dial", help="call a phone endpoint as a simulated Twilio")
+    dial_cmd.add_argument("url", help="the endpoint's base URL (http://127.0.0.1:8080)")
+    dial_cmd.add_argument("--wav", help="what the caller says (a WAV file, paced in real time)")
+    dial_cmd.add_argument("--digits", help="keys the caller presses after speaking (0-9, *, #)")
+    dial_cmd.add_argument("--record", metavar="FILE", help="write what the caller heard (WAV)")
+    dial_cmd.add_argument("--wait", type=float, default=3.0, help="seconds to listen first")
+    dial_cmd.add_argument(
+        "--listen", type=float, default=30.0, help="seconds before the caller hangs up"
+    )
+    dial_cmd.add_argument("--caller", default="+14155550100", help="the caller's number")
+    dial_cmd.add_argument("--callee", default="+14155550199", help="the number called")
+    dial_cmd.add_argument(
+        "--auth-token", help="the endpoint's Twilio auth token (default: $TWILIO_AUTH_TOKEN)"
+    )
+    dial_cmd.set_defaults(handler=_dial)
 
     plugins_cmd = commands.add_parser("plugins", help="list the installed plugins")
     plugins_cmd.set_defaults(handler=_plugins)

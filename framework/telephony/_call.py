@@ -75,6 +75,7 @@ class PhoneCall:
         metadata: what the carrier said about the call: Twilio's webhook
             parameters and the stream's custom parameters, or the SIP headers.
         session: the call's session, once it runs.
+        answered: set once the session is up (``session`` is there).
         ended: set when the call is over (hung up, transferred, or gone).
         end_reason: why it ended.
         transferred_to: where the caller was handed, if anywhere.
@@ -97,6 +98,7 @@ class PhoneCall:
         self.metadata: Mapping[str, str] = dict(metadata or {})
         self.leg = leg
         self.session: Session | None = None
+        self.answered = trio.Event()
         self.ended = trio.Event()
         self.end_reason = ""
         self.transferred_to: str | None = None

@@ -210,6 +210,7 @@ class PhoneServer:
             ) as session:
                 call.session = session
                 session.observe(call.observe)
+                call.answered.set()
                 ready.set()
                 if greet:
                     greeting = greeting_of(session.agent)

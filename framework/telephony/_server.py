@@ -192,7 +192,7 @@ class PhoneServer:
         call: PhoneCall,
         session_url: str | None,
         *,
-        audio_in: trio.MemoryReceiveChannel[bytes] | None,
+        audio_in: AsyncIterator[bytes] | None,
         audio_out: Any,
         ready: trio.Event,
         greet: bool,
@@ -348,7 +348,7 @@ class PhoneServer:
             self._start_call(
                 call,
                 session_url=self.url,
-                audio_in=leg.inbound,
+                audio_in=leg.caller_audio(),
                 audio_out=leg.sink,
                 ready=leg.ready,
                 greet=False,  # the stream greets, once the caller can hear it

@@ -49,6 +49,7 @@ from framework.runtime import AgentLike, open_session
 from framework.transport import RestClient, open_rest_client, resolve_base_url
 
 from ._agent import greeting_of
+from ._asgi import AsgiSocket, HttpRefusal, Receive, Scope, Send, header, read_body
 from ._call import PhoneCall, enter_phone_call, leave_phone_call
 from ._sip import SipLeg, call_from_event, with_call_id
 from ._twilio import (
@@ -62,27 +63,15 @@ from ._webhooks import RecentDeliveries, WebhookRefused, verify_webhook
 
 _log = logging.getLogger("cantata.telephony")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 AgentSource: TypeAlias = AgentLike | Callable[[PhoneCall], AgentLike]
 
 MAX_CALLS = 100
 STREAM_TIMEOUT_S = 30.0
 ENDED_KEPT = 1000
-MAX_BODY_BYTES = 64 * 1024
-"""The largest webhook body read (Twilio's forms and OpenAI's events are small)."""
 MAX_FRAME_BYTES = 64 * 1024
 """The largest Media Streams frame read (Twilio's are a few hundred bytes)."""
 SIP_BUSY = 486
 """SIP's Busy Here: what a call hears when every line is taken."""
-
-
-class _Http(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -277,13 +266,13 @@ class PhoneServer:
         route = (scope["method"], scope["path"].rstrip("/"))
         content_type = "text/plain"
         try:
-            body = await _read_body(receive)
+            body = await read_body(receive)
             handler = _ROUTES.get(route)
             if handler is None:
-                raise _Http(404, f"no such endpoint: {route[0]} {route[1]}")
+                raise HttpRefusal(404, f"no such endpoint: {route[0]} {route[1]}")
             content_type, text = await handler(self, scope, body)
             status = 200
-        except _Http as e:
+        except HttpRefusal as e:
             status, text = e.status, e.text
         payload = text.encode()
         await send(
@@ -303,7 +292,7 @@ class PhoneServer:
         if self.public_url is not None:
             base = self.public_url.rstrip("/")
         else:
-            host = _header(scope, b"host") or "127.0.0.1"
+            host = header(scope, b"host") or "127.0.0.1"
             base = f"{scope.get('scheme', 'http')}://{host}"
         if websocket:
             base = "ws" + base.removeprefix("http")
@@ -312,20 +301,20 @@ class PhoneServer:
     def _twilio_form(self, scope: Scope, body: bytes) -> dict[str, str]:
         """A Twilio request's form, once its signature checks out."""
         if not self.twilio_auth_token:
-            raise _Http(403, "Twilio calls are not served: set TWILIO_AUTH_TOKEN")
+            raise HttpRefusal(403, "Twilio calls are not served: set TWILIO_AUTH_TOKEN")
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         query = scope.get("query_string", b"").decode("latin-1")
         url = self._url_of(scope, scope["path"]) + (f"?{query}" if query else "")
-        signature = _header(scope, b"x-twilio-signature") or ""
+        signature = header(scope, b"x-twilio-signature") or ""
         if not signature_ok(self.twilio_auth_token, url, form, signature):
-            raise _Http(403, "the X-Twilio-Signature does not match this request")
+            raise HttpRefusal(403, "the X-Twilio-Signature does not match this request")
         return form
 
     async def _voice(self, scope: Scope, body: bytes) -> tuple[str, str]:
         form = self._twilio_form(scope, body)
         call_sid = form.get("CallSid", "")
         if not call_sid:
-            raise _Http(400, "the voice webhook has no CallSid")
+            raise HttpRefusal(400, "the voice webhook has no CallSid")
         if call_sid in self.calls:
             leg = self._twilio.get(call_sid)
         else:
@@ -375,17 +364,17 @@ class PhoneServer:
 
     async def _sip_webhook(self, scope: Scope, body: bytes) -> tuple[str, str]:
         if not self.webhook_secret or self._rest is None:
-            raise _Http(403, "SIP calls are not served: set OPENAI_WEBHOOK_SECRET")
+            raise HttpRefusal(403, "SIP calls are not served: set OPENAI_WEBHOOK_SECRET")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             webhook_id = verify_webhook(body, headers, self.webhook_secret)
         except WebhookRefused as e:
             _log.warning("refused a webhook: %s", e)
-            raise _Http(400, f"webhook refused: {e}") from None
+            raise HttpRefusal(400, f"webhook refused: {e}") from None
         try:
             event = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise _Http(400, "the webhook body is not JSON") from None
+            raise HttpRefusal(400, "the webhook body is not JSON") from None
         if not isinstance(event, dict) or event.get("type") != "realtime.call.incoming":
             return "text/plain", "ignored: not realtime.call.incoming"
         if not self._deliveries.first_time(webhook_id):
@@ -396,14 +385,14 @@ class PhoneServer:
             if e.status in (404, 409):
                 return "text/plain", f"the call is gone: {e}"  # a retry would not help
             self._deliveries.forget(webhook_id)  # the sender retries; handle it then
-            raise _Http(502, f"could not answer the call: {e}") from None
+            raise HttpRefusal(502, f"could not answer the call: {e}") from None
 
     async def _incoming_sip(self, event: Mapping[str, Any]) -> str:
         assert self._rest is not None
         try:
             call = call_from_event(event, SipLeg(self._rest, ""))
         except ValueError as e:
-            raise _Http(400, str(e)) from None
+            raise HttpRefusal(400, str(e)) from None
         leg = SipLeg(self._rest, call.id)
         call.leg = leg
         if call.id in self.calls:
@@ -464,71 +453,7 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/sip/webhook"): PhoneServer._sip_webhook,
     ("GET", "/health"): PhoneServer._health,
 }
-"""The HTTP endpoints: each returns its content type and body, or raises ``_Http``."""
-
-
-class AsgiSocket:
-    """A stream's WebSocket over the ASGI messages (text frames)."""
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive = receive
-        self._send = send
-        self.closed = False
-        self.gone = False
-
-    async def receive_text(self) -> str:
-        while not self.gone:
-            message = await self._receive()
-            if message["type"] == "websocket.receive":
-                text = message.get("text")
-                if text is None:
-                    text = (message.get("bytes") or b"").decode("utf-8", "replace")
-                return str(text)
-            if message["type"] == "websocket.disconnect":
-                self.gone = True
-        raise trio.EndOfChannel
-
-    async def send_text(self, text: str) -> None:
-        if self.closed or self.gone:
-            raise trio.BrokenResourceError("the stream is closed")
-        await self._send({"type": "websocket.send", "text": text})
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        if not self.closed and not self.gone:
-            self.closed = True
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
-
-    async def finish(self, grace_s: float = 5.0) -> None:
-        """Reads until the peer has gone, for at most ``grace_s``: hypercorn waits for
-        the application to take the disconnect before it lets the connection go."""
-        with trio.move_on_after(grace_s):
-            while not self.gone:
-                message = await self._receive()
-                self.gone = message["type"] == "websocket.disconnect"
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _Http(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
+"""The HTTP endpoints: each returns its content type and body, or raises ``HttpRefusal``."""
 
 
 def _one_line(error: BaseException) -> str:

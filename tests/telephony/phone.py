@@ -19,8 +19,8 @@ import trio
 from framework.audio import pcm16_to_ulaw
 from framework.engine import Engine, Rules
 from framework.protocol import AudioTranscription
-from framework.runtime import AssistantMessage, SessionEvent
-from framework.telephony import PhoneAgent, PhoneCall
+from framework.runtime import AssistantMessage, Session, SessionEvent
+from framework.telephony import PhoneAgent, PhoneCall, current_phone_call
 from framework.tools import tool
 from plugins.speech import EspeakSynthesizer, PocketsphinxTranscriber
 
@@ -82,7 +82,10 @@ call = "end_call"
 class Receptionist(PhoneAgent):
     """The dental practice's receptionist."""
 
-    instructions = "You answer the phone for Acme Dental."
+    def instructions(self, session: Session | None = None) -> str:  # type: ignore[override]
+        """The instructions name the caller: the call is there while they are rendered."""
+        call = current_phone_call()
+        return f"You answer the phone for Acme Dental. The caller is {call and call.caller}."
     greeting = GREETING
     transcription = AudioTranscription(model="gpt-4o-mini-transcribe")
     transfer_targets = MappingProxyType({"front desk": FRONT_DESK})

@@ -26,6 +26,7 @@ from framework.engine import (
     open_engine,
     webhook_headers,
 )
+from framework.protocol import to_json
 from framework.runtime import DtmfReceived, ToolCallFinished
 from framework.telephony import PhoneServer, open_phone_server
 
@@ -77,6 +78,11 @@ async def test_a_sip_call_is_verified_accepted_attached_transferred_and_hung_up(
             assert rung["delivery"]["status"] == 200
             rest = trunk.engine.rest.calls[call_id]
             assert rest.state == "accepted"
+            # Accepted with the agent's configuration, its instructions naming the caller,
+            # and not the Twilio leg's G.711 format: on SIP the codec is the trunk's business.
+            assert rest.session is not None
+            assert "The caller is +14155550123." in str(rest.session.instructions)
+            assert "audio/pcmu" not in to_json(rest.session.audio)  # the server's default
 
             # The session attaches by call_id and greets the caller first.
             await trunk.heard.wait_for(said(GREETING))
@@ -131,6 +137,7 @@ async def test_a_call_beyond_capacity_is_rejected_busy() -> None:
             calls = trunk.engine.rest.calls
             assert calls[first["call_id"]].state == "accepted"
             assert calls[second["call_id"]].state == "rejected"
+            assert calls[second["call_id"]].status_code == 486  # Busy Here
             assert second["delivery"]["status"] == 200
 
 

@@ -136,6 +136,10 @@ async def test_a_call_from_greeting_to_goodbye() -> None:
             greeting = await heard.wait_for(said(GREETING))
             assert isinstance(greeting, AssistantMessage)
 
+            # The caller's number reached the model's instructions.
+            updates = [e for e in line.tap.client_events() if e["type"] == "session.update"]
+            assert "The caller is +14155550100." in updates[0]["session"]["instructions"]
+
             # The greeting is heard whole, byte for byte as the engine sent it.
             sent = output_audio(line.tap, greeting.item_id)
             assert len(sent) > 8000

@@ -1,8 +1,8 @@
 """Phone benchmark: concurrent Twilio calls in one server process, mark-to-media latency.
 
-The phone server and the local engine behind it run in one process (``serve``,
-started by the benchmark); the simulated callers run in this one, N at a
-time, their starts spread over a second. Each caller listens to the agent's
+Three processes: the local engine (``cantata serve``, standing in for the
+model), the phone server (``serve``), and the simulated callers (this one),
+N at a time, their starts spread over a second. Each caller listens to the agent's
 greeting (about eight seconds of G.711, streamed by the engine faster than
 real time) while it sends its own 20 ms of silence every 20 ms, as Twilio
 does. The endpoint keeps at most its lead of audio unheard at the caller, so
@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from functools import partial
 
 import trio
 
-from framework.engine import Engine, Rules, open_engine
 from framework.telephony import Media, PhoneAgent, PhoneServer, dial, serve_phone
 
 TOKEN = "bench-token"
@@ -44,15 +45,13 @@ class Agent(PhoneAgent):
     greeting = GREETING
 
 
-async def serve(port: int, lead_ms: int) -> None:
-    engine = Engine(rules=Rules.from_toml(RULES))
-    async with open_engine(engine) as running:
-        server = PhoneServer(
-            agent=Agent, url=running.url, twilio_auth_token=TOKEN, max_calls=1000, lead_ms=lead_ms
-        )
-        async with trio.open_nursery() as nursery:
-            url = await nursery.start(partial(serve_phone, server, port=port))
-            print(url, flush=True)
+async def serve(engine_url: str, lead_ms: int) -> None:
+    server = PhoneServer(
+        agent=Agent, url=engine_url, twilio_auth_token=TOKEN, max_calls=1000, lead_ms=lead_ms
+    )
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(partial(serve_phone, server, port=0))
+        print(url, flush=True)
 
 
 async def one_call(url: str, start_at: float, listen_s: float, out: list[float]) -> None:
@@ -82,6 +81,19 @@ async def run(url: str, calls: int, listen_s: float) -> list[float]:
     return latencies
 
 
+def wait_listening(port: int, timeout_s: float = 30.0) -> None:
+    """Returns once something accepts connections on the loopback ``port``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -108,20 +120,49 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--listen-s", type=float, default=8.0)
     parser.add_argument("--lead-ms", type=int, default=200)
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--engine-port", type=int, default=8799)
+    parser.add_argument("--engine-url", help="serve: the engine's Realtime URL")
     args = parser.parse_args()
     if args.mode == "serve":
-        trio.run(serve, args.port, args.lead_ms)
+        trio.run(serve, args.engine_url, args.lead_ms)
         return
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as rules:
+        rules.write(RULES)
+    engine = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "framework.apps.cli",
+            "serve",
+            "--port",
+            str(args.engine_port),
+            "--rules",
+            rules.name,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    engine_url = f"ws://127.0.0.1:{args.engine_port}/v1/realtime"
+    wait_listening(args.engine_port)
     server = subprocess.Popen(
-        [sys.executable, __file__, "serve", "--lead-ms", str(args.lead_ms)],
+        [
+            sys.executable,
+            __file__,
+            "serve",
+            "--lead-ms",
+            str(args.lead_ms),
+            "--engine-url",
+            engine_url,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
-        print(f"phone server {url} (pid {server.pid}), lead {args.lead_ms} ms")
+        print(
+            f"phone server {url} (pid {server.pid}), engine pid {engine.pid}, "
+            f"lead {args.lead_ms} ms"
+        )
         for calls in args.calls:
             p99s = []
             for attempt in range(args.repeat):
@@ -140,8 +181,10 @@ def main() -> None:
                 f"spread {min(p99s):.2f}-{max(p99s):.2f} ms over {args.repeat} runs"
             )
     finally:
-        server.terminate()
-        server.wait()
+        for process in (server, engine):
+            process.terminate()
+            process.wait()
+        os.unlink(rules.name)
 
 
 if __name__ == "__main__":

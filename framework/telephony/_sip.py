@@ -39,6 +39,7 @@ PLAYOUT_REPORT_TIMEOUT_S = 60.0
 """How long to wait for the server to say a response's audio has played."""
 RESPONSES_KEPT = 64
 """Responses whose playout is tracked; past it the oldest are forgotten."""
+_CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
 _NUMBER = re.compile(r"<?(?:sips?|tel):([^@;>]+)")
 
 
@@ -137,12 +138,17 @@ def call_from_event(event: Mapping[str, Any], leg: SipLeg) -> PhoneCall:
     """The call a ``realtime.call.incoming`` event announces.
 
     Raises:
-        ValueError: the event has no ``data.call_id``.
+        ValueError: the event has no ``data.call_id``, or one that is not an id.
     """
     data = event.get("data")
     call_id = data.get("call_id") if isinstance(data, dict) else None
     if not isinstance(call_id, str) or not call_id:
         raise ValueError("the event has no data.call_id")
+    if not _CALL_ID.match(call_id):
+        # It goes into the calls API's URLs: nothing that could leave its path segment.
+        raise ValueError(
+            f"data.call_id {call_id[:40]!r} is not a call id (letters, digits, _ and -)"
+        )
     headers: dict[str, str] = {}
     raw: Sequence[Any] = data.get("sip_headers") or [] if isinstance(data, dict) else []
     for header in raw if isinstance(raw, list) else []:

@@ -86,6 +86,7 @@ class Receptionist(PhoneAgent):
         """The instructions name the caller: the call is there while they are rendered."""
         call = current_phone_call()
         return f"You answer the phone for Acme Dental. The caller is {call and call.caller}."
+
     greeting = GREETING
     transcription = AudioTranscription(model="gpt-4o-mini-transcribe")
     transfer_targets = MappingProxyType({"front desk": FRONT_DESK})

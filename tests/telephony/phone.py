@@ -32,7 +32,8 @@ HOURS = "What are your opening hours"
 SERVICES = "Tell me about your services"
 ACCOUNT = "I want to check my account"
 BYE = "Thank you that is all goodbye"
-PHRASES = [HOURS, SERVICES, ACCOUNT, BYE, "Hello there"]
+TRANSFER = "Put me through to the front desk"
+PHRASES = [HOURS, SERVICES, ACCOUNT, BYE, TRANSFER, "Hello there"]
 SERVICES_ANSWER = (
     "We offer check ups, cleaning, fillings, crowns, bridges, implants, whitening, "
     "braces for children and adults, emergency appointments on weekdays and weekends, "

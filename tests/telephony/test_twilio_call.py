@@ -51,10 +51,12 @@ from .phone import (
     ACCOUNT,
     AUTH_TOKEN,
     BYE,
+    FRONT_DESK,
     GOODBYE,
     GREETING,
     HOURS,
     SERVICES,
+    TRANSFER,
     Heard,
     Receptionist,
     engine,
@@ -302,3 +304,21 @@ async def test_a_call_beyond_capacity_hears_busy() -> None:
             assert '<Reject reason="busy"' in second.text
             assert list(line.server.calls) == ["CA_first"]
             line.server.calls["CA_first"].end("the test is over")
+
+
+async def test_a_transfer_ends_the_stream_and_tells_twilio_to_dial() -> None:
+    with trio.fail_after(60):
+        async with phone_line() as line, dial(line.url, auth_token=AUTH_TOKEN) as caller:
+            greeting = await line.heard.wait_for(said(GREETING))
+            await heard_whole(caller, line.tap, greeting)
+            await caller.say(spoken(TRANSFER))
+            notice = await line.heard.wait_for(said("Let me put you through"))
+            assert isinstance(notice, AssistantMessage)
+            await caller.ended.wait()
+            # The caller heard the whole notice before the line was handed over.
+            notice_audio = output_audio(line.tap, notice.item_id)
+            assert caller.heard_by_item[notice.item_id] == len(notice_audio)
+        call = line.heard.calls[0]
+        assert call.transferred_to == FRONT_DESK
+        assert call.end_reason == f"transferred to {FRONT_DESK}"
+        assert f"<Dial><Sip>{FRONT_DESK}</Sip></Dial>" in caller.next_twiml

@@ -49,7 +49,7 @@ def _summary(caller: TwilioCaller) -> dict[str, object]:
         "ended": caller.end_reason or "the caller hung up",
         "heard_ms": len(caller.heard) // 8,
         "heard_by_item_ms": {item: n // 8 for item, n in caller.heard_by_item.items()},
-        "marks_acknowledged": len(caller.marks_echoed),
+        "marks_acknowledged": caller.marks_acknowledged,
         "clears": [{"item_id": c.item_id, "heard_ms": c.heard_bytes // 8} for c in caller.clears],
         "next_twiml": caller.next_twiml,
     }

@@ -24,7 +24,9 @@ The :class:`TwilioCaller` plays the call as Twilio does, in real time:
   bytes the caller really heard, which is the truth a barge-in's truncation
   is measured against.
 
-Bounds: the recording keeps at most ``max_record_s`` seconds of timeline.
+Bounds: the recording and :attr:`TwilioCaller.heard` keep at most
+``max_record_s`` seconds; the latest :data:`KEPT` clears and mark echoes are
+kept (and the echoes counted).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from framework.errors import CantataError
 
 from ._media import (
     Clear,
+    Connected,
     Dtmf,
     Mark,
     Media,
@@ -65,6 +68,8 @@ FRAME_BYTES = 160
 FRAME_S = 0.02
 SILENCE = b"\xff"
 """Mu-law silence (the code for zero)."""
+KEPT = 1000
+"""The latest clears and mark echoes kept for inspection."""
 PLAYED_KEPT = 500
 """Frames whose play times :meth:`TwilioCaller.heard_at` can look back on (10 s)."""
 PLAYOUT_DELAY_MS = 60
@@ -147,8 +152,9 @@ class TwilioCaller:
         self.heard_by_item: dict[str, int] = {}
         self._last_item: str | None = None
         self._played: deque[_Played] = deque(maxlen=PLAYED_KEPT)
-        self.clears: list[HeardClear] = []
-        self.marks_echoed: list[str] = []
+        self.clears: deque[HeardClear] = deque(maxlen=KEPT)
+        self.marks_echoed: deque[str] = deque(maxlen=KEPT)
+        self.marks_acknowledged = 0
         self.ended = trio.Event()
         self.end_reason = ""
         self.next_twiml = ""
@@ -198,7 +204,7 @@ class TwilioCaller:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Plays the call until the stream ends (either side)."""
         self._t0 = trio.current_time()
-        await self._socket.send_text(dump_connected())
+        await self._socket.send_text(dump_message(Connected()))
         await self._send(self.start)
         try:
             async with trio.open_nursery() as nursery:
@@ -297,7 +303,8 @@ class TwilioCaller:
         return None
 
     def _heard(self, audio: bytes, began: float, mark: str | None) -> None:
-        self.heard += audio
+        if len(self.heard) + len(audio) <= self._max_record:
+            self.heard += audio
         if mark is not None:
             item = self._last_item = mark.rpartition(":")[0]
             before = self.heard_by_item.get(item, 0)
@@ -328,6 +335,7 @@ class TwilioCaller:
 
     async def _echo(self, name: str) -> None:
         self.marks_echoed.append(name)
+        self.marks_acknowledged += 1
         if self.on_mark is not None:
             self.on_mark(name, trio.current_time())
         await self._send(Mark(stream_sid=self.start.stream_sid, name=name))
@@ -336,11 +344,6 @@ class TwilioCaller:
         if not self.ended.is_set():
             self.end_reason = reason
             self.ended.set()
-
-
-def dump_connected() -> str:
-    """Twilio's first message on a stream."""
-    return '{"event":"connected","protocol":"Call","version":"1.0.0"}'
 
 
 # --- dialling over the network -------------------------------------------------------------

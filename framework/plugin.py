@@ -45,6 +45,7 @@ __all__ = [
     "ToolsPlugin",
     "engine_part",
     "installed_plugins",
+    "load_plugin",
     "resolve_plugins",
 ]
 
@@ -182,6 +183,28 @@ def resolve_plugins(specs: Sequence[Plugin | str]) -> list[Plugin]:
             raise PluginError(f"plugin {spec!r} failed to load: {entry.error}")
         out.append(entry.plugin)
     return out
+
+
+def load_plugin(name: str, **options: Any) -> Plugin:
+    """The installed plugin ``name``, built with ``options`` (``load_plugin("recorder",
+    directory="calls")``): its entry point's class is called with them.
+
+    Raises:
+        PluginError: no installed plugin has that name, or it failed to load or
+            does not take those options.
+    """
+    found = [e for e in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if e.name == name]
+    if not found:
+        known = ", ".join(sorted(p.name for p in installed_plugins())) or "none"
+        raise PluginError(f"no installed plugin is named {name!r} (installed: {known})")
+    try:
+        made = found[0].load()
+        plugin = made(**options) if isinstance(made, type) else _instantiate(made)
+    except Exception as e:
+        raise PluginError(f"plugin {name!r} failed to load: {type(e).__name__}: {e}") from e
+    if not isinstance(plugin, Plugin):
+        raise PluginError(f"plugin {name!r} is not a Plugin ({type(plugin).__name__})")
+    return plugin
 
 
 def engine_part(kind: str, name: str) -> Any:

@@ -164,3 +164,20 @@ async def test_phone_receptionist_answers_a_sip_call() -> None:
     assert (
         "ended:     hung up by the agent; transferred to ['sip:frontdesk@dental.example']" in lines
     )
+
+
+async def test_observed_call_reconnects_and_shows_its_metrics_and_trace() -> None:
+    out = await _run("observed_call.py")
+    lines = [line.strip() for line in out.splitlines()]
+    assert "assistant: In Oslo it is snowing at minus 4." in lines  # answered after the drop
+    assert any(line.startswith("reconnect: back after ") for line in lines)
+    turns = [line for line in lines if line.startswith("turn ") and "(text), first audio" in line]
+    assert len(turns) == 3 and all("$0.0" in line for line in turns)
+    assert "3 turns, 1 reconnect, $0.01" in out
+    assert any(
+        line.startswith("session WeatherBot") and "event reconnecting, event reconnected" in line
+        for line in lines
+    )
+    tools = [line for line in lines if "execute_tool get_weather" in line]
+    assert len(tools) == 2 and all(line.startswith("│  │  └─ ") for line in tools[:1])
+    assert any(line.startswith("gen_ai.client.operation.duration: 5 measured") for line in lines)

@@ -242,6 +242,7 @@ def _run_options(args: argparse.Namespace) -> Any:
         say=tuple(getattr(args, "say", None) or ()),
         input_wav=Path(args.input_wav) if getattr(args, "input_wav", None) else None,
         output_wav=Path(args.output_wav) if getattr(args, "output_wav", None) else None,
+        record=Path(args.record) if getattr(args, "record", None) else None,
         approve=approve,
         transcriber=args.transcriber,
         synthesizer=args.synthesizer,
@@ -331,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--input-wav", metavar="FILE", help="user audio, streamed in real time"
             )
             cmd.add_argument("--output-wav", metavar="FILE", help="write the reply audio here")
+            cmd.add_argument(
+                "--record", metavar="DIR", help="record the call: a stereo WAV and a JSON report"
+            )
         cmd.set_defaults(handler=_run)
 
     transcribe_cmd = commands.add_parser("transcribe", help="captions for a WAV file")

@@ -31,6 +31,7 @@ from rich.markup import escape
 from framework.agent import Agent
 from framework.audio import AudioSink, ClockSink
 from framework.errors import BotError
+from framework.plugin import load_plugin
 from framework.protocol import AudioPCM
 from framework.runtime import (
     ApprovalRequested,
@@ -39,6 +40,9 @@ from framework.runtime import (
     HandedOff,
     Interrupted,
     McpCallFinished,
+    Reconnected,
+    Reconnecting,
+    RolledOver,
     Session,
     SessionEvent,
     ToolCallFinished,
@@ -130,6 +134,7 @@ class RunOptions:
     say: Sequence[str] = ()
     input_wav: Path | None = None
     output_wav: Path | None = None
+    record: Path | None = None
     approve: Approve = "ask"
     transcriber: str | None = None
     synthesizer: str | None = None
@@ -171,6 +176,11 @@ class Display:
             self.line("handoff", f"{event.from_agent} -> {event.to_agent}", "magenta")
         elif isinstance(event, ErrorReported):
             self.line("error", str(event.error.message), "red")
+        elif isinstance(event, Reconnecting):
+            self.line("reconnect", f"attempt {event.attempt} to {event.endpoint}", "magenta")
+        elif isinstance(event, Reconnected | RolledOver):
+            replayed = f"on {event.endpoint}, {event.replayed} items replayed"
+            self.line("reconnect", replayed, "magenta")
 
     def latency(self, ms: float) -> None:
         self.console.print(f"[dim]{'':<10} turn took {ms:.0f} ms[/dim]")
@@ -288,31 +298,39 @@ async def run_bot(
             sink = WavSink(options.output_wav, fmt=agent.output_audio_format or _PCM24)
         else:
             sink = sink_factory() if sink_factory is not None else ClockSink()
-        session = await stack.enter_async_context(
-            open_session(agent, url=url, audio_in=source, audio_out=sink)
-        )
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch, session, display, options.approve)
-            if source is not None:
-                await source.done.wait()
-                await _settle(session)
-            for text in options.say:
-                display.line("you", text, "cyan")
-                started = time.perf_counter()
-                await session.run(text)
-                display.latency((time.perf_counter() - started) * 1000)
-            await trio.sleep(0.05)  # let the last events print
-            nursery.cancel_scope.cancel()
-        close = getattr(sink, "aclose", None)
-        if close is not None:
-            await close()
-        usage = session.usage
+        recorder = [load_plugin("recorder", directory=options.record)] if options.record else []
+        async with open_session(
+            agent, url=url, audio_in=source, audio_out=sink, plugins=recorder
+        ) as session:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch, session, display, options.approve)
+                if source is not None:
+                    await source.done.wait()
+                    await _settle(session)
+                for text in options.say:
+                    display.line("you", text, "cyan")
+                    started = time.perf_counter()
+                    await session.run(text)
+                    display.latency((time.perf_counter() - started) * 1000)
+                await trio.sleep(0.05)  # let the last events print
+                nursery.cancel_scope.cancel()
+            close = getattr(sink, "aclose", None)
+            if close is not None:
+                await close()
+        metrics = session.metrics  # complete now the session has closed
+        for turn in metrics.turns:
+            display.line("metrics", turn.summary(), "dim")
+        usage, cost = session.usage, metrics.cost_usd
         display.console.print(
             f"[dim]{usage.responses} responses, {usage.input_tokens} tokens in, "
-            f"{usage.output_tokens} out[/dim]"
+            f"{usage.output_tokens} out"
+            + (f", ${cost:.5f} at the hosted API's prices" if cost is not None else "")
+            + "[/dim]"
         )
         if options.output_wav is not None:
             display.console.print(f"[dim]reply audio written to {options.output_wav}[/dim]")
+        if options.record is not None:
+            display.console.print(f"[dim]the call is recorded in {options.record}/[/dim]")
     return 0
 
 

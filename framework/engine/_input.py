@@ -98,6 +98,8 @@ class InputStatistics:
 
     buffered_bytes: int
     buffered_ms: int
+    received_ms: int
+    """All the audio appended in the session, in the buffer's current format (it never shrinks)."""
 
 
 class InputAudio:
@@ -132,7 +134,9 @@ class InputAudio:
     def statistics(self) -> InputStatistics:
         fmt = self.buffer.fmt
         return InputStatistics(
-            buffered_bytes=len(self.buffer.raw), buffered_ms=fmt.ms(self.buffer.length)
+            buffered_bytes=len(self.buffer.raw),
+            buffered_ms=fmt.ms(self.buffer.length),
+            received_ms=fmt.ms(self.buffer.end),
         )
 
     def configure(self) -> None:

@@ -10,10 +10,12 @@ import trio
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-async def _run(script: str) -> str:
+async def _run(script: str, *args: str) -> str:
     with trio.fail_after(60):
         result = await trio.run_process(
-            [sys.executable, str(EXAMPLES / script)], capture_stdout=True, capture_stderr=True
+            [sys.executable, str(EXAMPLES / script), *args],
+            capture_stdout=True,
+            capture_stderr=True,
         )
     return result.stdout.decode()
 
@@ -142,6 +144,27 @@ async def test_captions_example() -> None:
     ]
     assert (EXAMPLES / "demo-captions.srt").read_text().startswith("1\n")
     assert (EXAMPLES / "demo-captions.vtt").read_text().startswith("WEBVTT")
+
+
+async def test_phone_receptionist_answers_a_twilio_call() -> None:
+    out = await _run("phone_receptionist.py")
+    lines = out.splitlines()
+    assert lines[1].startswith("call:      twilio CA")
+    assert "heard:     What are your opening hours" in lines
+    assert "tool:      read_patient_number({}) -> '4821'" in lines
+    assert "assistant: Goodbye, and thanks for calling Acme Dental." in lines
+    assert any(line.startswith("ended:     hung up by the agent;") for line in lines)
+
+
+async def test_phone_receptionist_answers_a_sip_call() -> None:
+    out = await _run("phone_receptionist.py", "--sip")
+    lines = out.splitlines()
+    assert lines[1].startswith("call:      sip rtc_")
+    assert lines[1].endswith("from +14155550123")
+    assert "tool:      read_patient_number({}) -> '4821'" in lines
+    assert (
+        "ended:     hung up by the agent; transferred to ['sip:frontdesk@dental.example']" in lines
+    )
 
 
 async def test_observed_call_reconnects_and_shows_its_metrics_and_trace() -> None:

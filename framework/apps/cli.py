@@ -16,6 +16,8 @@ function for its options and one row.
   session), printed as they come and written to ``--out`` (.srt or .vtt);
 * ``cantata serve``: the local Realtime engine alone, for any client;
 * ``cantata ring`` / ``dtmf`` / ``calls``: a running engine's operator interface;
+* ``cantata dial URL``: a simulated Twilio caller for a phone endpoint (a
+  WAV said, keys pressed, what was heard written to a WAV);
 * ``cantata init NAME``: a new bot in ``NAME/`` (agent, rules, a test that
   passes);
 * ``cantata plugins``: the installed plugins and what each contributes (one
@@ -180,6 +182,22 @@ def _init_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--directory", metavar="DIR", help="where to create NAME/ (default: here)")
 
 
+def _dial_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("url", help="the endpoint's base URL (http://127.0.0.1:8080)")
+    cmd.add_argument("--wav", help="what the caller says (a WAV file, paced in real time)")
+    cmd.add_argument("--digits", help="keys the caller presses after speaking (0-9, *, #)")
+    cmd.add_argument("--record", metavar="FILE", help="write what the caller heard (WAV)")
+    cmd.add_argument("--wait", type=float, default=3.0, help="seconds to listen first")
+    cmd.add_argument(
+        "--listen", type=float, default=30.0, help="seconds before the caller hangs up"
+    )
+    cmd.add_argument("--caller", default="+14155550100", help="the caller's number")
+    cmd.add_argument("--callee", default="+14155550199", help="the number called")
+    cmd.add_argument(
+        "--auth-token", help="the endpoint's Twilio auth token (default: $TWILIO_AUTH_TOKEN)"
+    )
+
+
 def _no_options(cmd: argparse.ArgumentParser) -> None:
     pass
 
@@ -223,6 +241,12 @@ COMMANDS: tuple[Command, ...] = (
         "list the calls and sessions of a running engine",
         _operator_options,
         "framework.apps.operate:operate",
+    ),
+    Command(
+        "dial",
+        "call a phone endpoint as a simulated Twilio caller",
+        _dial_options,
+        "framework.apps.dial:run_dial",
     ),
     Command(
         "init",

@@ -19,7 +19,9 @@ realtime model says a short preamble and then the answer. ``calls = [{ name =
 ..., args = ... }, ...]`` makes several calls at once. Templates use
 ``{name}`` (a named group; in an ``after`` rule also the call's arguments and
 ``{output}``), ``{output[key]}`` for a field of a JSON output, and ``{{``/``}}``
-for literal braces. ``unreadable`` (user audio with no transcript), ``denied``
+for literal braces. ``greeting`` (a response asked for before the user has
+said anything: a phone call's first words), ``unreadable`` (user audio with
+no transcript), ``denied``
 (``{server_label}``, ``{name}``, ``{reason}``) and ``failed`` (``{server_label}``,
 ``{name}``, ``{error}``) override the built-in replies.
 
@@ -219,6 +221,7 @@ _RULE_KEYS = {"when", "after", "say", "call", "args", "calls"}
 # The top-level reply templates, and the placeholders each may use.
 _TEMPLATES: dict[str, frozenset[str]] = {
     "fallback": frozenset(),
+    "greeting": frozenset(),
     "unreadable": frozenset(),
     "denied": frozenset({"server_label", "name", "reason"}),
     "failed": frozenset({"server_label", "name", "error"}),
@@ -246,6 +249,8 @@ class Rules:
     rules: tuple[Rule, ...]
     fallback: Template = attrs.field(factory=lambda: _default("fallback"))
     """The reply when no rule matches."""
+    greeting: Template | None = None
+    """The reply before the user has said anything (``None``: the fallback)."""
     unreadable: Template = attrs.field(factory=lambda: _default("unreadable"))
     """The reply to user audio with no transcript."""
     denied: Template = attrs.field(factory=lambda: _default("denied"))

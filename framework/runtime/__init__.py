@@ -55,6 +55,7 @@ from ._events import AssistantMessage as AssistantMessage
 from ._events import AudioCleared as AudioCleared
 from ._events import AudioCommitted as AudioCommitted
 from ._events import CallStatus as CallStatus
+from ._events import DtmfReceived as DtmfReceived
 from ._events import ElicitationRequested as ElicitationRequested
 from ._events import ErrorReported as ErrorReported
 from ._events import EventHub as EventHub
@@ -63,6 +64,7 @@ from ._events import Interrupted as Interrupted
 from ._events import McpCallFinished as McpCallFinished
 from ._events import McpToolsListed as McpToolsListed
 from ._events import Observer as Observer
+from ._events import PlayoutStopped as PlayoutStopped
 from ._events import Reconnected as Reconnected
 from ._events import Reconnecting as Reconnecting
 from ._events import ResponseFinished as ResponseFinished

@@ -40,10 +40,13 @@ from framework.protocol import (
     ConversationItemInputAudioTranscriptionFailedEvent,
     InputAudioBufferClearedEvent,
     InputAudioBufferCommittedEvent,
+    InputAudioBufferDtmfEventReceivedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     McpCallError,
     McpListToolsFailed,
+    OutputAudioBufferCleared,
+    OutputAudioBufferStopped,
     RealtimeAudioConfig,
     RealtimeAudioConfigInput,
     RealtimeConversationItemAssistantMessage,
@@ -74,10 +77,12 @@ from ._events import (
     AssistantDelta,
     AudioCleared,
     AudioCommitted,
+    DtmfReceived,
     ErrorReported,
     EventHub,
     McpCallFinished,
     McpToolsListed,
+    PlayoutStopped,
     TranscriptionFailed,
     UserSpeechStarted,
     UserSpeechStopped,
@@ -459,6 +464,17 @@ class Edge:
         self._events.publish(
             UserSpeechStopped(item_id=event.item_id, audio_end_ms=event.audio_end_ms)
         )
+
+    @_translates(InputAudioBufferDtmfEventReceivedEvent)
+    async def _dtmf(self, event: InputAudioBufferDtmfEventReceivedEvent) -> None:
+        self._events.publish(DtmfReceived(digit=event.event, received_at=event.received_at))
+
+    @_translates(OutputAudioBufferStopped, OutputAudioBufferCleared)
+    async def _playout_stopped(
+        self, event: OutputAudioBufferStopped | OutputAudioBufferCleared
+    ) -> None:
+        cleared = isinstance(event, OutputAudioBufferCleared)
+        self._events.publish(PlayoutStopped(response_id=event.response_id, cleared=cleared))
 
     @_translates(ConversationItemInputAudioTranscriptionDeltaEvent)
     async def _transcription_delta(

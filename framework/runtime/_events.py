@@ -238,6 +238,31 @@ class ErrorReported:
 
 
 @attrs.frozen(kw_only=True)
+class DtmfReceived:
+    """A telephone keypad key was pressed (``0``-``9``, ``*``, ``#``, ``A``-``D``).
+
+    On SIP calls the server reports it (``input_audio_buffer.dtmf_event_received``);
+    a carrier that brings its own keypad (Twilio Media Streams) publishes it
+    with :meth:`Session.publish`. ``received_at`` is in epoch seconds.
+    """
+
+    digit: str
+    received_at: int
+
+
+@attrs.frozen(kw_only=True)
+class PlayoutStopped:
+    """The server stopped playing a response's audio to the caller (WebRTC and SIP).
+
+    ``cleared``: it was cut off (``output_audio_buffer.cleared``), not played
+    to its end (``output_audio_buffer.stopped``).
+    """
+
+    response_id: str
+    cleared: bool
+
+
+@attrs.frozen(kw_only=True)
 class Reconnecting:
     """The connection dropped; the session is dialing again (one event per attempt).
 
@@ -324,6 +349,8 @@ SessionEvent: TypeAlias = (
     | McpToolsListed
     | McpCallFinished
     | ErrorReported
+    | DtmfReceived
+    | PlayoutStopped
     | Reconnecting
     | Reconnected
     | RolledOver

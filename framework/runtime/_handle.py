@@ -33,6 +33,7 @@ from ._events import (
     AssistantMessage,
     EventHub,
     Interrupted,
+    Observer,
     ResponseFinished,
     SessionEvent,
     ToolCallFinished,
@@ -428,6 +429,29 @@ class Session:
             finally:
                 self._events.forget(collector)
             return collector.result()
+
+    def observe(self, observer: Observer) -> None:
+        """Hands ``observer`` every application event as it is published.
+
+        For layers above the session that react to events without taking them
+        from the application's ``async for`` (a phone call's keypad, say). The
+        observer runs where the event is published, on an actor's task: it
+        must return at once and never raise.
+        """
+        self._events.observe(observer)
+
+    def forget(self, observer: Observer) -> None:
+        """Stops handing events to ``observer``."""
+        self._events.forget(observer)
+
+    def publish(self, event: SessionEvent) -> None:
+        """Adds an event from outside the wire to the session's events.
+
+        Observers see it and ``async for`` yields it, in order with the
+        session's own: a carrier's keypad press (:class:`DtmfReceived`) reaches
+        the application as a SIP call's does. Never waits.
+        """
+        self._events.publish(event)
 
     def __aiter__(self) -> Session:
         return self

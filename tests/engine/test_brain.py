@@ -544,3 +544,12 @@ async def test_a_brain_error_fails_the_response_and_names_the_cause(url: str) ->
             assert events[-1]["response"]["status"] == "failed"
             events = await client.turn("tell me a story")
             assert events[-1]["response"]["status"] == "completed"
+
+
+async def test_a_greeting_answers_before_the_user_has_said_anything() -> None:
+    rules = 'greeting = "Thanks for calling."\n' + WEATHER
+    assert await ask(rules, []) == [Say("Thanks for calling.")]
+    # Once the user has spoken the rules and the fallback answer as before.
+    assert await ask(rules, [user("hmm")]) == [Say(DEFAULT_FALLBACK)]
+    # Without a greeting, an opening response is the fallback.
+    assert await ask(WEATHER, []) == [Say(DEFAULT_FALLBACK)]

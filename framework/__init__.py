@@ -38,6 +38,9 @@ _EXPORTS = {
     "AssistantDelta": "framework.runtime",
     "AssistantMessage": "framework.runtime",
     "Decision": "framework.runtime",
+    "ElicitationAnswer": "framework.runtime",
+    "ElicitationRequest": "framework.runtime",
+    "ElicitationRequested": "framework.runtime",
     "ErrorReported": "framework.runtime",
     "HandedOff": "framework.runtime",
     "Interrupted": "framework.runtime",
@@ -50,6 +53,7 @@ _EXPORTS = {
     "SessionStarted": "framework.runtime",
     "ToolCallFinished": "framework.runtime",
     "ToolCallStarted": "framework.runtime",
+    "ToolProgress": "framework.runtime",
     "TranscriptSegment": "framework.runtime",
     "TurnResult": "framework.runtime",
     "UserSpeechStarted": "framework.runtime",
@@ -59,6 +63,7 @@ _EXPORTS = {
     "open_transcription_session": "framework.runtime",
     "FunctionTool": "framework.tools",
     "ToolOutcome": "framework.tools",
+    "ToolResult": "framework.tools",
     "tool": "framework.tools",
 }
 
@@ -77,6 +82,9 @@ if TYPE_CHECKING:
     from framework.runtime import AssistantDelta as AssistantDelta
     from framework.runtime import AssistantMessage as AssistantMessage
     from framework.runtime import Decision as Decision
+    from framework.runtime import ElicitationAnswer as ElicitationAnswer
+    from framework.runtime import ElicitationRequest as ElicitationRequest
+    from framework.runtime import ElicitationRequested as ElicitationRequested
     from framework.runtime import ErrorReported as ErrorReported
     from framework.runtime import HandedOff as HandedOff
     from framework.runtime import Interrupted as Interrupted
@@ -89,6 +97,7 @@ if TYPE_CHECKING:
     from framework.runtime import SessionStarted as SessionStarted
     from framework.runtime import ToolCallFinished as ToolCallFinished
     from framework.runtime import ToolCallStarted as ToolCallStarted
+    from framework.runtime import ToolProgress as ToolProgress
     from framework.runtime import TranscriptSegment as TranscriptSegment
     from framework.runtime import TurnResult as TurnResult
     from framework.runtime import UserSpeechStarted as UserSpeechStarted
@@ -98,6 +107,7 @@ if TYPE_CHECKING:
     from framework.runtime import open_transcription_session as open_transcription_session
     from framework.tools import FunctionTool as FunctionTool
     from framework.tools import ToolOutcome as ToolOutcome
+    from framework.tools import ToolResult as ToolResult
     from framework.tools import tool as tool
 
 

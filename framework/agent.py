@@ -38,7 +38,13 @@ from framework.protocol import (
     ServerVad,
     Unset,
 )
-from framework.runtime import ApprovalRequest, Decision, SessionPlugin
+from framework.runtime import (
+    ApprovalRequest,
+    Decision,
+    ElicitationAnswer,
+    ElicitationRequest,
+    SessionPlugin,
+)
 from framework.tools import FunctionTool, fit_name, tools_of
 
 if TYPE_CHECKING:
@@ -268,6 +274,22 @@ class Agent:
         Runs in the call's own task, so it may take its time (within the deadline).
         """
         return None
+
+    async def answer_elicitation(self, request: ElicitationRequest) -> ElicitationAnswer | None:
+        """Answers a tool's question for the user (an MCP server's elicitation).
+
+        Override it to answer (``ElicitationAnswer("accept", {...})``), decline
+        or cancel; ``None`` leaves the question to the application. Only when
+        an agent overrides it (or the application says it answers, with
+        ``open_session(elicitation=True)``) are MCP servers told that the
+        session can be asked at all. It must answer by ``request.deadline``.
+        """
+        return None
+
+    @property
+    def answers_elicitations(self) -> bool:
+        """Whether this agent's class overrides :meth:`answer_elicitation`."""
+        return type(self).answer_elicitation is not Agent.answer_elicitation
 
 
 def _transfer(target: Agent) -> Callable[[], Awaitable[Agent]]:

@@ -13,11 +13,21 @@
     │                               an event or wire object we were asked to send is not
     │                               valid; the message names the path (framework.protocol)
     ├── RestError                   a REST call (client secrets, calls) failed
-    ├── PluginError (LookupError)   a plugin that is not installed or failed to load, or an
+    ├── PluginError (LookupError)   a plugin that is not installed or failed to load, two
+    │                               plugins whose tools would hide each other, or an
     │                               engine part no installed plugin provides
     ├── AudioDeviceUnavailable (RuntimeError)
     │                               no microphone or speaker can be used
-    └── BotError                    a bot file that cannot be run (framework.apps)
+    ├── BotError                    a bot file that cannot be run (framework.apps)
+    ├── ToolArgumentsError (ValueError)
+    │                               arguments that do not fit a tool's parameters, from
+    │                               ``FunctionTool.parse_arguments`` (framework.tools); inside
+    │                               a session they become the call's output, never raised
+    ├── RulesError (ValueError)     a rules file of the engine's scripted brain that does
+    │                               not load (framework.engine)
+    ├── BrainError                  a brain's mistake found while it answers; the engine
+    │                               fails that response with an ``error`` event
+    └── OperatorError               the engine's operator interface refused a request
 
 The classes keep the names and the built-in bases they always had, so code that
 catches ``ValueError`` or ``LookupError`` keeps working. Tool failures are not
@@ -144,7 +154,8 @@ class RestError(CantataError):
 
 
 class PluginError(CantataError, LookupError):
-    """A plugin named but not installed, one that failed to load, or a missing engine part."""
+    """A plugin named but not installed, one that failed to load, plugins whose tools
+    would hide each other, or a missing engine part."""
 
 
 class AudioDeviceUnavailable(CantataError, RuntimeError):

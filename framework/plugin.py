@@ -8,7 +8,10 @@ session holds open in a task of its own (so it may keep a nursery across its
 :data:`TEARDOWN_TIMEOUT_S`. It yields a :class:`Contribution` (defined by the
 runtime, which only knows plugins by that protocol): the function tools it
 offers now (a callable, because an MCP server's list can change), hosted tool
-definitions for the server to run, and an approval policy.
+definitions for the server to run, an approval policy, instructions to add,
+and a service for the application. The session opens it through
+:meth:`Plugin.open_in`, with a :class:`PluginContext`: how to say the tools
+changed, and how to ask the user a question.
 
 Plugins reach a session two ways: in code (``MyAgent(plugins=[...])`` or a
 ``plugins`` class attribute), or installed, through the ``cantata.plugins``
@@ -22,13 +25,13 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import attrs
 
 from framework.errors import PluginError
-from framework.runtime import PLUGIN_TEARDOWN_S, Contribution
+from framework.runtime import PLUGIN_TEARDOWN_S, Contribution, PluginContext
 from framework.tools import FunctionTool
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "Contribution",
     "InstalledPlugin",
     "Plugin",
+    "PluginContext",
     "PluginError",
     "ToolsPlugin",
     "engine_part",
@@ -76,6 +80,15 @@ class Plugin:
                 session does not start and ``open_session`` raises it.
         """
         yield Contribution()
+
+    def open_in(self, context: PluginContext) -> AbstractAsyncContextManager[Contribution]:
+        """The plugin's lifetime in one session, with what the session offers it.
+
+        The session calls this; by default it is :meth:`open` with
+        ``context.changed``. Override it instead of :meth:`open` to use the
+        rest of the context (asking the user questions, for instance).
+        """
+        return self.open(context.changed)
 
     # Parts of the local engine a plugin may provide (by name):
     def engine_parts(self) -> dict[str, Any]:

@@ -28,8 +28,10 @@ def _tree_names() -> list[str]:
 def _resolve(name: str) -> type[BaseException]:
     import framework.apps.runner
     import framework.audio
+    import framework.engine
     import framework.plugin
     import framework.protocol
+    import framework.tools
     import framework.transport
 
     for module in (
@@ -38,6 +40,8 @@ def _resolve(name: str) -> type[BaseException]:
         framework.transport,
         framework.audio,
         framework.plugin,
+        framework.tools,
+        framework.engine,
         framework.apps.runner,
     ):
         found = getattr(module, name, None)

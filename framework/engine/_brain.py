@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from framework.errors import CantataError
 from framework.protocol import (
     UNSET,
     ConversationItem,
@@ -87,7 +88,7 @@ class BrainRequest:
         return [f"{label}.{t.name}" for label, tools in self.mcp_tools.items() for t in tools]
 
 
-class BrainError(Exception):
+class BrainError(CantataError):
     """A brain cannot make this response; the message says why and what to fix.
 
     The engine fails the response and reports the message in an ``error`` event.

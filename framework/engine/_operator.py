@@ -45,6 +45,7 @@ import httpx2
 import orjson
 import trio
 
+from framework.errors import CantataError
 from framework.protocol import InputAudioBufferDtmfEventReceivedEvent
 
 from ._rest import Call, HttpError, HttpResponse, _json_object, _no_unknown, _type_error
@@ -312,7 +313,7 @@ def _refuse(engine: Engine, body: bytes) -> HttpResponse:
 # --- the client ---------------------------------------------------------------------------
 
 
-class OperatorError(Exception):
+class OperatorError(CantataError):
     """The engine refused an operator request (its message says why)."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -43,8 +43,10 @@ from typing import Any
 
 import attrs
 
+from framework.errors import CantataError
 
-class RulesError(ValueError):
+
+class RulesError(CantataError, ValueError):
     """A rules file that cannot be used; the message says where and why."""
 
 

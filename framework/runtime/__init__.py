@@ -17,7 +17,8 @@ iterates, ``session.run`` collects and the hook runner (``_hooks``) turns into
 agent hooks. ``_handle`` is the application's :class:`Session`; ``_contracts``
 says what the runtime needs of an agent, a plugin and a wire (it imports
 neither ``framework.agent`` nor ``framework.plugin``); ``_toolset`` computes
-the session's tools; ``_approvals`` and ``_history`` are what their names say;
+the session's tools; ``_approvals``, ``_elicitation`` (a tool's question for the
+user) and ``_history`` are what their names say;
 ``_transcription`` runs the same actors for captions; ``_continuity`` holds
 what the SessionActor needs to outlive a connection (endpoints, the policy,
 replay, checkpoints); ``_metrics`` turns the messages into per-turn metrics.
@@ -39,13 +40,19 @@ from ._continuity import PendingCall as PendingCall
 from ._contracts import AgentLike as AgentLike
 from ._contracts import AudioTap as AudioTap
 from ._contracts import Contribution as Contribution
+from ._contracts import PluginContext as PluginContext
 from ._contracts import SessionConfigRequest as SessionConfigRequest
 from ._contracts import SessionPlugin as SessionPlugin
 from ._contracts import Wire as Wire
+from ._elicitation import ElicitationAnswer as ElicitationAnswer
+from ._elicitation import ElicitationHook as ElicitationHook
+from ._elicitation import ElicitationRequest as ElicitationRequest
+from ._elicitation import Elicitations as Elicitations
 from ._events import ApprovalRequested as ApprovalRequested
 from ._events import AssistantDelta as AssistantDelta
 from ._events import AssistantMessage as AssistantMessage
 from ._events import CallStatus as CallStatus
+from ._events import ElicitationRequested as ElicitationRequested
 from ._events import ErrorReported as ErrorReported
 from ._events import EventHub as EventHub
 from ._events import HandedOff as HandedOff
@@ -62,6 +69,7 @@ from ._events import SessionEvent as SessionEvent
 from ._events import SessionStarted as SessionStarted
 from ._events import ToolCallFinished as ToolCallFinished
 from ._events import ToolCallStarted as ToolCallStarted
+from ._events import ToolProgress as ToolProgress
 from ._events import TurnMeasured as TurnMeasured
 from ._events import Usage as Usage
 from ._events import UserSpeechStarted as UserSpeechStarted

@@ -12,19 +12,21 @@ and hosted MCP tools (``kind``).
 application's ``Session`` handle only answers (``decide``), which wakes the
 call waiting for it. Requests are removed when answered or timed out, so it
 holds no more than the calls waiting now, plus one sticky entry per tool.
+:class:`Waiting` is that request/reply flow alone; the questions tools ask
+the user (``_elicitation``) take it too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Literal, TypeAlias
+from typing import Generic, Literal, TypeAlias, TypeVar
 
 import attrs
 import orjson
 import trio
 
-__all__ = ["ApprovalHook", "ApprovalRequest", "Approvals", "Decision"]
+__all__ = ["ApprovalHook", "ApprovalRequest", "Approvals", "Decision", "Waiting"]
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -73,11 +75,63 @@ ApprovalHook: TypeAlias = Callable[[ApprovalRequest], Awaitable["bool | Decision
 """The agent's hook or a plugin's policy: a decision, or ``None`` for no opinion."""
 
 
+_Request = TypeVar("_Request")
+_Answer = TypeVar("_Answer")
+
+
 @attrs.define
-class _Waiting:
-    request: ApprovalRequest
+class _Slot(Generic[_Request, _Answer]):
+    request: _Request
     answered: trio.Event = attrs.Factory(trio.Event)
-    decision: Decision | None = None
+    answer: _Answer | None = None
+
+
+@attrs.define
+class Waiting(Generic[_Request, _Answer]):
+    """Requests waiting for the application's answer, each until its deadline.
+
+    The one request/reply flow of approvals and of tools' questions
+    (elicitations): the asker waits in :meth:`wait`, the application answers
+    with :meth:`decide`. It holds only the requests waiting now.
+
+    Attributes:
+        what: What a request is, for the error of an answer nobody waits for.
+    """
+
+    what: str
+    slots: dict[str, _Slot[_Request, _Answer]] = attrs.Factory(dict)
+
+    @property
+    def pending(self) -> list[_Request]:
+        """The requests waiting, oldest first."""
+        return [slot.request for slot in self.slots.values()]
+
+    def decide(self, key: str, answer: _Answer) -> None:
+        """Answers the request waiting under ``key``.
+
+        Raises:
+            KeyError: nothing waits under ``key`` (already answered, timed out,
+                or never asked).
+        """
+        slot = self.slots.get(key)
+        if slot is None or slot.answered.is_set():
+            raise KeyError(f"no {self.what} is waiting under {key!r}")
+        slot.answer = answer
+        slot.answered.set()
+
+    async def wait(
+        self, key: str, request: _Request, deadline: float, announce: Callable[[_Request], None]
+    ) -> _Answer | None:
+        """Announces ``request`` and waits for its answer; ``None`` past ``deadline``."""
+        slot = _Slot[_Request, _Answer](request)
+        self.slots[key] = slot
+        try:
+            announce(request)
+            with trio.move_on_at(deadline):
+                await slot.answered.wait()
+        finally:
+            del self.slots[key]
+        return slot.answer
 
 
 @attrs.define
@@ -85,12 +139,12 @@ class Approvals:
     """A session's approval state: sticky decisions and the requests waiting."""
 
     sticky: dict[str, bool] = attrs.Factory(dict)
-    waiting: dict[str, _Waiting] = attrs.Factory(dict)
+    waiting: Waiting[ApprovalRequest, Decision] = attrs.Factory(lambda: Waiting("approval"))
 
     @property
     def pending(self) -> list[ApprovalRequest]:
         """The requests waiting for the application, oldest first."""
-        return [w.request for w in self.waiting.values()]
+        return self.waiting.pending
 
     def decide(self, request: ApprovalRequest | str, decision: Decision) -> None:
         """Answers a waiting request (by the request or its call id).
@@ -99,12 +153,7 @@ class Approvals:
             KeyError: nothing is waiting under that call id (already answered,
                 timed out, or never asked).
         """
-        call_id = request if isinstance(request, str) else request.call_id
-        waiting = self.waiting.get(call_id)
-        if waiting is None or waiting.answered.is_set():
-            raise KeyError(f"no approval is waiting for call {call_id!r}")
-        waiting.decision = decision
-        waiting.answered.set()
+        self.waiting.decide(request if isinstance(request, str) else request.call_id, decision)
 
     async def ask(
         self,
@@ -129,19 +178,12 @@ class Approvals:
             if answer is not None:
                 decision = answer if isinstance(answer, Decision) else Decision(bool(answer))
                 return self._remember(request, decision)
-        waiting = _Waiting(request)
-        self.waiting[request.call_id] = waiting
-        try:
-            announce(request)
-            with trio.move_on_at(request.deadline):
-                await waiting.answered.wait()
-        finally:
-            del self.waiting[request.call_id]
-        if waiting.decision is None:
+        answered = await self.waiting.wait(request.call_id, request, request.deadline, announce)
+        if answered is None:
             if math.isinf(request.deadline):
                 return Decision(False, "the approval was abandoned")
             return Decision(False, "nobody approved the call in time")
-        return self._remember(request, waiting.decision)
+        return self._remember(request, answered)
 
     def _remember(self, request: ApprovalRequest, decision: Decision) -> Decision:
         if decision.always:

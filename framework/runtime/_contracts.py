@@ -10,7 +10,7 @@ other class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
@@ -27,6 +27,7 @@ from framework.protocol import (
 from framework.tools import FunctionTool
 
 from ._approvals import ApprovalHook, ApprovalRequest, Decision
+from ._elicitation import ElicitationAnswer, ElicitationRequest
 
 if TYPE_CHECKING:
     from framework.audio import AudioFormat
@@ -38,6 +39,7 @@ __all__ = [
     "AgentLike",
     "AudioTap",
     "Contribution",
+    "PluginContext",
     "SessionConfigRequest",
     "SessionPlugin",
     "Wire",
@@ -100,6 +102,11 @@ class Contribution:
         observe: sees every application event as it is published (metrics
             included); it must not block.
         audio: sees the session's audio in and out.
+        instructions: text added to the agent's instructions (an MCP
+            server's prompt, say), read when the session is configured.
+        service: what the plugin offers the application for this session
+            (``session.plugin_service(plugin)``), such as an MCP server's
+            resources and prompts.
     """
 
     tools: Callable[[], Sequence[FunctionTool]] = _no_tools
@@ -107,6 +114,28 @@ class Contribution:
     approve: ApprovalHook | None = None
     observe: Observer | None = None
     audio: AudioTap | None = None
+    instructions: str = ""
+    service: object | None = None
+
+
+Elicitor: TypeAlias = Callable[[ElicitationRequest], Awaitable[ElicitationAnswer]]
+"""Asks the user a tool's question; a decline when nobody answers in time."""
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class PluginContext:
+    """What a session offers a plugin it opens.
+
+    Attributes:
+        changed: tells the session the plugin's tools changed.
+        elicit: asks the user a question (a form or a URL), through the
+            agent's hook and the application; ``None`` when nothing in this
+            session answers questions, so a plugin should not offer to ask
+            (an MCP client then does not declare the elicitation capability).
+    """
+
+    changed: Callable[[], None]
+    elicit: Elicitor | None = None
 
 
 class SessionPlugin(Protocol):
@@ -115,8 +144,8 @@ class SessionPlugin(Protocol):
     @property
     def name(self) -> str: ...
 
-    def open(self, changed: Callable[[], None]) -> AbstractAsyncContextManager[Contribution]:
-        """The plugin's lifetime in one session; ``changed()`` says its tools changed."""
+    def open_in(self, context: PluginContext) -> AbstractAsyncContextManager[Contribution]:
+        """The plugin's lifetime in one session, with what the session offers it."""
         ...
 
 
@@ -165,6 +194,13 @@ class AgentLike(Protocol):
         ...
 
     async def approve_tool_call(self, request: ApprovalRequest) -> bool | Decision | None: ...
+
+    @property
+    def answers_elicitations(self) -> bool:
+        """Whether :meth:`answer_elicitation` answers tools' questions itself."""
+        ...
+
+    async def answer_elicitation(self, request: ElicitationRequest) -> ElicitationAnswer | None: ...
 
     async def on_session_started(self, session: Session) -> None: ...
 

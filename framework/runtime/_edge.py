@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Never, Protocol, TypeAlias, TypeVar, cast
 
@@ -109,6 +110,8 @@ TOOL_EVENT_PREFIXES = ("output_", "mcpr_")
 """Event ids of the ToolExecutionActor's item creates (its outputs and approval answers)."""
 RESPONSE_EVENT_PREFIX = "create_"
 """Event ids of the ResponseActor's ``response.create`` events."""
+FAILED_LISTINGS = 64
+"""Failed hosted-MCP listings remembered until their item is done (one event per listing)."""
 
 _M = TypeVar("_M")
 
@@ -220,6 +223,9 @@ class Edge:
         self._events = events
         self._observe = observe
         self._calls: dict[str, list[str]] = {}  # open responses, with their calls
+        # Listings that failed: their item is done after the failure (with no tools),
+        # and the application hears of each listing once.
+        self._failed_listings: deque[str] = deque(maxlen=FAILED_LISTINGS)
         self.speaking = False
         """Whether the user is speaking (server VAD heard a start and no stop yet)."""
         self.reply_owed = False
@@ -480,6 +486,9 @@ class Edge:
     async def _item_done(self, event: ConversationItemDone) -> None:
         listed = event.item
         if isinstance(listed, RealtimeMcpListTools):
+            if listed.id in self._failed_listings:
+                self._failed_listings.remove(_text(listed.id))
+                return
             self._events.publish(
                 McpToolsListed(
                     item_id=_text(listed.id),
@@ -494,6 +503,7 @@ class Edge:
         known = self._state.history.get(event.item_id)
         item = known.item if known is not None else None
         label = item.server_label if isinstance(item, RealtimeMcpListTools) else ""
+        self._failed_listings.append(event.item_id)
         self._events.publish(
             McpToolsListed(item_id=event.item_id, server_label=label, tools=[], ok=False)
         )

@@ -28,6 +28,7 @@ from framework.protocol import (
 )
 
 from ._approvals import ApprovalRequest
+from ._elicitation import ElicitationRequest
 
 if TYPE_CHECKING:
     from ._metrics import TurnMetrics
@@ -124,6 +125,28 @@ class ToolCallFinished:
     arguments: str
     status: CallStatus
     output: str
+
+
+@attrs.frozen(kw_only=True)
+class ToolProgress:
+    """A running call reported how far it has got (an MCP server's progress, say).
+
+    ``total`` is ``None`` when the tool does not know how much work there is.
+    """
+
+    call_id: str
+    name: str
+    progress: float
+    total: float | None
+    message: str | None
+
+
+@attrs.frozen(kw_only=True)
+class ElicitationRequested:
+    """A tool asks the user something: ``session.answer_elicitation(request, {...})``,
+    ``decline_elicitation`` or ``cancel_elicitation`` before ``request.deadline``."""
+
+    request: ElicitationRequest
 
 
 @attrs.frozen(kw_only=True)
@@ -263,7 +286,9 @@ SessionEvent: TypeAlias = (
     | AssistantMessage
     | ToolCallStarted
     | ToolCallFinished
+    | ToolProgress
     | ApprovalRequested
+    | ElicitationRequested
     | Interrupted
     | ResponseFinished
     | HandedOff

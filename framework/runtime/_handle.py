@@ -28,6 +28,7 @@ from framework.tools import FunctionTool
 from ._approvals import ApprovalRequest, Approvals, Decision
 from ._continuity import Checkpoint, PendingCall, wire_items
 from ._contracts import AgentLike, SessionConfigRequest
+from ._elicitation import ElicitationAnswer, ElicitationRequest, Elicitations
 from ._events import (
     AssistantMessage,
     EventHub,
@@ -135,12 +136,16 @@ class Session:
         to_audio: trio.MemorySendChannel[AudioInbox],
         events: EventHub,
         approvals: Approvals,
+        elicitations: Elicitations | None = None,
+        services: Mapping[int, object] | None = None,
     ) -> None:
         self._outbox = outbox
         self._to_responses = to_responses
         self._to_audio = to_audio
         self._events = events
         self._approvals = approvals
+        self._elicitations = elicitations
+        self._services = dict(services or {})
         self._turn_lock = trio.Lock()
         self._ids = EventIds()
         self._parts: _Parts | None = None
@@ -226,6 +231,16 @@ class Session:
             calls=calls,
             sticky=dict(self._approvals.sticky),
         )
+
+    @property
+    def pending_elicitations(self) -> list[ElicitationRequest]:
+        """Tools' questions waiting for the application, oldest first."""
+        return self._elicitations.pending if self._elicitations is not None else []
+
+    def plugin_service(self, plugin: object) -> object | None:
+        """What ``plugin`` offers the application in this session (its contribution's
+        ``service``), or ``None`` when it offers nothing or is not open here."""
+        return self._services.get(id(plugin))
 
     def statistics(self) -> dict[str, int]:
         """Counters for monitoring: what was sent, merged, dropped; what is going on."""
@@ -337,6 +352,41 @@ class Session:
             KeyError: nothing waits under that call id (answered, timed out, never asked).
         """
         self._approvals.decide(request, Decision(False, reason, always=always))
+
+    # --- elicitations ----------------------------------------------------------------
+
+    def answer_elicitation(
+        self, request: ElicitationRequest | str, content: Mapping[str, object] | None = None
+    ) -> None:
+        """Accepts a tool's question: the form's ``content``, or none for a URL.
+
+        Raises:
+            KeyError: nothing waits under that id (answered, timed out, never asked).
+        """
+        self._decide_elicitation(request, ElicitationAnswer("accept", content))
+
+    def decline_elicitation(self, request: ElicitationRequest | str) -> None:
+        """Says no to a tool's question.
+
+        Raises:
+            KeyError: nothing waits under that id (answered, timed out, never asked).
+        """
+        self._decide_elicitation(request, ElicitationAnswer("decline"))
+
+    def cancel_elicitation(self, request: ElicitationRequest | str) -> None:
+        """Dismisses a tool's question without a yes or a no.
+
+        Raises:
+            KeyError: nothing waits under that id (answered, timed out, never asked).
+        """
+        self._decide_elicitation(request, ElicitationAnswer("cancel"))
+
+    def _decide_elicitation(
+        self, request: ElicitationRequest | str, answer: ElicitationAnswer
+    ) -> None:
+        if self._elicitations is None:
+            raise KeyError("this session asks no questions")
+        self._elicitations.decide(request, answer)
 
     # --- turns and events ------------------------------------------------------------
 

@@ -266,7 +266,7 @@ class SessionActor:
         self._metrics = metrics
         self._resume = resume
         self.agent = agent
-        self.toolset = Toolset.build(agent, plugins)
+        self.toolset = Toolset.build(agent, plugins, strict=True)
         self.config: SessionConfigRequest | None = None
         self.session_id = ""
         self.history = History()
@@ -566,13 +566,18 @@ class SessionActor:
             self._nursery.start_soon(self._roll, line)
 
     def _config_now(self, *, handoff: bool = False) -> SessionConfigRequest:
-        """The agent's ``session.update`` payload, with the plugins' tools."""
+        """The agent's ``session.update`` payload, with the plugins' tools and instructions."""
         current = self.config if isinstance(self.config, RealtimeSessionCreateRequest) else None
-        return self.agent.session_config(
+        config = self.agent.session_config(
             keep_audio_from=current if handoff else None,
             session=self.handle,
             tools=list(self.toolset.definitions),
         )
+        added = self.toolset.instructions
+        if added and isinstance(config, RealtimeSessionCreateRequest):
+            own = config.instructions if isinstance(config.instructions, str) else ""
+            config = attrs.evolve(config, instructions=f"{own}\n\n{added}" if own else added)
+        return config
 
     def _config_for(self, line: Line) -> SessionConfigRequest:
         """The configuration for a new connection: the agent's, with the audio in force.

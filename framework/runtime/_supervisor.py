@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
@@ -48,8 +48,9 @@ from framework.protocol import ClientEvent
 from ._approvals import Approvals
 from ._audio_actor import AUDIO_INBOX, AudioInputActor
 from ._continuity import Checkpoint, Continuity, Endpoint
-from ._contracts import AgentLike, Contribution, SessionPlugin, Wire
-from ._events import EventHub
+from ._contracts import AgentLike, Contribution, Elicitor, PluginContext, SessionPlugin, Wire
+from ._elicitation import Elicitations
+from ._events import ElicitationRequested, EventHub
 from ._handle import Session, _Parts
 from ._hooks import HookRunner
 from ._messages import (
@@ -79,25 +80,28 @@ PLUGIN_TEARDOWN_S = 5.0
 
 async def _run_plugin(
     plugin: SessionPlugin,
-    changed: Callable[[], None],
+    context: PluginContext,
     stop: trio.Event,
     *,
     task_status: trio.TaskStatus[Contribution] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """A plugin's lifetime, in a task of its own (so it may hold a nursery open)."""
-    async with plugin.open(changed) as contribution:
+    async with plugin.open_in(context) as contribution:
         task_status.started(contribution)
         await stop.wait()
 
 
 @asynccontextmanager
 async def _open_plugins(
-    plugins: Sequence[SessionPlugin], changes: trio.MemorySendChannel[SessionInbox]
+    plugins: Sequence[SessionPlugin],
+    changes: trio.MemorySendChannel[SessionInbox],
+    elicit: Elicitor | None,
 ) -> AsyncIterator[list[tuple[SessionPlugin, Contribution]]]:
     """Opens every plugin for the block; each closes within :data:`PLUGIN_TEARDOWN_S`.
 
     A plugin's ``changed()`` sends :class:`ToolsChanged` on ``changes``, which the
-    caller closes when the session closes (later calls do nothing).
+    caller closes when the session closes (later calls do nothing). ``elicit``
+    is how plugins ask the user questions (``None``: nothing answers them).
     """
 
     def changed() -> None:
@@ -111,8 +115,9 @@ async def _open_plugins(
     async with trio.open_nursery() as nursery:
         stop = trio.Event()
         opened = []
+        context = PluginContext(changed=changed, elicit=elicit)
         for plugin in plugins:
-            contribution = await nursery.start(_run_plugin, plugin, changed, stop)
+            contribution = await nursery.start(_run_plugin, plugin, context, stop)
             opened.append((plugin, contribution))
         try:
             yield opened
@@ -138,6 +143,7 @@ async def open_session(
     plugins: Sequence[SessionPlugin] = (),
     pricing: Pricing | Mapping[str, Pricing] | None = HOSTED_PRICES,
     resume: Checkpoint | None = None,
+    elicitation: bool | None = None,
 ) -> AsyncIterator[Session]:
     """Connects, configures the session for ``agent`` and runs it for the block.
 
@@ -167,6 +173,10 @@ async def open_session(
             for every model, or a table by model (default: the hosted API's).
         resume: a checkpoint (``session.checkpoint()`` of a session elsewhere)
             whose conversation this session continues.
+        elicitation: whether the application answers tools' questions
+            (``ElicitationRequested``); ``None``: only if the agent answers
+            them (its ``answer_elicitation`` hook). When nothing does, MCP
+            servers are told the session cannot be asked.
 
     Raises:
         ConnectionClosed: the connection could not be opened, or it ended.
@@ -187,10 +197,28 @@ async def open_session(
             audio_send, audio_receive = trio.open_memory_channel[AudioInbox](AUDIO_INBOX)
             control, session_receive = trio.open_memory_channel[SessionInbox](SESSION_INBOX)
             changes = control.clone()
-            opened = await stack.enter_async_context(
-                _open_plugins([*agent.session_plugins(), *plugins], changes)
-            )
             events = EventHub()
+            session_actor: SessionActor | None = None
+
+            def in_charge() -> AgentLike:
+                # Questions go to the agent in charge when they are asked (handoffs change it).
+                return session_actor.agent if session_actor is not None else agent
+
+            elicitations = Elicitations(
+                timeout=lambda: in_charge().approval_timeout,
+                hook=lambda: (
+                    in_charge().answer_elicitation if in_charge().answers_elicitations else None
+                ),
+                announce=lambda r: events.publish(ElicitationRequested(request=r)),
+            )
+            answers = agent.answers_elicitations if elicitation is None else elicitation
+            opened = await stack.enter_async_context(
+                _open_plugins(
+                    [*agent.session_plugins(), *plugins],
+                    changes,
+                    elicitations.ask if answers else None,
+                )
+            )
             approvals = Approvals(sticky=dict(resume.sticky) if resume is not None else {})
             hooks = HookRunner()
             metrics = MetricsCollector(events, pricing=pricing, playback=audio_out is not None)
@@ -205,6 +233,8 @@ async def open_session(
                     to_audio=audio_send,
                     events=events,
                     approvals=approvals,
+                    elicitations=elicitations,
+                    services={id(p): c.service for p, c in opened if c.service is not None},
                 )
                 session_actor = SessionActor(
                     agent=agent,

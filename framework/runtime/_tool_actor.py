@@ -45,14 +45,23 @@ from framework.protocol import (
     ClientEvent,
     ConversationItemCreateEvent,
     RealtimeConversationItemFunctionCallOutput,
+    RealtimeConversationItemUserMessage,
     RealtimeMcpApprovalResponse,
+    UserMessageContent,
 )
-from framework.tools import ToolArgumentsError
+from framework.tools import ProgressReport, ToolArgumentsError, ToolImage
 
 from ._approvals import ApprovalRequest, Approvals, Decision
 from ._contracts import AgentLike
 from ._edge import post
-from ._events import ApprovalRequested, CallStatus, EventHub, ToolCallFinished, ToolCallStarted
+from ._events import (
+    ApprovalRequested,
+    CallStatus,
+    EventHub,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolProgress,
+)
 from ._messages import (
     BargedIn,
     CallFinished,
@@ -93,6 +102,7 @@ class _Call:
     status: CallStatus | None = None
     output: str = ""
     handoff: AgentLike | None = None
+    images: tuple[ToolImage, ...] = ()
     answered: trio.Event = attrs.Factory(trio.Event)
     refusal: OutputRefused | None = None
 
@@ -247,7 +257,25 @@ class ToolExecutionActor:
             ToolCallStarted(call_id=request.call_id, name=request.name, arguments=request.arguments)
         )
         agent = request.context.agent
-        outcome = await tool.run(values, default_timeout=agent.tool_timeout)
+
+        def progressed(report: ProgressReport) -> None:
+            self._events.publish(
+                ToolProgress(
+                    call_id=request.call_id,
+                    name=request.name,
+                    progress=report.progress,
+                    total=report.total,
+                    message=report.message,
+                )
+            )
+
+        outcome = await tool.run(
+            values,
+            default_timeout=agent.tool_timeout,
+            call_id=request.call_id,
+            on_progress=progressed,
+        )
+        call.images = outcome.images
         target = agent.handoff_target(outcome.value) if outcome.ok else None
         if target is not None:
             call.handoff = target
@@ -302,6 +330,8 @@ class ToolExecutionActor:
             )
             if len(output) > CONFIRM_OVER:
                 await self._confirm(call, event_id)
+            if call.images and call.status == "ok":
+                await self._show_images(call)
         self._events.publish(
             ToolCallFinished(
                 call_id=request.call_id,
@@ -313,9 +343,27 @@ class ToolExecutionActor:
         )
         await post(self._to_responses, CallFinished(call_id=request.call_id, speak=call.speak))
 
+    async def _show_images(self, call: _Call) -> None:
+        """Adds a call's images after its output, for the follow-up response to see.
+
+        A function's output is text only (the protocol's ``function_call_output``),
+        so the images go in a user message of ``input_image`` parts; the output
+        says they follow.
+        """
+        parts = [
+            UserMessageContent(
+                type="input_text",
+                text=f"The images {call.request.name} returned (call {call.request.call_id}):",
+            ),
+            *(UserMessageContent(type="input_image", image_url=i.data_url) for i in call.images),
+        ]
+        await self._send_item(RealtimeConversationItemUserMessage(content=parts), "image")
+
     async def _send_item(
         self,
-        item: RealtimeConversationItemFunctionCallOutput | RealtimeMcpApprovalResponse,
+        item: RealtimeConversationItemFunctionCallOutput
+        | RealtimeMcpApprovalResponse
+        | RealtimeConversationItemUserMessage,
         prefix: str,
     ) -> str:
         event_id = self._next_id(prefix)

@@ -41,6 +41,7 @@ from framework.transport import HOSTED_URL
 
 from ._approvals import ApprovalRequest, Decision
 from ._contracts import AgentLike, SessionPlugin, Wire
+from ._elicitation import ElicitationAnswer, ElicitationRequest
 from ._events import Interrupted, UserSpeechStarted, UserSpeechStopped, UserTranscript
 from ._handle import Session
 from ._supervisor import open_session
@@ -101,6 +102,11 @@ class _Listener:
 
     async def approve_tool_call(self, request: ApprovalRequest) -> bool | Decision | None:
         return False
+
+    answers_elicitations = False
+
+    async def answer_elicitation(self, request: ElicitationRequest) -> ElicitationAnswer | None:
+        return ElicitationAnswer("decline")
 
     async def on_session_started(self, session: Session) -> None:
         pass

@@ -7,12 +7,18 @@ and pydantic models), ``_convert`` (the model's JSON structured into parameter
 types, with its tolerance rules),
 ``_docstrings`` (descriptions from Google-style docstrings), ``_render`` (return
 values as the model's text), ``_names`` (the protocol's name rule and the policy
-that fits other text into it) and ``_outcome`` (what a call returns).
+that fits other text into it), ``_outcome`` (what a call returns) and ``_call``
+(the running call as its tool sees it: progress; outputs with images).
 
 This package depends on ``framework.protocol`` and the standard stack only: the
 runtime, the agent and the plugins build on it, never the other way round.
 """
 
+from framework.tools._call import ProgressReport as ProgressReport
+from framework.tools._call import ToolCall as ToolCall
+from framework.tools._call import ToolImage as ToolImage
+from framework.tools._call import ToolResult as ToolResult
+from framework.tools._call import current_call as current_call
 from framework.tools._function import ApprovalPolicy as ApprovalPolicy
 from framework.tools._function import FunctionTool as FunctionTool
 from framework.tools._function import OnInterrupt as OnInterrupt
@@ -32,10 +38,15 @@ __all__ = [
     "ApprovalPolicy",
     "FunctionTool",
     "OnInterrupt",
+    "ProgressReport",
     "ToolArgumentsError",
+    "ToolCall",
+    "ToolImage",
     "ToolOutcome",
+    "ToolResult",
     "ToolStatus",
     "check_name",
+    "current_call",
     "fit_name",
     "qualified_name",
     "resolve_names",

@@ -28,6 +28,7 @@ import orjson
 import trio
 
 from framework.protocol import UNSET, RealtimeFunctionTool
+from framework.tools._call import ProgressReport, ToolCall, ToolResult, enter_call, leave_call
 from framework.tools._convert import converter, describe, problems_of
 from framework.tools._docstrings import parse_docstring
 from framework.tools._names import check_name
@@ -378,7 +379,12 @@ class FunctionTool:
         return decision if isinstance(decision, bool) else True
 
     async def run(
-        self, parsed: Mapping[str, Any], *, default_timeout: float | None = None
+        self,
+        parsed: Mapping[str, Any],
+        *,
+        default_timeout: float | None = None,
+        call_id: str | None = None,
+        on_progress: Callable[[ProgressReport], None] | None = None,
     ) -> ToolOutcome:
         """Runs one call on arguments already parsed; tool failures never raise.
 
@@ -389,12 +395,18 @@ class FunctionTool:
 
         The return value becomes the output: a str as is; None, numbers, lists,
         dicts, Enum members, attrs and dataclass instances and pydantic models as
-        JSON (so None is ``null``); anything else as ``str(value)``.
+        JSON (so None is ``null``); a :class:`ToolResult` as its text, its images
+        in the outcome; anything else as ``str(value)``.
+
+        While it runs, :func:`current_call` is the call; its progress reports go
+        to ``on_progress`` and restart the timeout.
 
         Args:
             parsed: The arguments from :meth:`parse_arguments` (not changed here).
             default_timeout: The session's default, used when the tool has no
                 timeout of its own; ``None`` for no limit.
+            call_id: The protocol's id of the call, for :func:`current_call`.
+            on_progress: Where the call's progress reports go.
 
         Returns:
             Exactly one outcome: ``ok``, ``error`` or ``timeout``.
@@ -411,6 +423,8 @@ class FunctionTool:
         call = functools.partial(self.fn, *positional, **args)
         limit = self.timeout if self.timeout is not None else default_timeout
         with trio.move_on_after(math.inf if limit is None else limit) as scope:
+            running = ToolCall(call_id, self.name, limit, scope, on_progress)
+            token = enter_call(running)
             try:
                 if self._is_async:
                     value = await call()
@@ -418,6 +432,9 @@ class FunctionTool:
                     value = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
             except Exception as e:
                 return self._error("failed", e)
+            finally:
+                running.end()
+                leave_call(token)
         if scope.cancelled_caught:
             assert limit is not None
             return ToolOutcome(
@@ -425,6 +442,8 @@ class FunctionTool:
                 output=f"{self.name} took longer than {limit:g} s and was stopped.",
                 error=f"timed out after {limit:g} s",
             )
+        if isinstance(value, ToolResult):
+            return ToolOutcome(status="ok", output=value.text, value=value, images=value.images)
         try:
             output = render(value)
         except Exception as e:

@@ -6,6 +6,9 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
+from framework.errors import CantataError
+from framework.tools._call import ToolImage
+
 __all__ = ["ToolArgumentsError", "ToolOutcome", "ToolStatus"]
 
 ToolStatus: TypeAlias = Literal["ok", "bad_arguments", "error", "timeout", "cancelled"]
@@ -23,6 +26,8 @@ class ToolOutcome:
         value: The function's raw return value (``None`` unless the call returned).
         error: What went wrong, for logs; ``None`` when the status is ``"ok"``.
         exception: The exception the tool raised, if it raised one.
+        images: Images the tool returned (in a :class:`ToolResult`), for the
+            model to see after the output.
     """
 
     status: ToolStatus
@@ -30,6 +35,7 @@ class ToolOutcome:
     value: Any = None
     error: str | None = None
     exception: BaseException | None = attrs.field(default=None, eq=False)
+    images: tuple[ToolImage, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -37,7 +43,7 @@ class ToolOutcome:
         return self.status == "ok"
 
 
-class ToolArgumentsError(ValueError):
+class ToolArgumentsError(CantataError, ValueError):
     """The model's arguments do not fit the tool's parameters.
 
     Attributes:

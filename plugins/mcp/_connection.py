@@ -1,7 +1,7 @@
-"""One session's connection to one MCP server: its owner task, calls and restarts.
+"""One session's connection to one MCP server: its owner task, requests and restarts.
 
 The SDK's ``Client`` must be entered and left by one task that outlives
-every call, so each connection attempt (a *link*) has an owner task that
+every request, so each connection attempt (a *link*) has an owner task that
 holds the client open until told to stop. The owner is a trio system task:
 a plugin's ``open()`` must not hold a nursery across its ``yield`` (the
 session leaves plugins from inside cancel scopes of its own), and a system
@@ -11,15 +11,20 @@ read.
 
 In the owner's nursery: the refresher (re-lists tools when the server says
 they changed), the listener (holds a ``subscriptions/listen`` stream open on
-2026-era connections; older ones send ``notifications/tools/list_changed``
-to the message handler) and, for stdio, the watcher (a process that exits
-breaks the link at once, even between calls).
+2026-era connections; older ones notify the message handler) and, for stdio,
+the watcher (a process that exits breaks the link at once, even between
+calls).
 
-Calls run in the caller's task, on the client the owner holds. A call that
-finds the link broken starts a new one (a restart, at most ``max_restarts``
-times), or reports why it cannot. Every wait is bounded: connecting by
-``connect_timeout``, closing by :data:`CLOSE_TIMEOUT_S` and then a hard
-cancel.
+What the server sends besides answers reaches :class:`Listener`: changed
+lists, log messages (into Python logging under the server's name, see
+:func:`server_logger`) and elicitation requests, which are tied to the call
+they belong to (by the task they name, else the latest call in flight).
+
+Requests run in the caller's task, on the client the owner holds. A request
+that finds the link broken starts a new one (a restart, at most
+``max_restarts`` times), or reports why it cannot. Every wait is bounded:
+connecting by ``connect_timeout``, closing by :data:`CLOSE_TIMEOUT_S` and
+then a hard cancel.
 """
 
 from __future__ import annotations
@@ -27,26 +32,27 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Literal, Protocol, TypeVar
 
-import anyio
 import attrs
-import httpx2
 import mcp_types
 import trio
 from mcp import Client
-from mcp.client.session import IncomingMessage
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server import Server
-from mcp.server.mcpserver import MCPServer
-from mcp.shared.exceptions import MCPError
+from mcp.client.session import ClientRequestContext, ElicitationFnT, IncomingMessage
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    ToolsListChanged,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from framework.errors import CantataError, leaves
+from framework.tools import ToolCall
 
+from ._errors import McpServerError, McpToolError, describe_error, first_failure, is_disconnect
 from ._stdio import StdioProcess
+from ._targets import HttpTarget, HttpWatch, StdioTarget, Target
 
 _log = logging.getLogger("cantata.mcp")
 
@@ -57,72 +63,46 @@ HARD_CLOSE_TIMEOUT_S: Final = 1.0
 """Time for a cancelled owner to finish."""
 EXIT_REPORT_S: Final = 1.0
 """Time a failed call waits for a dying server's exit status, to name the cause."""
-_MAX_PAGES: Final = 100
-"""Pages of ``tools/list`` read at most: a server that paginates forever cannot hang us."""
+MAX_PAGES: Final = 100
+"""Pages of a listing read at most: a server that paginates forever cannot hang us."""
 _CLIENT_INFO: Final = mcp_types.Implementation(name="cantata", version="0.1.0")
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emergency": logging.CRITICAL,
+}
+"""MCP's syslog severities as Python logging levels."""
+_RELATED_TASK: Final = "io.modelcontextprotocol/related-task"
+"""The ``_meta`` key tying a server request to a task (MCP 2025-11-25, tasks)."""
+
+ListKind = Literal["tools", "resources", "prompts"]
+_T = TypeVar("_T")
 
 
-class McpServerError(CantataError):
-    """An MCP server could not be started or reached, or it crashed.
-
-    As a tool's failure, its text is what the model hears, so it names the
-    cause: an exit code or signal, the server's last stderr lines, a timeout.
-    """
+def server_logger(name: str) -> logging.Logger:
+    """The Python logger an MCP server's log messages go to: ``cantata.mcp.<name>``."""
+    return logging.getLogger(f"cantata.mcp.{name}")
 
 
-class McpToolError(CantataError):
-    """The server ran the call and reported an error; the text is the server's."""
+class Listener(Protocol):
+    """What a connection tells its owner (the server's plugin, for one session)."""
 
+    def tools_listed(self, tools: list[mcp_types.Tool]) -> None:
+        """The server's tools, after every listing but the first."""
 
-# --- how to reach a server --------------------------------------------------------------
+    def list_changed(self, kind: ListKind) -> None:
+        """The server said one of its lists changed."""
 
-
-@attrs.frozen(kw_only=True)
-class StdioTarget:
-    """A server run as a child process, over stdin and stdout."""
-
-    command: str
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] | None = None
-    cwd: str | None = None
-
-    def describe(self) -> str:
-        return "stdio: " + " ".join((self.command, *self.args))
-
-
-@attrs.frozen(kw_only=True)
-class HttpTarget:
-    """A server behind a streamable-HTTP endpoint."""
-
-    url: str
-    headers: Mapping[str, str] | None = None
-
-    def describe(self) -> str:
-        return f"http: {self.url}"
-
-
-@attrs.frozen(kw_only=True)
-class InProcessTarget:
-    """An ``mcp`` server object in this process, through the SDK's in-memory transport."""
-
-    server: MCPServer | Server[Any]
-
-    def describe(self) -> str:
-        return f"in process: {self.server.name}"
-
-
-Target = StdioTarget | HttpTarget | InProcessTarget
-
-
-@asynccontextmanager
-async def _http_streams(target: HttpTarget) -> AsyncIterator[Any]:
-    # The SDK's defaults (30 s to connect or write, 300 s to read a held stream), plus headers.
-    timeout = httpx2.Timeout(30.0, read=300.0)
-    async with (
-        httpx2.AsyncClient(headers=dict(target.headers or {}), timeout=timeout) as http,
-        streamable_http_client(target.url, http_client=http) as streams,
-    ):
-        yield streams
+    async def elicit(
+        self, params: mcp_types.ElicitRequestParams, call: ToolCall | None
+    ) -> mcp_types.ElicitResult:
+        """Asks the user the server's question (``call``: the call it belongs to)."""
+        ...
 
 
 # --- one connection attempt -------------------------------------------------------------
@@ -133,6 +113,7 @@ class _Link:
     """One connection attempt, from its owner task's start to its end."""
 
     process: StdioProcess | None
+    http: HttpWatch | None = None
     client: Client = attrs.field(init=False)
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     ready: trio.Event = attrs.Factory(trio.Event)
@@ -150,23 +131,19 @@ class _Link:
     def usable(self) -> bool:
         return self.tools is not None and self.failure is None and not self.stop.is_set()
 
-    async def on_message(self, message: IncomingMessage) -> None:
-        if isinstance(message, mcp_types.ToolListChangedNotification):
-            self.dirty.set()
-        elif isinstance(message, Exception):
-            _log.debug("MCP transport reported %r", message)
-
 
 class McpConnection:
     """A session's connection to one server (see the module docstring).
 
     Args:
         target: How to reach the server.
-        name: The server's name, in every message.
+        name: The server's name, in every message and in its logger's name.
         connect_timeout: Seconds to start, connect and list tools.
         max_restarts: Restarts allowed after the first connection.
-        on_tools: Called with the server's tools after every listing but the
-            first (which :meth:`connect` returns).
+        listener: Told of changed lists and asked the server's questions.
+        elicitation: Whether to tell the server the session can be asked
+            questions (the elicitation capability); only when something answers.
+        log_level: The least severe server log message asked for and logged.
     """
 
     def __init__(
@@ -176,19 +153,27 @@ class McpConnection:
         name: str,
         connect_timeout: float,
         max_restarts: int,
-        on_tools: Callable[[list[mcp_types.Tool]], None],
+        listener: Listener,
+        elicitation: bool = False,
+        log_level: mcp_types.LoggingLevel = "info",
     ) -> None:
         self.target = target
         self.name = name
         self.connect_timeout = connect_timeout
         self.max_restarts = max_restarts
         self.restarts = 0
+        self.log = server_logger(name)
+        self._log_level = log_level
         # A process is restarted; a URL or an object is only reconnected to.
         self._restarted = "restarted" if isinstance(target, StdioTarget) else "reconnected"
-        self._on_tools = on_tools
+        self._listener = listener
+        self._elicitation = elicitation
         self._link: _Link | None = None
         self._lock = trio.Lock()
         self._closed = False
+        self.in_flight: list[ToolCall] = []
+        """Calls in flight, oldest first: the server's questions belong to one of them."""
+        self._task_calls: dict[str, ToolCall] = {}
 
     # --- lifetime ---------------------------------------------------------------------
 
@@ -209,31 +194,51 @@ class McpConnection:
         if self._link is not None:
             await _retire(self._link)
 
-    # --- calls ------------------------------------------------------------------------
+    @property
+    def client(self) -> Client | None:
+        """The SDK client of the current link, if it is usable."""
+        link = self._link
+        return link.client if link is not None and link.usable else None
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
-        """Calls a tool, restarting a broken server first.
+    # --- requests ---------------------------------------------------------------------
+
+    async def request(self, send: Callable[[Client], Awaitable[_T]]) -> _T:
+        """Runs ``send`` on a usable link, restarting a broken server first.
 
         Raises:
-            McpServerError: The server is down, or went down during the call.
-            McpToolError: The server refused the call (an MCP protocol error).
+            McpServerError: The server is down, or went down during the request.
+            McpToolError: The server refused the request (an MCP protocol error).
         """
         link = await self._usable_link()
         try:
-            return await link.client.call_tool(tool, arguments)
+            return await send(link.client)
+        except McpToolError:
+            raise
         except Exception as error:
-            if link.usable and not _is_disconnect(error):
-                raise McpToolError(_describe_error(error)) from error
+            if link.usable and not is_disconnect(error):
+                raise McpToolError(describe_error(error)) from error
             how = (
                 await _exit_of(link)
                 or link.failure
-                or f"lost its connection ({_describe_error(error)})"
+                or f"lost its connection ({describe_error(error)})"
             )
             link.failure = link.failure or how
             link.stop.set()
             raise McpServerError(
                 f"{_explain(self.name, link, how)} during the call. {self._next()}"
             ) from None
+
+    def track(self, call: ToolCall | None) -> _Tracked:
+        """Marks a call in flight for the block, so the server's questions find it."""
+        return _Tracked(self, call)
+
+    def track_task(self, task_id: str, call: ToolCall | None) -> None:
+        """Ties a task the server created to the call that created it (until it ends)."""
+        if call is not None:
+            self._task_calls[task_id] = call
+
+    def untrack_task(self, task_id: str) -> None:
+        self._task_calls.pop(task_id, None)
 
     async def _usable_link(self) -> _Link:
         link = self._link
@@ -263,13 +268,45 @@ class McpConnection:
             except McpServerError as e:
                 raise McpServerError(f"{e}; it had gone down ({why})") from None
             assert self._link.tools is not None
-            self._on_tools(self._link.tools)
+            self._listener.tools_listed(self._link.tools)
             return self._link
 
     def _next(self) -> str:
         if self.restarts < self.max_restarts:
             return f"It will be {self._restarted} on the next call"
         return f"It will not be {self._restarted} again"
+
+    # --- what the server sends --------------------------------------------------------
+
+    async def _on_message(self, link: _Link, message: IncomingMessage) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            link.dirty.set()
+        elif isinstance(message, mcp_types.ResourceListChangedNotification):
+            self._listener.list_changed("resources")
+        elif isinstance(message, mcp_types.PromptListChangedNotification):
+            self._listener.list_changed("prompts")
+        elif isinstance(message, mcp_types.ElicitCompleteNotification):
+            self.log.info("the user finished the URL elicitation %s", message.params.elicitation_id)
+        elif isinstance(message, Exception):
+            _log.debug("MCP server %r: the transport reported %r", self.name, message)
+
+    async def _on_log(self, params: mcp_types.LoggingMessageNotificationParams) -> None:
+        level = _LEVELS.get(params.level, logging.INFO)
+        if level < _LEVELS[self._log_level]:
+            return
+        where = f"[{params.logger}] " if params.logger else ""
+        data = params.data if isinstance(params.data, str) else repr(params.data)
+        self.log.log(level, "%s%s", where, data)
+
+    async def _on_elicit(
+        self, context: ClientRequestContext, params: mcp_types.ElicitRequestParams
+    ) -> mcp_types.ElicitResult | mcp_types.ErrorData:
+        related = (context.meta or {}).get(_RELATED_TASK)
+        task_id = related.get("taskId") if isinstance(related, dict) else None
+        call = self._task_calls.get(task_id) if isinstance(task_id, str) else None
+        if call is None and self.in_flight:
+            call = self.in_flight[-1]
+        return await self._listener.elicit(params, call)
 
     # --- the owner task ---------------------------------------------------------------
 
@@ -281,17 +318,32 @@ class McpConnection:
         """
         target = self.target
         process: StdioProcess | None = None
+        watch: HttpWatch | None = None
         server: Any
         if isinstance(target, StdioTarget):
             process = StdioProcess(target.command, target.args, env=target.env, cwd=target.cwd)
             server = process.streams()
         elif isinstance(target, HttpTarget):
-            server = _http_streams(target)
+            watch = HttpWatch()
+            server = target.streams(watch)
         else:
             server = target.server
-        link = _Link(process)
+        link = _Link(process, watch)
+
+        async def on_message(message: IncomingMessage) -> None:
+            await self._on_message(link, message)
+
+        # Declared only when something answers: without it, servers hide the
+        # tools that need to ask (MCP 2025-11-25, client capabilities).
+        elicit: ElicitationFnT | None = self._on_elicit if self._elicitation else None
         link.client = Client(
-            server, message_handler=link.on_message, cache=None, client_info=_CLIENT_INFO
+            server,
+            message_handler=on_message,
+            logging_callback=self._on_log,
+            log_level=self._log_level,
+            elicitation_callback=elicit,
+            cache=None,
+            client_info=_CLIENT_INFO,
         )
         trio.lowlevel.spawn_system_task(
             self._own, link, name=f"mcp server {self.name}", context=contextvars.copy_context()
@@ -316,8 +368,8 @@ class McpConnection:
                 link.scope.deadline = trio.current_time() + self.connect_timeout
                 async with link.client as client, trio.open_nursery() as nursery:
                     # Subscribed before listing, so no change falls in between.
-                    await nursery.start(_listen, link)
-                    link.tools = await _list_tools(client)
+                    await nursery.start(self._listen, link)
+                    link.tools = await list_all(client, "tools")
                     link.scope.deadline = math.inf
                     link.ready.set()
                     nursery.start_soon(self._refresh, link)
@@ -328,17 +380,25 @@ class McpConnection:
             if link.scope.cancelled_caught and link.tools is None:
                 link.failure = link.failure or f"no answer within {self.connect_timeout:g} s"
         except BaseException as error:
-            cause = _first_failure(error)
+            cause = first_failure(error)
             if cause is None:
                 raise  # cancelled from outside: the run is ending
             if link.failure is None:
-                link.failure = await _exit_of(link) or _describe_error(cause)
+                link.failure = (
+                    await _exit_of(link) or self._http_failure(link) or describe_error(cause)
+                )
             _log.debug("MCP server %r link ended: %r", self.name, error)
         finally:
             if link.failure is None and not link.stop.is_set():
                 link.failure = "closed its connection"
             link.ready.set()
             link.done.set()
+
+    def _http_failure(self, link: _Link) -> str | None:
+        target = self.target
+        if link.http is None or not isinstance(target, HttpTarget):
+            return None
+        return link.http.describe(target)
 
     async def _watch(self, link: _Link, process: StdioProcess) -> None:
         await process.exited.wait()
@@ -353,38 +413,86 @@ class McpConnection:
             link.dirty = trio.Event()
             try:
                 with trio.fail_after(self.connect_timeout):
-                    tools = await _list_tools(link.client)
+                    tools = await list_all(link.client, "tools")
             except Exception as e:  # trio.TooSlowError included
                 _log.warning("MCP server %r: re-listing tools failed: %r", self.name, e)
                 continue
             link.tools = tools
-            self._on_tools(tools)
+            self._listener.tools_listed(tools)
 
+    async def _listen(self, link: _Link, *, task_status: trio.TaskStatus[None]) -> None:
+        """Holds a 2026-era ``subscriptions/listen`` stream for list changes.
 
-async def _listen(link: _Link, *, task_status: trio.TaskStatus[None]) -> None:
-    """Holds a 2026-era ``subscriptions/listen`` stream for tool-list changes.
-
-    Started once the server acknowledged it (or at once where there is none:
-    older servers notify on the session itself, see :meth:`_Link.on_message`).
-    """
-    client = link.client
-    capability = client.server_capabilities.tools
-    if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or not (
-        capability is not None and capability.list_changed
-    ):
-        task_status.started()
-        return
-    started = False
-    try:
-        async with client.listen(tools_list_changed=True) as subscription:
+        Started once the server acknowledged it (or at once where there is none:
+        older servers notify on the session itself, see :meth:`_on_message`).
+        """
+        client = link.client
+        capabilities = client.server_capabilities
+        wanted = {
+            "tools": capabilities.tools is not None and bool(capabilities.tools.list_changed),
+            "resources": capabilities.resources is not None
+            and bool(capabilities.resources.list_changed),
+            "prompts": capabilities.prompts is not None and bool(capabilities.prompts.list_changed),
+        }
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or not any(wanted.values()):
             task_status.started()
-            started = True
-            async for _ in subscription:
-                link.dirty.set()
-    except Exception as e:
-        _log.debug("tools/list_changed subscription ended: %r", e)
-    if not started:
-        task_status.started()
+            return
+        started = False
+        try:
+            async with client.listen(
+                tools_list_changed=wanted["tools"],
+                resources_list_changed=wanted["resources"],
+                prompts_list_changed=wanted["prompts"],
+            ) as subscription:
+                task_status.started()
+                started = True
+                async for event in subscription:
+                    kind = _CHANGED.get(type(event))
+                    if kind == "tools":
+                        link.dirty.set()
+                    elif kind is not None:
+                        self._listener.list_changed(kind)
+        except Exception as e:
+            _log.debug("MCP server %r: the list_changed subscription ended: %r", self.name, e)
+        if not started:
+            task_status.started()
+
+
+@attrs.frozen
+class _Tracked:
+    """A call in flight on a connection, for the length of a ``with`` block."""
+
+    connection: McpConnection
+    call: ToolCall | None
+
+    def __enter__(self) -> None:
+        if self.call is not None:
+            self.connection.in_flight.append(self.call)
+
+    def __exit__(self, *_: object) -> None:
+        if self.call is not None:
+            self.connection.in_flight.remove(self.call)
+
+
+_CHANGED: Final[dict[type[ServerEvent], ListKind]] = {
+    ToolsListChanged: "tools",
+    ResourcesListChanged: "resources",
+    PromptsListChanged: "prompts",
+}
+
+
+async def list_all(client: Client, kind: ListKind | Literal["resource_templates"]) -> list[Any]:
+    """Every page of a listing (tools, resources, templates or prompts), at most
+    :data:`MAX_PAGES`."""
+    found: list[Any] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await getattr(client, f"list_{kind}")(cursor=cursor)
+        found.extend(getattr(page, kind))
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return found
 
 
 async def _exit_of(link: _Link) -> str | None:
@@ -415,49 +523,3 @@ async def _retire(link: _Link, *, hard: bool = False) -> None:
             link.scope.cancel()
             with trio.move_on_after(HARD_CLOSE_TIMEOUT_S):
                 await link.done.wait()
-
-
-async def _list_tools(client: Client) -> list[mcp_types.Tool]:
-    tools: list[mcp_types.Tool] = []
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
-        page = await client.list_tools(cursor=cursor)
-        tools.extend(page.tools)
-        cursor = page.next_cursor
-        if not cursor:
-            break
-    return tools
-
-
-# --- errors -----------------------------------------------------------------------------
-
-
-def _first_failure(error: BaseException) -> BaseException | None:
-    """The first leaf of a (nested) group that is not a cancellation."""
-    return next((e for e in leaves(error) if not isinstance(e, trio.Cancelled)), None)
-
-
-def _is_disconnect(error: BaseException) -> bool:
-    """Whether a call failed because the connection did, not the tool."""
-    return any(
-        (isinstance(e, MCPError) and e.code == mcp_types.CONNECTION_CLOSED)
-        or isinstance(
-            e,
-            anyio.ClosedResourceError
-            | anyio.BrokenResourceError
-            | anyio.EndOfStream
-            | trio.ClosedResourceError
-            | trio.BrokenResourceError
-            | OSError
-            | httpx2.TransportError,
-        )
-        for e in leaves(error)
-    )
-
-
-def _describe_error(error: BaseException) -> str:
-    leaf = _first_failure(error) or error
-    if isinstance(leaf, MCPError):
-        return leaf.error.message
-    text = str(leaf)
-    return f"{type(leaf).__name__}: {text}" if text else type(leaf).__name__

@@ -4,8 +4,10 @@ The engine owns the flows, the approval policy and the events
 (``framework.engine``); this module only talks MCP. Each
 listing and each call is one short connection in the caller's task (connect,
 one request, close), so nothing outlives it and cancelling the response
-cancels its call. Every wait is bounded: the HTTP client's timeouts, the SDK's
-read timeout, and a deadline around the whole connection, teardown included.
+cancels its call. A tool the server runs only as a task (MCP 2025-11-25) is
+called as one and polled to its end (:mod:`._tasks`), on the same connection.
+Every wait is bounded: the HTTP client's timeouts, the SDK's read timeout,
+and a deadline around the whole connection, teardown included.
 
 pydantic types stop here: tools become :class:`McpListedTool`, results
 :class:`McpCallResult`. Failures map as the hosted API reports them: a
@@ -16,13 +18,11 @@ error) or a server that cannot be reached an ``http_error``.
 
 from __future__ import annotations
 
-import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import Any, Final
 
-import attrs
 import httpx2
 import mcp_types
 import trio
@@ -41,36 +41,15 @@ from framework.protocol import (
     RealtimeMcpProtocolError,
 )
 
-_MAX_PAGES: Final = 100
-"""Pages of ``tools/list`` read at most: a server that paginates forever cannot hang a listing."""
+from ._connection import list_all
+from ._errors import McpToolError
+from ._results import convert_result
+from ._targets import HttpWatch
+from ._tasks import OneClient, call_as_task, task_only
+
+REMEMBERED_SERVERS: Final = 256
+"""Servers whose task-only tools are remembered between their listing and their calls."""
 _CLIENT_INFO: Final = mcp_types.Implementation(name="cantata-engine", version="0.1.0")
-
-
-@attrs.define
-class _HttpWatch:
-    """Notes the HTTP failure behind an SDK error, which keeps only a JSON-RPC stand-in."""
-
-    status: int | None = None
-    reason: str = ""
-
-    async def on_response(self, response: httpx2.Response) -> None:
-        if response.status_code < 400 or self.status is not None:
-            return
-        # A JSON-RPC error may come with a 4xx status; it is the server's
-        # answer, not an HTTP failure, and the SDK reports it as such.
-        if response.headers.get("content-type", "").startswith("application/json"):
-            try:
-                body = json.loads(await response.aread())
-            except (ValueError, httpx2.HTTPError):
-                body = None
-            if isinstance(body, dict) and "jsonrpc" in body and "error" in body:
-                return
-        status = response.status_code
-        try:
-            phrase = response.reason_phrase or HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        self.status, self.reason = status, phrase
 
 
 class StreamableHttpMcpClient:
@@ -92,6 +71,9 @@ class StreamableHttpMcpClient:
         self.connect_timeout_s = connect_timeout_s
         self.list_timeout_s = list_timeout_s
         self.call_timeout_s = call_timeout_s
+        # The tools each server runs only as tasks, from its last listing (the
+        # engine lists a server before it calls it).
+        self._task_only: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     async def list_tools(self, server: McpTool) -> Sequence[McpListedTool]:
         """Every tool of the server, with MCP's annotations as plain data.
@@ -100,19 +82,26 @@ class StreamableHttpMcpClient:
             McpListError: the server could not be listed; the text says why.
         """
         url = _url(server)
-        watch = _HttpWatch()
+        watch = HttpWatch()
         try:
             with trio.fail_after(self.list_timeout_s):
                 async with self._connect(url, server, watch, self.list_timeout_s) as client:
                     watch.status = None  # a refused version probe is not the listing's
-                    tools = await _all_tools(client)
+                    tools: list[mcp_types.Tool] = await list_all(client, "tools")
         except trio.TooSlowError:
             raise McpListError(
                 f"The MCP server did not answer within {self.list_timeout_s:g} seconds."
             ) from None
         except Exception as e:
             raise McpListError(_reason(_failure(e, watch, url))) from None
+        self._remember(url, frozenset(t.name for t in tools if task_only(t)))
         return [_listed(t) for t in tools]
+
+    def _remember(self, url: str, names: frozenset[str]) -> None:
+        self._task_only[url] = names
+        self._task_only.move_to_end(url)
+        while len(self._task_only) > REMEMBERED_SERVERS:
+            self._task_only.popitem(last=False)
 
     async def call_tool(
         self, server: McpTool, name: str, arguments: Mapping[str, Any]
@@ -122,30 +111,38 @@ class StreamableHttpMcpClient:
             url = _url(server)
         except McpListError as e:
             return McpCallResult.http_error(UNREACHABLE, str(e))
-        watch = _HttpWatch()
+        watch = HttpWatch()
         result: mcp_types.CallToolResult | None = None
         try:
             with trio.fail_after(self.call_timeout_s):
                 async with self._connect(url, server, watch, self.call_timeout_s) as client:
                     watch.status = None
-                    result = await client.call_tool(name, dict(arguments))
+                    if name in self._task_only.get(url, ()):
+                        result = await call_as_task(
+                            OneClient(url, client), name, dict(arguments), None, on_status=_quiet
+                        )
+                    else:
+                        result = await client.call_tool(name, dict(arguments))
         except trio.TooSlowError:
             if result is None:  # else only the teardown was slow
                 return McpCallResult.http_error(
                     TIMED_OUT,
                     f"The MCP server did not answer within {self.call_timeout_s:g} seconds.",
                 )
+        except McpToolError as e:  # a task that failed or was cancelled
+            return McpCallResult.tool_error(str(e))
         except Exception as e:
             return McpCallResult(error=_failure(e, watch, url))
         assert result is not None
-        text = _text(result)
-        if result.is_error:
-            return McpCallResult.tool_error(text or "The tool reported an error.")
-        return McpCallResult(output=text)
+        try:
+            # Text only: an mcp_call item's output is a string.
+            return McpCallResult(output=convert_result(result).text)
+        except McpToolError as e:
+            return McpCallResult.tool_error(str(e))
 
     @asynccontextmanager
     async def _connect(
-        self, url: str, server: McpTool, watch: _HttpWatch, read_timeout_s: float
+        self, url: str, server: McpTool, watch: HttpWatch, read_timeout_s: float
     ) -> AsyncIterator[Client]:
         headers = dict(server.headers) if isinstance(server.headers, Mapping) else {}
         if isinstance(server.authorization, str) and not any(
@@ -168,6 +165,10 @@ class StreamableHttpMcpClient:
             yield client
 
 
+def _quiet(task: mcp_types.Task) -> None:
+    """A task's status, which a hosted call has nobody to tell."""
+
+
 def _url(server: McpTool) -> str:
     if isinstance(server.server_url, str):
         return server.server_url
@@ -177,18 +178,6 @@ def _url(server: McpTool) -> str:
         else f"the Secure MCP Tunnel '{server.tunnel_id}'"
     )
     raise McpListError(f"The local engine cannot reach {what}; give the tool a server_url.")
-
-
-async def _all_tools(client: Client) -> list[mcp_types.Tool]:
-    tools: list[mcp_types.Tool] = []
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
-        page = await client.list_tools(cursor=cursor)
-        tools.extend(page.tools)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return tools
 
 
 def _listed(tool: mcp_types.Tool) -> McpListedTool:
@@ -205,28 +194,7 @@ def _listed(tool: mcp_types.Tool) -> McpListedTool:
     )
 
 
-def _text(result: mcp_types.CallToolResult) -> str:
-    """The result as text: its text parts, what else it holds named, or its structured content."""
-    parts: list[str] = []
-    for block in result.content:
-        if isinstance(block, mcp_types.TextContent):
-            parts.append(block.text)
-        elif isinstance(block, (mcp_types.ImageContent, mcp_types.AudioContent)):
-            parts.append(f"[{block.type}: {block.mime_type}]")
-        elif isinstance(block, mcp_types.EmbeddedResource):
-            resource = block.resource
-            if isinstance(resource, mcp_types.TextResourceContents):
-                parts.append(resource.text)
-            else:
-                parts.append(f"[resource: {resource.uri}]")
-        elif isinstance(block, mcp_types.ResourceLink):
-            parts.append(f"[resource link: {block.uri}]")
-    if not parts and result.structured_content is not None:
-        return json.dumps(result.structured_content)
-    return "\n".join(parts)
-
-
-def _failure(error: Exception, watch: _HttpWatch, url: str) -> McpCallError:
+def _failure(error: Exception, watch: HttpWatch, url: str) -> McpCallError:
     """The hosted API's error for what the SDK raised (often nested in groups)."""
     if watch.status is not None:
         return RealtimeMcphttpError(

@@ -9,14 +9,18 @@ MCP clients use, found through ``CANTATA_MCP_CONFIG`` or passed in code::
         "docs": {"url": "https://example.com/mcp", "headers": {"Authorization": "..."}}
     }}
 
-Besides ``command``/``args``/``env``/``cwd`` or ``url``/``headers``, an entry
-may set ``allowedTools``, ``approval`` (``"annotations"``, ``"always"``,
-``"never"``), ``timeout`` (seconds per call) and ``disabled``; other keys
-are left to the clients that share the file.
+Besides ``command``/``args``/``env``/``cwd`` or ``url``/``headers`` (with
+``"type": "sse"`` for the legacy SSE transport), an entry may set
+``allowedTools``, ``approval`` (``"annotations"``, ``"always"``, ``"never"``),
+``timeout`` (seconds per call), ``resourceTools`` and ``disabled``; other
+keys are left to the clients that share the file.
 
 Because it opens all its servers itself, it can name clashing tools
 evenly: every tool whose name two of its servers share is offered as
-``<server>_<tool>``, so neither server's tool takes the bare name.
+``<server>_<tool>``, so neither server's tool takes the bare name. Two
+servers of one name would hide each other's tools, so that is an error at
+the session's start. ``McpPlugin.client(session, name)`` is one server's
+resources and prompts.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ import attrs
 import orjson
 import trio
 
-from framework.plugin import Contribution, Plugin
-from framework.tools import FunctionTool
+from framework.plugin import Contribution, Plugin, PluginContext, PluginError
+from framework.runtime import Session
+from framework.tools import FunctionTool, qualified_name
 
-from ._server import McpOptions, McpServer, fit_name
+from ._client import McpClient
+from ._server import McpOptions, McpServer
 
 CONFIG_ENV: Final = "CANTATA_MCP_CONFIG"
 """The environment variable naming the servers' JSON file."""
@@ -81,12 +87,33 @@ class McpPlugin(Plugin):
 
         return {"mcp_client:streamable-http": StreamableHttpMcpClient()}
 
+    def client(self, session: Session, name: str) -> McpClient:
+        """The resources and prompts of the server ``name`` in ``session``.
+
+        Raises:
+            LookupError: No server of that name is open in that session.
+        """
+        service = session.plugin_service(self)
+        clients = service if isinstance(service, dict) else {}
+        found = clients.get(name)
+        if not isinstance(found, McpClient):
+            known = ", ".join(sorted(clients)) or "none"
+            raise LookupError(f"no MCP server {name!r} is open in {session!r} (open: {known})")
+        return found
+
     @asynccontextmanager
     async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
+        """Opens every server for one session that asks the user nothing (see :meth:`open_in`)."""
+        async with self.open_in(PluginContext(changed=changed)) as contribution:
+            yield contribution
+
+    @asynccontextmanager
+    async def open_in(self, context: PluginContext) -> AsyncIterator[Contribution]:
         """Opens every server for one session.
 
         Raises:
             McpServerError: a server could not be started or reached in time.
+            PluginError: two servers have the same name.
             ValueError: the config file is not a valid ``mcpServers`` file.
             OSError: the config file cannot be read.
         """
@@ -94,13 +121,25 @@ class McpPlugin(Plugin):
         path = self.config_path()
         if path is not None:
             servers += parse_config(await trio.Path(path).read_text(), path)
-        group = _Group(changed)
+        names = [s.name for s in servers]
+        clash = next((n for n in names if names.count(n) > 1), None)
+        if clash is not None:
+            raise PluginError(
+                f"two MCP servers are named {clash!r}, so their tools would hide each other's; "
+                "give them different names (name=, or their keys in the config file)"
+            )
+        group = _Group(context.changed)
+        inner = attrs.evolve(context, changed=group.changed)
         async with AsyncExitStack() as stack:
             for server in servers:
-                contribution = await stack.enter_async_context(server.open(group.changed))
+                contribution = await stack.enter_async_context(server.open_in(inner))
                 group.parts.append((server.name, contribution))
             group.merge()
-            yield Contribution(tools=group.current)
+            yield Contribution(
+                tools=group.current,
+                instructions="\n\n".join(c.instructions for _, c in group.parts if c.instructions),
+                service={name: c.service for name, c in group.parts},
+            )
 
 
 @attrs.define(eq=False)
@@ -126,7 +165,7 @@ class _Group:
         self.tools = tuple(
             tool
             if counts[tool.name] == 1
-            else attrs.evolve(tool, name=fit_name(f"{name}_{tool.name}"))
+            else attrs.evolve(tool, name=qualified_name(name, tool.name))
             for name, tool in listed
         )
 
@@ -169,6 +208,8 @@ def _server(name: str, entry: dict[str, Any]) -> McpServer:
         options["approval"] = entry["approval"]
     if "timeout" in entry:
         options["call_timeout"] = float(entry["timeout"])
+    if "resourceTools" in entry:
+        options["resource_tools"] = bool(entry["resourceTools"])
     if "command" in entry:
         return McpServer.stdio(
             str(entry["command"]),
@@ -179,8 +220,13 @@ def _server(name: str, entry: dict[str, Any]) -> McpServer:
         )
     if "url" in entry:
         headers = {str(k): str(v) for k, v in dict(entry.get("headers") or {}).items()}
+        kind = entry.get("type", entry.get("transport", "http"))
+        if kind == "sse":
+            return McpServer.sse(str(entry["url"]), headers, **options)
+        if kind not in ("http", "streamable-http", "streamableHttp"):
+            raise ValueError(f"unknown type {kind!r}: expected http or sse")
         return McpServer.http(str(entry["url"]), headers, **options)
-    raise ValueError("expected a command (stdio) or a url (streamable HTTP)")
+    raise ValueError("expected a command (stdio) or a url (streamable HTTP or SSE)")
 
 
 def _strings(value: Any, key: str) -> list[str]:

@@ -1,79 +1,43 @@
-"""``McpServer``: one MCP server's tools as a session's function tools.
+"""``McpServer``: one MCP server's tools, resources and prompts, as a plugin.
 
-This module is the edge where the ``mcp`` SDK's pydantic types become ours:
-an MCP ``Tool`` becomes a :class:`~framework.tools.FunctionTool` (via
-:meth:`~framework.tools.FunctionTool.from_schema`), its annotations a
-:class:`McpToolAnnotations` and an approval default, and a
-``CallToolResult`` the text the model reads.
-
-Each session that opens the plugin gets its own connection
-(:mod:`plugins.mcp._connection`), so one ``McpServer`` can serve several
-sessions at once. The tool list is read at start and re-read when the
-server says it changed; the session hears of it through ``changed()``.
+It holds the server's settings (how to reach it, its name, approval policy,
+timeouts, what else it contributes) and, for each session that opens it, a
+connection of that session's own (:mod:`._connection`), so one ``McpServer``
+serves several sessions at once. The session's tools and the server's
+questions are :class:`~plugins.mcp._tools.ServerSession`'s; the application's
+access to resources and prompts is the :class:`~plugins.mcp._client.McpClient`
+that ``McpServer.client(session)`` returns.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import PurePath
-from typing import Any, Final, Literal, TypeAlias, TypedDict, Unpack
-from urllib.parse import urlsplit
+from typing import Any, Literal, TypeAlias, TypedDict, Unpack
 
-import attrs
 import mcp_types
-import orjson
 from mcp.server import Server
 from mcp.server.mcpserver import MCPServer
 
-from framework.plugin import Contribution, Plugin
-from framework.tools import FunctionTool
+from framework.plugin import Contribution, Plugin, PluginContext
+from framework.runtime import Session
 
-from ._connection import (
-    HttpTarget,
-    InProcessTarget,
-    McpConnection,
-    McpToolError,
-    StdioTarget,
-    Target,
-)
+from ._auth import McpOAuth
+from ._client import McpClient
+from ._connection import McpConnection, server_logger
+from ._names import SERVER_NAME, default_name
+from ._targets import HttpTarget, InProcessTarget, StdioTarget, Target
+from ._tools import McpToolAnnotations, ServerSession
 
 _log = logging.getLogger("cantata.mcp")
-
-_NAME: Final = re.compile(r"[a-zA-Z0-9_-]{1,32}")
-_NOT_NAME: Final = re.compile(r"[^a-zA-Z0-9_-]+")
-_LAUNCHERS: Final = frozenset(
-    {"uvx", "uv", "npx", "pnpx", "bunx", "pipx", "node", "deno", "docker", "bun"}
-)
-
-
-@attrs.frozen(kw_only=True)
-class McpToolAnnotations:
-    """What a server says about a tool (MCP ``ToolAnnotations``); all are hints.
-
-    ``None`` means the server did not say. The MCP defaults for an unsaid
-    hint are: not read-only, destructive, not idempotent, open world.
-    """
-
-    title: str | None = None
-    read_only: bool | None = None
-    destructive: bool | None = None
-    idempotent: bool | None = None
-    open_world: bool | None = None
-
-    @property
-    def needs_approval(self) -> bool:
-        """The annotation default: ask unless declared read-only or non-destructive."""
-        return self.read_only is not True and self.destructive is not False
-
 
 ApprovalMode: TypeAlias = Literal["annotations", "always", "never"]
 ApprovalSetting: TypeAlias = ApprovalMode | Callable[[str, McpToolAnnotations], bool]
 """A server's approval policy: a mode, or a predicate over (MCP tool name, annotations)."""
+PromptSpec: TypeAlias = str | tuple[str, Mapping[str, str]]
+"""A prompt by name, or by name with its arguments."""
 
 
 class McpOptions(TypedDict, total=False):
@@ -84,23 +48,33 @@ class McpOptions(TypedDict, total=False):
     approval: ApprovalSetting
     tool_approval: Mapping[str, bool] | None
     call_timeout: float | None
+    progress_resets_timeout: bool
+    max_call_time: float | None
     connect_timeout: float
     max_restarts: int
+    elicitation: bool
+    log_level: mcp_types.LoggingLevel
+    resource_tools: bool
+    prompt_instructions: Sequence[PromptSpec]
+    server_instructions: bool
 
 
 class McpServer(Plugin):
-    """An MCP server whose tools a session can call.
+    """An MCP server whose tools, resources and prompts a session can use.
 
-    Build one with :meth:`stdio`, :meth:`http` or :meth:`in_process`, and put
-    it in an agent's ``plugins``. Opening it for a session starts (or
-    connects to) the server and lists its tools; a server that cannot start
-    fails the session's start with :class:`McpServerError`.
+    Build one with :meth:`stdio`, :meth:`http`, :meth:`sse` or
+    :meth:`in_process`, and put it in an agent's ``plugins``. Opening it for
+    a session starts (or connects to) the server and lists its tools; a
+    server that cannot start fails the session's start with
+    :class:`McpServerError`.
 
     Args:
         target: How to reach the server (use the constructors).
         name: The server's name: ``^[a-zA-Z0-9_-]{1,32}$``, the prefix of its
-            tools' names when they collide with another plugin's. Derived
-            from the command, URL or server object by default.
+            tools' names when they collide with another plugin's, and its
+            logger's name (``cantata.mcp.<name>``). By default from the
+            package, command or URL, with the last path argument added to
+            tell two instances apart (``mcp_server_git-alpha``).
         allowed_tools: The MCP tool names to offer; all by default.
         approval: ``"annotations"`` (default): ask unless the server declares
             the tool read-only or non-destructive (the MCP defaults count an
@@ -110,10 +84,26 @@ class McpServer(Plugin):
             wins over ``approval``.
         call_timeout: Seconds a call may take; ``None`` (default) for the
             agent's ``tool_timeout``.
+        progress_resets_timeout: Each progress report the server sends
+            restarts the call's timeout (default), so a long call that keeps
+            saying it is working is not stopped.
+        max_call_time: Seconds a call may take however much progress it
+            reports; ``None`` (default) for no such limit.
         connect_timeout: Seconds to start, connect and list the tools.
         max_restarts: How many times a crashed server is restarted (a lost
             HTTP or in-process one reconnected), each on the first call after
             the failure, before its calls only report it.
+        elicitation: Let the server ask the user questions (MCP elicitation),
+            when the session can answer them (the agent's
+            ``answer_elicitation`` hook, or ``open_session(elicitation=True)``).
+        log_level: The least severe of the server's log messages that is asked
+            for and logged (``"debug"`` ... ``"emergency"``).
+        resource_tools: Also offer the model ``list_resources`` and
+            ``read_resource`` for this server's resources (and resource links).
+        prompt_instructions: Prompts (a name, or a name and its arguments)
+            whose text is added to the agent's instructions at the start.
+        server_instructions: Add the server's own ``instructions`` (how to use
+            it) to the agent's instructions.
 
     Raises:
         ValueError: A bad name, timeout or restart count.
@@ -128,11 +118,18 @@ class McpServer(Plugin):
         approval: ApprovalSetting = "annotations",
         tool_approval: Mapping[str, bool] | None = None,
         call_timeout: float | None = None,
+        progress_resets_timeout: bool = True,
+        max_call_time: float | None = None,
         connect_timeout: float = 20.0,
         max_restarts: int = 3,
+        elicitation: bool = True,
+        log_level: mcp_types.LoggingLevel = "info",
+        resource_tools: bool = False,
+        prompt_instructions: Sequence[PromptSpec] = (),
+        server_instructions: bool = False,
     ) -> None:
-        self.name = name if name is not None else _default_name(target)
-        if not _NAME.fullmatch(self.name):
+        self.name = name if name is not None else default_name(target)
+        if not SERVER_NAME.fullmatch(self.name):
             raise ValueError(
                 f"MCP server name {self.name!r} is invalid: it must match ^[a-zA-Z0-9_-]{{1,32}}$"
             )
@@ -141,8 +138,9 @@ class McpServer(Plugin):
             raise ValueError(
                 f"approval must be annotations, always, never or a callable: {approval!r}"
             )
-        if call_timeout is not None and not call_timeout > 0:
-            raise ValueError(f"call_timeout must be positive or None, got {call_timeout!r}")
+        for option, value in (("call_timeout", call_timeout), ("max_call_time", max_call_time)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{option} must be positive or None, got {value!r}")
         if not connect_timeout > 0:
             raise ValueError(f"connect_timeout must be positive, got {connect_timeout!r}")
         if max_restarts < 0:
@@ -152,8 +150,15 @@ class McpServer(Plugin):
         self.approval = approval
         self.tool_approval = dict(tool_approval or {})
         self.call_timeout = call_timeout
+        self.progress_resets_timeout = progress_resets_timeout
+        self.max_call_time = max_call_time
         self.connect_timeout = connect_timeout
         self.max_restarts = max_restarts
+        self.elicitation = elicitation
+        self.log_level = log_level
+        self.resource_tools = resource_tools
+        self.prompt_instructions = tuple(prompt_instructions)
+        self.server_instructions = server_instructions
 
     @classmethod
     def stdio(
@@ -186,6 +191,8 @@ class McpServer(Plugin):
         cls,
         url: str,
         headers: Mapping[str, str] | None = None,
+        *,
+        auth: McpOAuth | None = None,
         **options: Unpack[McpOptions],
     ) -> McpServer:
         """A streamable-HTTP server: ``McpServer.http("http://127.0.0.1:8000/mcp")``.
@@ -193,9 +200,25 @@ class McpServer(Plugin):
         Args:
             url: The MCP endpoint.
             headers: Sent with every request (``Authorization``, ...).
+            auth: OAuth, for a server that asks for it (:class:`McpOAuth`).
             **options: See :class:`McpServer`.
         """
-        return cls(HttpTarget(url=url, headers=dict(headers or {})), **options)
+        return cls(HttpTarget(url=url, headers=dict(headers or {}), auth=auth), **options)
+
+    @classmethod
+    def sse(
+        cls,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        auth: McpOAuth | None = None,
+        **options: Unpack[McpOptions],
+    ) -> McpServer:
+        """A server on the legacy HTTP+SSE transport; ``url`` is its SSE endpoint.
+
+        Args and options as for :meth:`http`.
+        """
+        return cls(HttpTarget(url=url, headers=dict(headers or {}), auth=auth, sse=True), **options)
 
     @classmethod
     def in_process(
@@ -214,6 +237,28 @@ class McpServer(Plugin):
 
     def describe(self) -> dict[str, list[str]]:
         return {"mcp servers": [f"{self.name} ({self.target.describe()})"]}
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Where the server's log messages go."""
+        return server_logger(self.name)
+
+    def client(self, session: Session) -> McpClient:
+        """This server's resources and prompts in ``session`` (opened with this plugin).
+
+        A server opened inside an :class:`McpPlugin` is that plugin's:
+        ``McpPlugin.client(session, name)``.
+
+        Raises:
+            LookupError: The server is not open on its own in that session.
+        """
+        service = session.plugin_service(self)
+        if not isinstance(service, McpClient):
+            raise LookupError(
+                f"the MCP server {self.name!r} is not open on its own in {session!r} "
+                "(in an McpPlugin, ask the plugin: McpPlugin.client(session, name))"
+            )
+        return service
 
     def annotations_need_approval(self, tool: str, annotations: McpToolAnnotations) -> bool:
         """Whether calls of ``tool`` (its MCP name) need approval, by this server's policy.
@@ -237,170 +282,37 @@ class McpServer(Plugin):
 
     @asynccontextmanager
     async def open(self, changed: Callable[[], None]) -> AsyncIterator[Contribution]:
-        """Connects to the server and lists its tools for one session.
+        """Opens the server for one session that asks the user nothing.
 
         Raises:
             McpServerError: the server could not be started or reached in time.
         """
-        tools = _ToolSet(self, changed)
+        async with self.open_in(PluginContext(changed=changed)) as contribution:
+            yield contribution
+
+    @asynccontextmanager
+    async def open_in(self, context: PluginContext) -> AsyncIterator[Contribution]:
+        """Connects to the server and lists its tools for one session.
+
+        Raises:
+            McpServerError: the server could not be started or reached in time,
+                or a prompt named in ``prompt_instructions`` could not be read.
+        """
+        state = ServerSession(self, context)
         connection = McpConnection(
             self.target,
             name=self.name,
             connect_timeout=self.connect_timeout,
             max_restarts=self.max_restarts,
-            on_tools=tools.update,
+            listener=state,
+            elicitation=self.elicitation and context.elicit is not None,
+            log_level=self.log_level,
         )
-        tools.connection = connection
+        state.connection = connection
+        state.client = McpClient(connection)
         try:
-            tools.update(await connection.connect(), notify=False)
-            yield Contribution(tools=tools.current)
+            state.update(await connection.connect(), notify=False)
+            instructions = await state.instructions()
+            yield Contribution(tools=state.current, instructions=instructions, service=state.client)
         finally:
             await connection.aclose()
-
-
-@attrs.define(eq=False)
-class _ToolSet:
-    """One session's function tools for one server; rebuilt when the server's list changes."""
-
-    server: McpServer
-    changed: Callable[[], None]
-    connection: McpConnection | None = None
-    tools: tuple[FunctionTool, ...] = ()
-
-    def current(self) -> tuple[FunctionTool, ...]:
-        return self.tools
-
-    def update(self, listed: Sequence[mcp_types.Tool], *, notify: bool = True) -> None:
-        before = [t.definition() for t in self.tools]
-        self.tools = tuple(self._build(listed))
-        if notify and [t.definition() for t in self.tools] != before:
-            self.changed()
-
-    def _build(self, listed: Sequence[mcp_types.Tool]) -> list[FunctionTool]:
-        server = self.server
-        built: list[FunctionTool] = []
-        taken: set[str] = set()
-        for mcp_tool in listed:
-            if server.allowed_tools is not None and mcp_tool.name not in server.allowed_tools:
-                continue
-            name = _unique(_tool_name(mcp_tool.name), taken)
-            annotations = _annotations(mcp_tool.annotations)
-            try:
-                built.append(
-                    FunctionTool.from_schema(
-                        name,
-                        mcp_tool.description or mcp_tool.title or annotations.title or "",
-                        _object_schema(mcp_tool.input_schema),
-                        self._caller(mcp_tool.name),
-                        timeout=server.call_timeout,
-                        needs_approval=server.annotations_need_approval(mcp_tool.name, annotations),
-                    )
-                )
-            except (TypeError, ValueError) as e:
-                _log.warning("MCP server %r: skipping tool %r: %s", server.name, mcp_tool.name, e)
-                continue
-            taken.add(name)
-        if server.allowed_tools is not None:
-            missing = server.allowed_tools - {t.name for t in listed}
-            if missing:
-                _log.warning(
-                    "MCP server %r has no tools named %s", server.name, ", ".join(sorted(missing))
-                )
-        return built
-
-    def _caller(self, tool: str) -> Callable[[dict[str, Any]], Any]:
-        async def call(arguments: dict[str, Any]) -> str:
-            assert self.connection is not None
-            return render_result(await self.connection.call(tool, arguments))
-
-        return call
-
-
-def render_result(result: mcp_types.CallToolResult) -> str:
-    """The model-visible text of a tool result.
-
-    Text blocks joined by newlines; without any, the structured content as
-    JSON; other blocks (images, audio, resources) as short placeholders.
-
-    Raises:
-        McpToolError: The server marked the result an error; the text is its message.
-    """
-    texts: list[str] = []
-    others: list[str] = []
-    for block in result.content:
-        if isinstance(block, mcp_types.TextContent):
-            texts.append(block.text)
-        elif isinstance(block, mcp_types.ImageContent | mcp_types.AudioContent):
-            others.append(f"[{block.type}: {block.mime_type}, {len(block.data) * 3 // 4} bytes]")
-        elif isinstance(block, mcp_types.ResourceLink):
-            others.append(f"[resource: {block.uri}]")
-        elif isinstance(block.resource, mcp_types.TextResourceContents):
-            texts.append(block.resource.text)
-        else:
-            others.append(f"[resource: {block.resource.uri}]")
-    if result.is_error:
-        raise McpToolError("\n".join(texts + others) or "the tool failed and said nothing more")
-    if not texts and result.structured_content is not None:
-        texts.append(orjson.dumps(result.structured_content).decode())
-    return "\n".join(texts + others)
-
-
-def _annotations(raw: mcp_types.ToolAnnotations | None) -> McpToolAnnotations:
-    if raw is None:
-        return McpToolAnnotations()
-    return McpToolAnnotations(
-        title=raw.title,
-        read_only=raw.read_only_hint,
-        destructive=raw.destructive_hint,
-        idempotent=raw.idempotent_hint,
-        open_world=raw.open_world_hint,
-    )
-
-
-def _object_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The input schema as the Realtime API wants it: an object with ``properties``."""
-    out = dict(schema)
-    out.setdefault("type", "object")
-    out.setdefault("properties", {})
-    return out
-
-
-def fit_name(name: str) -> str:
-    """``name`` made a valid tool name: ``^[a-zA-Z0-9_-]{1,64}$``, shortened with a hash."""
-    clean = _NOT_NAME.sub("_", name).strip("_") or "tool"
-    if len(clean) <= 64:
-        return clean
-    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-    return f"{clean[:55]}_{digest}"
-
-
-def _tool_name(mcp_name: str) -> str:
-    return mcp_name if re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", mcp_name) else fit_name(mcp_name)
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 2
-    while candidate in taken:
-        candidate = fit_name(f"{name[:60]}_{n}")
-        n += 1
-    return candidate
-
-
-def _default_name(target: Target) -> str:
-    """A server name from how it is reached: the package, the script, the host."""
-    if isinstance(target, InProcessTarget):
-        raw = target.server.name
-    elif isinstance(target, HttpTarget):
-        parts = urlsplit(target.url)
-        raw = parts.hostname or "http"
-    else:
-        raw = PurePath(target.command).name
-        words = [a for a in target.args if not a.startswith("-")]
-        if "-m" in target.args[:-1]:
-            raw = target.args[target.args.index("-m") + 1]
-        elif words and (
-            raw.lower().removesuffix(".exe") in _LAUNCHERS or raw.lower().startswith("python")
-        ):
-            raw = PurePath(words[0]).stem if "." in PurePath(words[0]).name else words[0]
-            raw = raw.rsplit("/", 1)[-1].split("@", 1)[0] or "mcp"
-    return (_NOT_NAME.sub("_", raw).strip("_") or "mcp")[:32]

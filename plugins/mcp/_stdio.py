@@ -46,6 +46,10 @@ TERM_GRACE_S: Final = 1.0
 KILL_REAP_S: Final = 0.5
 """Time for the kernel to report a SIGKILLed process; only an unkillable one runs it out."""
 
+MAX_LINE_BYTES: Final = 64 * 1024 * 1024
+"""The longest JSON-RPC line read from a server (a large image or resource fits);
+a longer one is dropped, so a server that never ends a line cannot fill memory."""
+
 _STDERR_LINES: Final = 20
 _STDERR_LINE_CHARS: Final = 300
 
@@ -123,13 +127,21 @@ class StdioProcess:
         async def read_stdout() -> None:
             assert process.stdout is not None
             buffer = b""
+            skipping = False  # the rest of a line too long to keep
             async with read_send:
                 try:
                     while chunk := await process.stdout.receive_some():
                         *lines, buffer = (buffer + chunk).split(b"\n")
                         for line in lines:
-                            if line.strip():
+                            if skipping:
+                                skipping = False
+                            elif line.strip():
                                 await read_send.send(_parse(line))
+                        if len(buffer) > MAX_LINE_BYTES:
+                            buffer, skipping = b"", True
+                            await read_send.send(
+                                ValueError(f"a stdout line over {MAX_LINE_BYTES} bytes was dropped")
+                            )
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     pass  # the session is gone
                 except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
@@ -157,6 +169,8 @@ class StdioProcess:
                     *lines, buffer = (buffer + chunk).split(b"\n")
                     for line in lines:
                         self._note_stderr(line)
+                    # Only a line's start is kept (_note_stderr): the rest need not wait.
+                    buffer = buffer[: 4 * _STDERR_LINE_CHARS]
             if buffer:
                 self._note_stderr(buffer)
 

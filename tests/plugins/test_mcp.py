@@ -12,14 +12,12 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import hypercorn.trio
 import pytest
 import trio
-from hypercorn.config import Config
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, EmbeddedResource, TextContent, TextResourceContents
@@ -39,6 +37,8 @@ from plugins.mcp import (
     parse_config,
     render_result,
 )
+
+from .mcp_servers import serve_asgi
 
 SLOW_SERVER = str(Path(__file__).with_name("slow_mcp_server.py"))
 TIME_SERVER = (sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC")
@@ -290,23 +290,9 @@ async def test_a_destructive_tool_waits_for_approval_in_a_session() -> None:
 
 @asynccontextmanager
 async def serve_http(server: MCPServer) -> AsyncIterator[str]:
-    """Serves the server's streamable-HTTP app with hypercorn's trio worker on port 0."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.graceful_timeout = 1.0
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        serve = partial(
-            hypercorn.trio.serve,
-            server.streamable_http_app(),  # type: ignore[arg-type]
-            config,
-            shutdown_trigger=stop.wait,
-        )
-        binds: list[str] = await nursery.start(serve)
-        try:
-            yield binds[0] + "/mcp"
-        finally:
-            stop.set()
+    """Serves the server's streamable-HTTP app on a loopback port; yields its endpoint."""
+    async with serve_asgi(server.streamable_http_app()) as base:
+        yield base + "/mcp"
 
 
 async def test_streamable_http_lists_calls_and_hears_changes() -> None:
@@ -314,7 +300,8 @@ async def test_streamable_http_lists_calls_and_hears_changes() -> None:
     with trio.fail_after(15):
         async with serve_http(demo_server("remote")) as url:
             plugin = McpServer.http(url, headers={"X-Trace": "test"})
-            assert plugin.name == "127_0_0_1"
+            port = urlsplit(url).port
+            assert plugin.name == f"localhost-{port}"
             async with opened(plugin, changed.set) as tools:
                 assert sorted(tools) == ["add", "fetch", "grow", "wipe"]
                 added = await call(tools, "add", a=1, b=2)
@@ -439,10 +426,17 @@ async def test_colliding_tool_names_are_namespaced() -> None:
             async with open_session(bot, connection=wire) as session:
                 separate = sorted(session.tools)
         async with engine_wire(rules=RULES) as wire:
-            bot = Agent(plugins=[McpPlugin([books, films])], output_modalities=["text"])
+            group = McpPlugin([books, films])
+            bot = Agent(plugins=[group], output_modalities=["text"])
             async with open_session(bot, connection=wire) as session:
                 grouped = session.tools
                 added = await grouped["films_add"].invoke('{"a": 1, "b": 1}')
+                # Each server's resources and prompts, by its name in the group.
+                assert group.client(session, "films").name == "films"
+                with pytest.raises(LookupError, match="open: books, films"):
+                    group.client(session, "music")
+                with pytest.raises(LookupError, match="ask the plugin"):
+                    books.client(session)  # it is open inside the group, not on its own
     # Separate plugins: the session prefixes every clashing tool, on both sides.
     assert set(separate) == {
         f"{server}_{tool}"
@@ -497,3 +491,39 @@ def test_the_mcp_plugin_is_installed() -> None:
     found = {p.name: p for p in installed_plugins()}
     assert "mcp" in found, "the package's entry points are not installed (pip install -e .)"
     assert isinstance(found["mcp"].plugin, McpPlugin)
+
+
+async def test_a_cancelled_call_is_cancelled_on_the_server() -> None:
+    server = MCPServer("slow")
+    started, stopped = trio.Event(), trio.Event()
+
+    @server.tool(annotations=Hints(read_only_hint=True))
+    async def wait_forever() -> str:
+        """Waits until it is cancelled."""
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            stopped.set()
+        return "never"
+
+    with trio.fail_after(10):
+        async with opened(McpServer.in_process(server)) as tools:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call, tools, "wait_forever")
+                await started.wait()
+                nursery.cancel_scope.cancel()  # a barge-in, say
+            await stopped.wait()  # the server's handler was cancelled too
+        # Over stdio: the client's notifications/cancelled stops the server's handler.
+        async with opened(McpServer.stdio(sys.executable, SLOW_SERVER)) as tools:
+            waiting = trio.Event()
+            async with trio.open_nursery() as nursery:
+
+                async def wait_forever() -> None:
+                    await tools["wait_forever"].run({}, on_progress=lambda _: waiting.set())
+
+                nursery.start_soon(wait_forever)
+                await waiting.wait()  # the server's handler runs
+                nursery.cancel_scope.cancel()
+            told = await call(tools, "was_cancelled")
+    assert told.output == "yes"

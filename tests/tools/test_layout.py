@@ -1,4 +1,4 @@
-"""The tools package depends on the protocol and the standard stack only."""
+"""The tools package depends on the protocol, the error family and the standard stack only."""
 
 import ast
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import framework.tools
 
-ALLOWED = ("framework.protocol", "framework.tools")
+ALLOWED = ("framework.errors", "framework.protocol", "framework.tools")
 
 
 def test_tools_imports_nothing_above_the_protocol() -> None:

@@ -32,6 +32,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "framework.agent": (*ABOVE_RUNTIME, "framework.plugin"),
     "framework.testing": (*ABOVE_RUNTIME, "framework.engine", "framework.plugin"),
     "framework.apps": ("framework",),
+    # The playground is an app: the whole framework below it, the runner beside it.
+    "framework.apps.playground": ("framework",),
 }
 """What each part of the framework may import (besides itself), longest prefix first."""
 

@@ -5,6 +5,8 @@
   ``--say``, a WAV file as the microphone, the reply written to a WAV file;
 * ``cantata console BOT.py``: the same, interactive (type, or talk when a
   microphone is present);
+* ``cantata web BOT.py`` (or ``cantata run --web``): the playground, a page
+  in the browser to talk to the bot and watch every turn;
 * ``cantata transcribe FILE.wav``: captions for a WAV file (a transcription
   session), printed as they come and written to ``--out`` (.srt or .vtt);
 * ``cantata serve``: the local Realtime engine alone, for any client;
@@ -249,6 +251,12 @@ def _run(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     runner = console_bot if args.command == "console" else run_bot
+    if args.command == "web" or getattr(args, "web", False):
+        from functools import partial
+
+        from framework.apps.playground import run_playground
+
+        runner = partial(run_playground, host=args.host, port=args.port)
     try:
         return trio.run(runner, options)
     except KeyboardInterrupt:
@@ -297,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, help_text in (
         ("run", "run a bot: scripted turns, a WAV file in, a WAV file out"),
         ("console", "talk to a bot interactively"),
+        ("web", "talk to a bot in a browser page: transcript, tools, approvals, metrics"),
     ):
         cmd = commands.add_parser(name, help=help_text)
         cmd.add_argument("bot", help="the bot file (defines an Agent subclass)")
@@ -316,7 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for kind in ("transcriber", "synthesizer", "vad"):
             cmd.add_argument(f"--{kind}", metavar="NAME", help=f"local engine {kind} (plugin)")
+        if name in ("run", "web"):
+            cmd.add_argument("--host", default="127.0.0.1", help="the page's address")
+            cmd.add_argument("--port", type=int, default=8780, help="the page's port (0: any)")
+            cmd.add_argument(
+                "--record", metavar="DIR", help="record the call: a stereo WAV and a JSON report"
+            )
         if name == "run":
+            cmd.add_argument("--web", action="store_true", help="serve the playground page")
             cmd.add_argument(
                 "--say", action="append", metavar="TEXT", help="a scripted user turn (repeatable)"
             )
@@ -324,9 +340,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--input-wav", metavar="FILE", help="user audio, streamed in real time"
             )
             cmd.add_argument("--output-wav", metavar="FILE", help="write the reply audio here")
-            cmd.add_argument(
-                "--record", metavar="DIR", help="record the call: a stereo WAV and a JSON report"
-            )
         cmd.set_defaults(handler=_run)
 
     transcribe_cmd = commands.add_parser("transcribe", help="captions for a WAV file")

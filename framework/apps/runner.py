@@ -230,7 +230,7 @@ class _Tracked:
 
 
 @asynccontextmanager
-async def _backend(options: RunOptions, module: Any) -> AsyncIterator[tuple[str | None, str]]:
+async def open_backend(options: RunOptions, module: Any) -> AsyncIterator[tuple[str | None, str]]:
     """The URL to connect to (None: hosted) and a line describing it."""
     choice = options.engine
     if options.url:
@@ -272,7 +272,7 @@ async def run_bot(
         display.console.print(f"[red]cantata run:[/red] {escape(str(e))}")
         return 2
     async with AsyncExitStack() as stack:
-        url, described = await stack.enter_async_context(_backend(options, module))
+        url, described = await stack.enter_async_context(open_backend(options, module))
         display.console.print(f"[bold]{escape(agent.name)}[/bold] on {escape(described)}")
         source = None
         if options.input_wav is not None:
@@ -340,7 +340,7 @@ async def console_bot(options: RunOptions, *, console: Console | None = None) ->
     except BotError as e:
         display.console.print(f"[red]cantata console:[/red] {escape(str(e))}")
         return 2
-    async with _backend(options, module) as (url, described):
+    async with open_backend(options, module) as (url, described):
         display.console.print(f"[bold]{escape(agent.name)}[/bold] on {escape(described)}")
         microphone = None
         try:

@@ -37,6 +37,7 @@ from ._hosted_mcp import NoMcpClient as NoMcpClient
 from ._input import InputStatistics as InputStatistics
 from ._network import Link as Link
 from ._network import LinkLimits as LinkLimits
+from ._network import serve_links as serve_links
 from ._operator import OperatorClient as OperatorClient
 from ._operator import OperatorError as OperatorError
 from ._operator import WebhookDelivery as WebhookDelivery

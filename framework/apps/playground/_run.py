@@ -1,0 +1,62 @@
+"""What ``cantata web BOT.py`` does: load the bot, pick the backend, serve the page."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import trio
+from rich.console import Console
+from rich.markup import escape
+
+from framework.apps.runner import RunOptions, load_agent, open_backend
+from framework.errors import BotError
+from framework.plugin import load_plugin
+
+from ._app import Playground, serve_playground
+
+
+async def run_playground(
+    options: RunOptions,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8780,
+    console: Console | None = None,
+) -> int:
+    """Serves the playground for ``options.bot`` until Ctrl-C; returns the exit code."""
+    console = console or Console(highlight=False, soft_wrap=True)
+    try:
+        agent, module = load_agent(options.bot, options.agent_name)
+    except BotError as e:
+        console.print(f"[red]cantata web:[/red] {escape(str(e))}")
+        return 2
+    async with open_backend(options, module) as (url, described):
+        recorder = [load_plugin("recorder", directory=options.record)] if options.record else []
+        playground = Playground(
+            agent=agent,
+            url=url,
+            described=described,
+            api_key=None if url is not None else os.environ.get("OPENAI_API_KEY"),
+            plugins=recorder,
+        )
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                try:
+                    page = await nursery.start(
+                        lambda task_status: serve_playground(
+                            playground, host=host, port=port, task_status=task_status
+                        )
+                    )
+                except OSError as e:
+                    console.print(
+                        f"[red]cantata web:[/red] cannot listen on {host}:{port} "
+                        f"({escape(e.strerror or str(e))}); pass another --port (0: any free one)."
+                    )
+                    return 1
+                console.print(f"[bold]{escape(agent.name)}[/bold] on {escape(described)}")
+                console.print(f"Open {page} in a browser. Press Ctrl-C to stop.", markup=False)
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+    console.print("Stopped.")
+    return 0

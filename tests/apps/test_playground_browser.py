@@ -1,0 +1,236 @@
+"""The playground page in a real headless Chromium, against the local engine over loopback.
+
+Playwright drives the system's Chromium (the browser Playwright would download
+cannot be fetched here). Every wait is bounded by Playwright's timeouts, and
+each test saves a screenshot under ``.screenshots/`` (``CANTATA_SCREENSHOTS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from framework import Agent, tool
+from framework.audio import write_wav
+from framework.protocol import AudioTranscription, ServerVad
+
+from .serving import CHROMIUM_ARGS, SCREENSHOTS, chromium, playground_thread
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+)
+
+WAIT_MS = 15_000
+RULES = """
+fallback = "Sorry, I can only talk about the weather."
+
+[[rule]]
+when = "weather in (?P<city>[A-Za-z ]+?)[?.!]*$"
+call = "get_weather"
+args = { city = "{city}" }
+
+[[rule]]
+after = "get_weather"
+say = "In {city} it is {output}. That is all I know about {city} today, and I will say it slowly."
+
+[[rule]]
+when = "umbrella delivery to (?P<address>[^.?!]+)"
+call = "book_umbrella_delivery"
+args = { address = "{address}" }
+
+[[rule]]
+after = "book_umbrella_delivery"
+say = "Done: {output}."
+"""
+
+
+class WeatherBot(Agent):
+    instructions = "You help people with the weather. Be brief."
+    transcription = AudioTranscription(model="gpt-4o-mini-transcribe")
+    turn_detection = ServerVad(type="server_vad", silence_duration_ms=500)
+
+    @tool
+    async def get_weather(self, city: str) -> str:
+        """Current weather for a city.
+
+        Args:
+            city: the city, as the user named it.
+        """
+        return {"paris": "sunny and 21 degrees"}.get(city.strip().lower(), "cloudy")
+
+    @tool(needs_approval=True, timeout=30)
+    async def book_umbrella_delivery(self, address: str) -> str:
+        """Sends an umbrella to the user.
+
+        Args:
+            address: where to deliver it.
+        """
+        return f"an umbrella is on its way to {address}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = chromium()
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _page(browser: Any, url: str) -> Any:
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    page.goto(url)
+    page.wait_for_selector("#text:enabled")
+    return page
+
+
+def _say(page: Any, text: str) -> None:
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+
+
+def _events(page: Any, kind: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = page.evaluate(
+        "kind => window.cantataPlayground.events.filter(e => e.kind === kind).map(e => e.data)",
+        kind,
+    )
+    return found
+
+
+def _shot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_a_typed_turn_a_tool_call_an_approval_clicked_and_the_metrics(browser: Any) -> None:
+    with playground_thread(WeatherBot(), RULES) as url:
+        page = _page(browser, url)
+        assert page.inner_text("#agent") == "WeatherBot"
+        assert "get_weather" in page.inner_text("#backend")
+
+        _say(page, "What is the weather in Paris?")
+        page.wait_for_selector(".assistant >> text=sunny and 21 degrees")
+        call = page.wait_for_selector(".tool >> text=get_weather")
+        assert '"city":"Paris"' in call.inner_text().replace(" ", "")
+        page.wait_for_selector(".tool .status >> text=ok → sunny and 21 degrees")
+
+        _say(page, "Please arrange an umbrella delivery to 5 Rue Cler")
+        card = page.wait_for_selector(".approval")
+        assert "book_umbrella_delivery" in card.inner_text()
+        assert "s left" in card.inner_text()  # the countdown runs
+        _shot(page, "playground-approval")
+        card.query_selector(".yes").click()
+        page.wait_for_selector(".approval >> text=approved")
+        page.wait_for_selector(".assistant >> text=an umbrella is on its way to 5 Rue Cler")
+
+        # One row per turn, the first audio measured, the tool with its approval wait.
+        page.wait_for_selector("#turns tbody tr:nth-child(2)")
+        rows = page.query_selector_all("#turns tbody tr")
+        cells = [[td.inner_text() for td in row.query_selector_all("td")] for row in rows]
+        assert [c[0] for c in cells] == ["1", "2"]
+        assert cells[0][2].endswith(" ms") and cells[1][2].endswith(" ms")
+        assert "get_weather" in cells[0][5]
+        assert "book_umbrella_delivery" in cells[1][5] and "approval" in cells[1][5]
+        assert "2 turns" in page.inner_text("#totals")
+
+        # The raw event log holds the server's events, and the filter narrows it.
+        log = page.query_selector_all("#log li")
+        assert len(log) > 20
+        page.fill("#filter", "function_call_arguments.done")
+        shown = [li for li in page.query_selector_all("#log li") if li.is_visible()]
+        assert len(shown) == 2
+        assert all("function_call_arguments.done" in li.inner_text() for li in shown)
+        page.fill("#filter", "")
+        _shot(page, "playground-typed")
+        assert page.errors == []
+
+
+def test_a_rejection_clicked_reaches_the_model(browser: Any) -> None:
+    with playground_thread(WeatherBot(), RULES) as url:
+        page = _page(browser, url)
+        _say(page, "Please arrange an umbrella delivery to the moon")
+        page.wait_for_selector(".approval .no").click()
+        page.wait_for_selector(".approval >> text=rejected")
+        finished = page.wait_for_selector(".tool .status >> text=rejected")
+        assert "the user declined" in finished.inner_text()
+        assert page.errors == []
+
+
+def test_the_page_stays_usable_at_phone_width_and_by_keyboard(browser: Any) -> None:
+    with playground_thread(WeatherBot(), RULES) as url:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(url)
+        page.wait_for_selector("#text:enabled")
+        # No sideways scrolling at phone width.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # Keyboard only: focus the text box, type, Enter.
+        page.focus("#text")
+        page.keyboard.type("What is the weather in Paris?")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".assistant >> text=sunny")
+        assert page.inner_text("#state") in ("listening", "speaking")
+        _shot(page, "playground-phone")
+
+
+WAV_TEXT = "What is the weather in Paris"
+
+
+@pytest.fixture(scope="module")
+def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's question, spoken, then a pause shorter than the reply (the file loops)."""
+    speech = pytest.importorskip("plugins.speech", reason="the speech extra is not installed")
+    import trio
+
+    voice = speech.EspeakSynthesizer()
+    audio = trio.run(lambda: voice.synthesize(WAV_TEXT, rate=24000, voice="ash"))
+    pause = np.zeros(int(24000 * 1.6), dtype=np.int16)
+    path = tmp_path_factory.mktemp("speech") / "question.wav"
+    write_wav(path, np.concatenate([pause, audio, pause]), 24000)
+    return path
+
+
+def test_a_spoken_turn_answered_with_audio_and_a_barge_in_truncated(spoken_wav: Path) -> None:
+    speech = pytest.importorskip("plugins.speech", reason="the speech extra is not installed")
+    executable = chromium()
+    engine = {
+        "transcriber": speech.PocketsphinxTranscriber(grammar=[WAV_TEXT]),
+        "synthesizer": speech.EspeakSynthesizer(),
+        "vad": speech.SileroVad(),
+    }
+    # Chromium's fake microphone plays the WAV file, over and over: the second
+    # time round the user speaks over the assistant's reply.
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={spoken_wav}"]
+    with (
+        playground_thread(WeatherBot(), RULES, **engine) as url,
+        playwright_api.sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(executable_path=executable, args=args)
+        try:
+            page = _page(browser, url)
+            page.click("#mic")
+            page.wait_for_selector('#mic[aria-pressed="true"]')
+            page.wait_for_selector(".user >> text=/weather in paris/i", timeout=30_000)
+            page.wait_for_selector(".tool .status >> text=ok → sunny and 21 degrees")
+            page.wait_for_selector("text=barge-in", timeout=30_000)
+            _shot(page, "playground-spoken")
+            interrupted = _events(page, "Interrupted")[0]
+            messages = {m["item_id"]: m for m in _events(page, "AssistantMessage")}
+            spoken = messages[interrupted["item_id"]]
+            # The reply was cut where the page had played it: some, not all of it.
+            assert interrupted["truncated"] is True
+            assert 0 < interrupted["played_ms"] < spoken["audio_ms"]
+            assert any(t["final"] for t in _events(page, "UserTranscript"))
+            assert page.errors == []
+        finally:
+            browser.close()

@@ -110,6 +110,17 @@ class Playground:
     plugins: list[Plugin] = attrs.Factory(list)
     sessions: int = 0
     assets: dict[str, tuple[bytes, str]] = attrs.field(factory=_assets, repr=False)
+    _change: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
+
+    def _count(self, by: int) -> None:
+        self.sessions += by
+        self._change.set()
+        self._change = trio.Event()
+
+    async def wait_until_sessions(self, count: int) -> None:
+        """Returns once exactly ``count`` tabs have a session (a tab's ends after its socket)."""
+        while self.sessions != count:
+            await self._change.wait()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -190,12 +201,12 @@ class Playground:
         if self.sessions >= self.max_sessions:
             await self._deny(send, 503, f"{self.max_sessions} tabs are open; close one")
             return
-        self.sessions += 1
+        self._count(1)
         try:
             await send({"type": "websocket.accept"})
             await self._serve_tab(receive, send)
         finally:
-            self.sessions -= 1
+            self._count(-1)
 
     async def _serve_tab(self, receive: Receive, send: Send) -> None:
         outbox, pending = trio.open_memory_channel[bytes | str](OUTBOX)

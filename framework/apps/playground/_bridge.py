@@ -138,7 +138,7 @@ class BrowserSink:
         heard = self._heard.get(item_id, 0.0)
         if self._running and item_id == self._item:
             heard += (trio.current_time() - self._reported_at) * 1000
-        return int(min(heard, self._sent.get(item_id, 0) / self.bytes_per_ms))
+        return round(min(heard, self._sent.get(item_id, 0) / self.bytes_per_ms))
 
     @property
     def playing(self) -> bool:
@@ -168,12 +168,17 @@ def encode_event(event: SessionEvent, now: float) -> dict[str, Any]:
     return {"type": "event", "kind": type(event).__name__, "data": data}
 
 
-def _field(message: dict[str, Any], name: str, kind: type, default: Any = attrs.NOTHING) -> Any:
+def _field(
+    message: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = attrs.NOTHING
+) -> Any:
     value = message.get(name, default)
     if value is attrs.NOTHING:
         raise BadMessage(f"a {message['type']!r} message needs {name!r}")
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise BadMessage(f"{message['type']}.{name}: expected {kind.__name__}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # JSON's true and false are not numbers here, though Python's bool is an int.
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise BadMessage(f"{message['type']}.{name}: expected {expected}")
     return value
 
 
@@ -227,6 +232,13 @@ class Bridge:
                 await self._control(frame)
         except BadMessage as e:
             await self.send_wait(orjson.dumps({"type": "error", "message": str(e)}).decode())
+        except ConnectionClosed:
+            raise
+        except Exception as e:
+            # A fault of ours on one message must not end the session the page holds.
+            _log.warning("the playground failed on a message from the page", exc_info=True)
+            failed = f"the playground failed on this message ({type(e).__name__}); see its log"
+            await self.send_wait(orjson.dumps({"type": "error", "message": failed}).decode())
 
     async def _audio(self, frame: bytes) -> None:
         if len(frame) % 2 or len(frame) > MAX_AUDIO_FRAME_MS * BYTES_PER_MS:
@@ -275,7 +287,7 @@ class Bridge:
             ) from None
 
     async def _played(self, message: dict[str, Any]) -> None:
-        played = _field(message, "ms", (int, float))  # type: ignore[arg-type]
+        played = _field(message, "ms", (int, float))
         if not 0 <= played < 1e9:
             raise BadMessage("played.ms: out of range")
         self.sink.report(

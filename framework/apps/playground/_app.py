@@ -30,7 +30,7 @@ from hypercorn.config import Config
 
 from framework.agent import Agent
 from framework.engine import LinkLimits, serve_links
-from framework.errors import CantataError
+from framework.errors import CantataError, single_errors
 from framework.plugin import Plugin
 from framework.runtime import open_session
 from framework.transport import RestError, open_rest_client
@@ -312,6 +312,7 @@ async def serve_playground(
     config.max_app_queue_size = 16
     limits = LinkLimits()
     config.websocket_ping_interval = limits.ping_interval_s
-    async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(partial(serve_links, playground, config, limits))
-        task_status.started(binds[0] + "/")
+    with single_errors():  # a port in use is an OSError, not a group around one
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(partial(serve_links, playground, config, limits))
+            task_status.started(binds[0] + "/")

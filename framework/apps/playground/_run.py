@@ -55,6 +55,11 @@ async def run_playground(
                     return 1
                 console.print(f"[bold]{escape(agent.name)}[/bold] on {escape(described)}")
                 console.print(f"Open {page} in a browser. Press Ctrl-C to stop.", markup=False)
+                if host not in ("127.0.0.1", "localhost", "::1"):
+                    console.print(
+                        f"[yellow]Listening on {escape(host)}: anyone who can reach this "
+                        "address can talk to the bot and answer its approvals.[/yellow]"
+                    )
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
                     break

@@ -36,7 +36,12 @@ async def open_playground(
 ) -> AsyncIterator[tuple[str, Playground]]:
     """The engine and a playground in front of it; yields the page's URL and the app."""
     async with run_engine(rules, **engine) as url, trio.open_nursery() as nursery:
-        playground = Playground(agent=agent, url=url, described="the local engine (test)")
+        playground = Playground(
+            agent=agent,
+            url=url,
+            described="the local engine (test)",
+            api_key=engine.get("api_key"),  # an engine with a key: the playground has it too
+        )
         page = await nursery.start(partial(serve_playground, playground, port=0))
         yield page, playground
         nursery.cancel_scope.cancel()

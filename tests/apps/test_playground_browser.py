@@ -166,6 +166,21 @@ def test_a_rejection_clicked_reaches_the_model(browser: Any) -> None:
         assert page.errors == []
 
 
+def test_direct_mode_talks_to_the_engine_with_an_ephemeral_key(browser: Any) -> None:
+    with playground_thread(WeatherBot(), RULES, api_key="sk-engine-secret") as url:
+        page = _page(browser, url + "?direct")
+        assert "ephemeral key" in page.inner_text("#backend")
+        _say(page, "Hello there")
+        page.wait_for_selector(".assistant >> text=Sorry, I can only talk about the weather.")
+        # The page spoke to the engine itself: its log holds the engine's events.
+        page.wait_for_selector("#log li[data-type='response.done']")
+        # The engine's key never reached the page; the ephemeral one did the work.
+        seen = page.content() + str(page.evaluate("window.cantataPlayground.events"))
+        assert "sk-engine-secret" not in seen
+        _shot(page, "playground-direct")
+        assert page.errors == []
+
+
 def test_the_page_stays_usable_at_phone_width_and_by_keyboard(browser: Any) -> None:
     with playground_thread(WeatherBot(), RULES) as url:
         page = browser.new_page(viewport={"width": 390, "height": 844})

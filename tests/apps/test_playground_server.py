@@ -172,8 +172,7 @@ async def test_http_requests_of_every_shape_are_answered_and_the_server_stays_up
 
 async def test_an_ephemeral_key_is_minted_for_the_direct_mode() -> None:
     with trio.fail_after(LIMIT_S):
-        async with open_playground(WeatherBot(), RULES, api_key="sk-engine") as (page, app):
-            app.api_key = "sk-engine"
+        async with open_playground(WeatherBot(), RULES, api_key="sk-engine") as (page, _):
             async with httpx2.AsyncClient() as http:
                 answer = await http.post(page + "api/client-secret")
                 assert answer.status_code == 200, answer.text

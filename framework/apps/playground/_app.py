@@ -168,12 +168,16 @@ class Playground:
             else "http" + self.url.removeprefix("ws").removesuffix("/realtime")
         )
         try:
+            # The agent's instructions and voice; not its tools, which run in this
+            # process only: a browser client brings its own.
+            config = self.agent.session_config(tools=[])
             async with open_rest_client(base, api_key=self.api_key) as rest:
-                secret = await rest.create_client_secret()
+                secret = await rest.create_client_secret(session=config)
         except (RestError, ValueError, OSError) as e:
             return _error(502, f"the backend did not mint a key: {e}")
         realtime = self.url or "wss://api.openai.com/v1/realtime"
-        return _json(200, {"value": secret.value, "expires_at": secret.expires_at, "url": realtime})
+        answer = {"value": secret.value, "expires_at": secret.expires_at, "url": realtime}
+        return _json(200, {**answer, "agent": self.agent.name, "backend": self.described})
 
     # --- WebSocket -------------------------------------------------------------------
 

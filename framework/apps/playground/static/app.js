@@ -3,6 +3,8 @@
 // binary frames are audio, PCM16 at 24 kHz (assistant audio arrives with its
 // item id in front: one length byte, the id, then the samples).
 
+import { startDirect } from "/static/direct.js";
+
 const $ = (id) => document.getElementById(id);
 const RATE = 24000;
 const LOG_LIMIT = 2000; // event log entries kept on the page
@@ -15,6 +17,7 @@ const page = {
   turns: [],
   session: null,
   micOn: false,
+  direct: null, // the page's own Realtime client in direct mode (/?direct)
 };
 
 // --- the connection ---------------------------------------------------------------
@@ -270,8 +273,11 @@ async function ensureAudio() {
   await context.audioWorklet.addModule("/static/worklet.js");
   const playback = new AudioWorkletNode(context, "cantata-playback", { outputChannelCount: [1] });
   playback.connect(context.destination);
-  playback.port.onmessage = ({ data }) =>
-    send({ type: "played", item: data.item, ms: (data.samples * 1000) / RATE, playing: data.playing });
+  playback.port.onmessage = ({ data }) => {
+    const ms = (data.samples * 1000) / RATE;
+    if (page.direct) page.direct.played(data.item, ms, data.playing);
+    else send({ type: "played", item: data.item, ms, playing: data.playing });
+  };
   page.audio = { context, playback, capture: null, stream: null };
   await context.resume();
   return page.audio;
@@ -286,7 +292,9 @@ async function startMic() {
   audio.capture = new AudioWorkletNode(audio.context, "cantata-capture");
   audio.capture.port.onmessage = ({ data }) => {
     const talking = $("mode").value === "hands-free" || $("ptt").classList.contains("held");
-    if (talking && page.ws && page.ws.readyState === WebSocket.OPEN) page.ws.send(data);
+    if (!talking) return;
+    if (page.direct) page.direct.audio(data);
+    else if (page.ws && page.ws.readyState === WebSocket.OPEN) page.ws.send(data);
   };
   source.connect(audio.capture);
   page.micOn = true;
@@ -321,7 +329,8 @@ function wire() {
     if (!text) return;
     ensureAudio().catch(() => {}); // a click is the gesture that lets the page play sound
     line(null, "user", "you", text);
-    send({ type: "text", text });
+    if (page.direct) page.direct.text(text);
+    else send({ type: "text", text });
     $("text").value = "";
   });
   $("mic").addEventListener("click", async () => {
@@ -362,7 +371,26 @@ function wire() {
   $("raw").addEventListener("change", filterAll);
 }
 
+// What direct mode draws with: the same transcript, log and speaker.
+const ui = {
+  line, note, tool, setState, setTalking, record,
+  header(agent, backend) {
+    $("agent").textContent = agent;
+    $("backend").textContent = backend;
+  },
+  play(item, pcm) {
+    if (page.audio) page.audio.playback.port.postMessage({ type: "audio", item, pcm }, [pcm]);
+  },
+  clearPlayback: () => MESSAGES.clear(),
+};
+
 wire();
-connect();
+if (new URLSearchParams(location.search).has("direct")) {
+  $("switch").href = "/";
+  $("switch").textContent = "back to the session run by Cantata (tools, approvals, metrics)";
+  startDirect(ui).then((client) => (page.direct = client));
+} else {
+  connect();
+}
 // For tests and the curious: the page's state, read-only by convention.
 window.cantataPlayground = page;

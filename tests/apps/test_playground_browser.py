@@ -73,12 +73,17 @@ class WeatherBot(Agent):
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = chromium()
+def playwright() -> Iterator[Any]:
+    """One Playwright per module: its sync API allows only one at a time in a thread."""
     with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    launched = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
 
 
 def _page(browser: Any, url: str) -> Any:
@@ -215,7 +220,9 @@ def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_a_spoken_turn_answered_with_audio_and_a_barge_in_truncated(spoken_wav: Path) -> None:
+def test_a_spoken_turn_answered_with_audio_and_a_barge_in_truncated(
+    spoken_wav: Path, playwright: Any
+) -> None:
     speech = pytest.importorskip("plugins.speech", reason="the speech extra is not installed")
     executable = chromium()
     engine = {
@@ -226,11 +233,8 @@ def test_a_spoken_turn_answered_with_audio_and_a_barge_in_truncated(spoken_wav: 
     # Chromium's fake microphone plays the WAV file, over and over: the second
     # time round the user speaks over the assistant's reply.
     args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={spoken_wav}"]
-    with (
-        playground_thread(WeatherBot(), RULES, **engine) as url,
-        playwright_api.sync_playwright() as p,
-    ):
-        browser = p.chromium.launch(executable_path=executable, args=args)
+    with playground_thread(WeatherBot(), RULES, **engine) as url:
+        browser = playwright.chromium.launch(executable_path=executable, args=args)
         try:
             page = _page(browser, url)
             page.click("#mic")

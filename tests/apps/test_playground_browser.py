@@ -128,6 +128,8 @@ def test_a_typed_turn_a_tool_call_an_approval_clicked_and_the_metrics(browser: A
         call = page.wait_for_selector(".tool >> text=get_weather")
         assert '"city":"Paris"' in call.inner_text().replace(" ", "")
         page.wait_for_selector(".tool .status >> text=ok → sunny and 21 degrees")
+        # The turn is measured once its audio has played out on the page.
+        page.wait_for_selector("#turns tbody tr")
 
         _say(page, "Please arrange an umbrella delivery to 5 Rue Cler")
         card = page.wait_for_selector(".approval")

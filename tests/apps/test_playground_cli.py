@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import signal
+from pathlib import Path
+from typing import Any
 
 import httpx2
 import orjson
@@ -16,10 +18,19 @@ from tests.engine.served import spawn
 LIMIT_S = 60
 
 
+def _recorded(directory: Path, session_id: str) -> tuple[dict[str, Any], int]:
+    """The recorder's report of a session, and the size of its WAV file."""
+    [report] = directory.glob(f"*-{session_id}.json")
+    return orjson.loads(report.read_bytes()), report.with_suffix(".wav").stat().st_size
+
+
 @pytest.mark.parametrize("command", [["web"], ["run", "--web"]])
-async def test_cantata_web_serves_the_page_and_stops_on_ctrl_c(command: list[str]) -> None:
+async def test_cantata_web_serves_the_page_records_and_stops_on_ctrl_c(
+    command: list[str], tmp_path: Path
+) -> None:
     with trio.fail_after(LIMIT_S):
         args = [*command, "examples/weather_bot.py", "--engine", "local", "--port", "0"]
+        args += ["--record", str(tmp_path)]
         async with spawn(*args) as served:
             line = await served.stdout.line_with("Open http://")
             found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -41,10 +52,15 @@ async def test_cantata_web_serves_the_page_and_stops_on_ctrl_c(command: list[str
                     if message.get("kind") == "AssistantMessage":
                         break
                 assert "sunny" in message["data"]["text"]
+                session_id = hello["session_id"]
             served.process.send_signal(signal.SIGINT)
             assert await served.process.wait() == 0
             await served.stdout.line_with("Stopped.")
         assert "Traceback" not in served.stderr.text
+        # The tab's session was recorded: its report names the turn and the tool.
+        report, wav_bytes = _recorded(tmp_path, session_id)
+        assert "get_weather" in str(report["tool_calls"])
+        assert wav_bytes > 44  # more than a WAV header
 
 
 async def test_a_busy_port_or_a_missing_bot_is_one_line_saying_what_to_do() -> None:

@@ -15,6 +15,9 @@ from framework.plugin import load_plugin
 
 from ._app import Playground, serve_playground
 
+CLOSING_S = 3.0
+"""After Ctrl-C, how long sessions of tabs already closed get to end in order."""
+
 
 async def run_playground(
     options: RunOptions,
@@ -61,6 +64,9 @@ async def run_playground(
                         "address can talk to the bot and answer its approvals.[/yellow]"
                     )
                 async for _ in signals:
+                    # Tabs already leaving finish their sessions (recordings written).
+                    with trio.move_on_after(CLOSING_S):
+                        await playground.wait_until_sessions(0)
                     nursery.cancel_scope.cancel()
                     break
     console.print("Stopped.")

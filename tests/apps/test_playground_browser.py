@@ -255,3 +255,37 @@ def test_a_spoken_turn_answered_with_audio_and_a_barge_in_truncated(
             assert page.errors == []
         finally:
             browser.close()
+
+
+def test_push_to_talk_sends_audio_only_while_held_and_commits_on_release(
+    spoken_wav: Path, playwright: Any
+) -> None:
+    speech = pytest.importorskip("plugins.speech", reason="the speech extra is not installed")
+    engine = {
+        "transcriber": speech.PocketsphinxTranscriber(grammar=[WAV_TEXT]),
+        "synthesizer": speech.EspeakSynthesizer(),
+        "vad": speech.SileroVad(),
+    }
+    # The file plays once, from when the microphone opens.
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={spoken_wav}%noloop"]
+    with playground_thread(WeatherBot(), RULES, **engine) as url:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=args)
+        try:
+            page = _page(browser, url)
+            page.select_option("#mode", "push-to-talk")
+            page.wait_for_selector(
+                "#log li[data-type='session.updated'] >> text=\"turn_detection\":null"
+            )
+            page.click("#mic")
+            page.wait_for_selector('#mic[aria-pressed="true"]')
+            page.hover("#ptt")
+            page.mouse.down()
+            page.wait_for_timeout(5_500)  # the user holds the button through the question
+            page.mouse.up()
+            page.wait_for_selector(".user >> text=/weather in paris/i")
+            page.wait_for_selector(".assistant >> text=sunny and 21 degrees")
+            # No VAD in this mode: the turn was the release's commit.
+            assert _events(page, "UserSpeechStarted") == []
+            assert page.errors == []
+        finally:
+            browser.close()

@@ -11,7 +11,7 @@ import os
 import queue
 import shutil
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
@@ -22,6 +22,7 @@ import trio
 
 from framework.agent import Agent
 from framework.apps.playground import Playground, serve_playground
+from framework.plugin import Plugin
 from framework.testing import run_engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ START_S = 60.0
 
 @asynccontextmanager
 async def open_playground(
-    agent: Agent, rules: Any = None, **engine: Any
+    agent: Agent, rules: Any = None, *, plugins: Sequence[Plugin] = (), **engine: Any
 ) -> AsyncIterator[tuple[str, Playground]]:
     """The engine and a playground in front of it; yields the page's URL and the app."""
     async with run_engine(rules, **engine) as url, trio.open_nursery() as nursery:
@@ -41,6 +42,7 @@ async def open_playground(
             url=url,
             described="the local engine (test)",
             api_key=engine.get("api_key"),  # an engine with a key: the playground has it too
+            plugins=list(plugins),
         )
         page = await nursery.start(partial(serve_playground, playground, port=0))
         yield page, playground
@@ -48,7 +50,9 @@ async def open_playground(
 
 
 @contextmanager
-def playground_thread(agent: Agent, rules: Any = None, **engine: Any) -> Iterator[str]:
+def playground_thread(
+    agent: Agent, rules: Any = None, *, plugins: Sequence[Plugin] = (), **engine: Any
+) -> Iterator[str]:
     """:func:`open_playground` in a thread of its own; yields the page's URL."""
     started: queue.Queue[tuple[str, trio.lowlevel.TrioToken, trio.Event] | BaseException] = (
         queue.Queue()
@@ -56,7 +60,7 @@ def playground_thread(agent: Agent, rules: Any = None, **engine: Any) -> Iterato
 
     async def main() -> None:
         try:
-            async with open_playground(agent, rules, **engine) as (page, _):
+            async with open_playground(agent, rules, plugins=plugins, **engine) as (page, _):
                 stop = trio.Event()
                 started.put((page, trio.lowlevel.current_trio_token(), stop))
                 await stop.wait()

@@ -173,6 +173,26 @@ def test_a_rejection_clicked_reaches_the_model(browser: Any) -> None:
         assert page.errors == []
 
 
+def test_an_ended_session_offers_its_recording(browser: Any, tmp_path: Path) -> None:
+    from plugins.recorder import Recorder
+
+    with playground_thread(WeatherBot(), RULES, plugins=[Recorder(tmp_path)]) as url:
+        page = _page(browser, url)
+        _say(page, "What is the weather in Paris?")
+        page.wait_for_selector(".assistant >> text=sunny and 21 degrees")
+        page.click("#end")
+        page.wait_for_selector("#state >> text=ended")
+        links = page.query_selector_all("a[download]")
+        names = sorted(a.get_attribute("download") for a in links)
+        assert [n.rsplit(".", 1)[1] for n in names] == ["json", "wav"]
+        wav = page.request.get(url + "recordings/" + names[1])
+        assert wav.status == 200 and wav.body()[:4] == b"RIFF"
+        assert wav.headers["content-disposition"] == "attachment"
+        report = page.request.get(url + "recordings/" + names[0]).json()
+        assert "get_weather" in str(report["tool_calls"])
+        assert page.request.get(url + "recordings/other.wav").status == 404
+
+
 def test_direct_mode_talks_to_the_engine_with_an_ephemeral_key(browser: Any) -> None:
     with playground_thread(WeatherBot(), RULES, api_key="sk-engine-secret") as url:
         page = _page(browser, url + "?direct")

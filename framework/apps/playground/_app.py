@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +68,7 @@ _SECURITY = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
+_DOWNLOAD = [(b"content-disposition", b"attachment")]
 
 
 def _assets() -> dict[str, tuple[bytes, str]]:
@@ -110,6 +112,8 @@ class Playground:
     plugins: list[Plugin] = attrs.Factory(list)
     sessions: int = 0
     assets: dict[str, tuple[bytes, str]] = attrs.field(factory=_assets, repr=False)
+    recorded: dict[str, Path] = attrs.Factory(dict)
+    """Files the plugins recorded of ended sessions, by the name they are served under."""
     _change: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
 
     def _count(self, by: int) -> None:
@@ -130,6 +134,7 @@ class Playground:
                 (b"content-type", content_type.encode()),
                 (b"content-length", str(len(body)).encode()),
                 *_SECURITY,
+                *(_DOWNLOAD if scope["path"].startswith("/recordings/") else ()),
             ]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send(
@@ -155,10 +160,38 @@ class Playground:
             return _error(405, f"{method} is not served here; the page is at GET /")
         if path == "/health":
             return _json(200, {"status": "ok", "sessions": self.sessions})
+        if path.startswith("/recordings/"):
+            return await self._recording(path.removeprefix("/recordings/"))
         asset = self.assets.get(path)
         if asset is None:
             return _error(404, f"nothing at {path[:200]}; the page is at /")
         return 200, *asset
+
+    async def _recording(self, name: str) -> tuple[int, bytes, str]:
+        """A recorded file of an ended session; only names this process recorded."""
+        path = self.recorded.get(name)
+        if path is None:
+            return _error(404, f"no recording named {name[:100]!r}; end a session with --record")
+        try:
+            body = await trio.Path(path).read_bytes()
+        except OSError as e:
+            return _error(410, f"the recording {name!r} cannot be read any more: {e.strerror}")
+        kind = "audio/wav" if path.suffix == ".wav" else "application/json"
+        return 200, body, kind
+
+    def _offer_recordings(self, session_id: str) -> list[dict[str, str]]:
+        """Registers what the plugins recorded of ``session_id``; links for the page."""
+        files = []
+        for plugin in self.plugins:
+            # A recorder lists its recordings, each with the session it recorded.
+            for recording in getattr(plugin, "recordings", ()):
+                if getattr(recording, "session_id", None) != session_id:
+                    continue
+                for path in (recording.wav_path, recording.report_path):
+                    if isinstance(path, Path) and path.is_file():
+                        self.recorded[path.name] = path
+                        files.append({"name": path.name, "url": "/recordings/" + path.name})
+        return files
 
     async def _client_secret(self) -> tuple[int, bytes, str]:
         """An ephemeral key for the page's direct mode, from the backend's REST API."""
@@ -240,11 +273,13 @@ class Playground:
 
         outbox_closed = False
         ended = "the session ended"
+        session_id = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(write)
             with outbox:
                 try:
                     async with self._session(sink) as session:
+                        session_id = session.id
                         hello = {
                             "agent": self.agent.name,
                             "backend": self.described,
@@ -255,6 +290,10 @@ class Playground:
                 except (CantataError, ValueError) as e:
                     ended = str(e).splitlines()[0]
                     _log.warning("a playground session ended: %s", ended)
+                if not closed and session_id is not None:
+                    files = await trio.to_thread.run_sync(self._offer_recordings, session_id)
+                    if files:
+                        offer(outbox, orjson.dumps({"type": "recorded", "files": files}).decode())
                 if not closed:
                     offer(outbox, orjson.dumps({"type": "ended", "reason": ended}).decode())
                 outbox_closed = True

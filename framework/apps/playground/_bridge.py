@@ -196,6 +196,8 @@ class Bridge:
     sink: BrowserSink
     send: Callable[[bytes | str], bool]
     send_wait: Callable[[str], Awaitable[None]]
+    ending: bool = False
+    """The page asked to end the session (its recording is then offered)."""
 
     async def forward_events(self) -> None:
         """Every session event to the page; the metrics after each turn."""
@@ -300,6 +302,9 @@ class Bridge:
     async def _commit(self, message: dict[str, Any]) -> None:
         await self.session.commit()
 
+    async def _end(self, message: dict[str, Any]) -> None:
+        self.ending = True
+
     async def _mode(self, message: dict[str, Any]) -> None:
         mode = _field(message, "mode", str)
         if mode not in ("hands-free", "push-to-talk"):
@@ -325,6 +330,7 @@ _HANDLERS: dict[str, _Handler] = {
     "played": Bridge._played,
     "interrupt": Bridge._interrupt,
     "commit": Bridge._commit,
+    "end": Bridge._end,
     "mode": Bridge._mode,
 }
 
@@ -348,7 +354,7 @@ async def run_bridge(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(events_then_stop, nursery.cancel_scope)
         with contextlib.suppress(ConnectionClosed):
-            while (frame := await incoming()) is not None:
+            while not bridge.ending and (frame := await incoming()) is not None:
                 await bridge.receive(frame)
         nursery.cancel_scope.cancel()
 

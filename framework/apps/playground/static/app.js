@@ -65,6 +65,17 @@ const MESSAGES = {
     record("error", m);
     note(`the playground refused a message: ${m.message}`, "error");
   },
+  recorded(m) {
+    const el = entry("note");
+    el.textContent = "recording: ";
+    for (const file of m.files) {
+      const a = document.createElement("a");
+      a.href = file.url;
+      a.download = file.name;
+      a.textContent = file.name;
+      el.append(a, " ");
+    }
+  },
   ended(m) {
     note(`session ended: ${m.reason}`, "error");
     setState("ended");
@@ -367,6 +378,7 @@ function wire() {
   ptt.addEventListener("keyup", (e) => (e.key === " " || e.key === "Enter") && release());
   $("stop").addEventListener("click", () => send({ type: "interrupt" }));
   $("download").addEventListener("click", download);
+  $("end").addEventListener("click", () => send({ type: "end" }));
   $("filter").addEventListener("input", filterAll);
   $("raw").addEventListener("change", filterAll);
 }

@@ -7,7 +7,8 @@ each test saves a screenshot under ``.screenshots/`` (``CANTATA_SCREENSHOTS``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ import pytest
 
 from framework import Agent, tool
 from framework.audio import write_wav
+from framework.plugin import Contribution, Plugin, PluginContext
 from framework.protocol import AudioTranscription, ServerVad
+from framework.runtime import ElicitationRequest
+from framework.tools import FunctionTool
 
 from .serving import CHROMIUM_ARGS, SCREENSHOTS, chromium, playground_thread
 
@@ -36,6 +40,14 @@ args = { city = "{city}" }
 [[rule]]
 after = "get_weather"
 say = "In {city} it is {output}. That is all I know about {city} today, and I will say it slowly."
+
+[[rule]]
+when = "favourite colour"
+call = "ask_colour"
+
+[[rule]]
+after = "ask_colour"
+say = "You said {output}."
 
 [[rule]]
 when = "umbrella delivery to (?P<address>[^.?!]+)"
@@ -191,6 +203,41 @@ def test_an_ended_session_offers_its_recording(browser: Any, tmp_path: Path) -> 
         report = page.request.get(url + "recordings/" + names[0]).json()
         assert "get_weather" in str(report["tool_calls"])
         assert page.request.get(url + "recordings/other.wav").status == 404
+
+
+class Asking(Plugin):
+    """A plugin whose tool asks the user a question through the session."""
+
+    name = "asking"
+
+    @asynccontextmanager
+    async def open_in(self, context: PluginContext) -> AsyncIterator[Contribution]:
+        async def ask(arguments: dict[str, object]) -> str:
+            assert context.elicit is not None, "the playground answers questions"
+            answer = await context.elicit(
+                ElicitationRequest(
+                    source=self.name,
+                    message="Which colour?",
+                    schema={"type": "object", "properties": {"colour": {"type": "string"}}},
+                )
+            )
+            return f"{answer.action} {dict(answer.content or {})}"
+
+        tool = FunctionTool.from_schema("ask_colour", "Asks for a colour.", {"type": "object"}, ask)
+        yield Contribution(tools=lambda: [tool])
+
+
+def test_a_tool_s_question_is_answered_in_a_form(browser: Any) -> None:
+    with playground_thread(WeatherBot(), RULES, plugins=[Asking()]) as url:
+        page = _page(browser, url)
+        _say(page, "Guess my favourite colour")
+        card = page.wait_for_selector("[data-question]")
+        assert "Which colour?" in card.inner_text() and "asking asks" in card.inner_text()
+        page.fill("[data-question] input[name=colour]", "teal")
+        page.click("[data-question] .yes")
+        page.wait_for_selector("[data-question] >> text=answered")
+        page.wait_for_selector(".assistant >> text=You said accept {'colour': 'teal'}.")
+        assert page.errors == []
 
 
 def test_direct_mode_talks_to_the_engine_with_an_ephemeral_key(browser: Any) -> None:

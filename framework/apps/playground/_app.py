@@ -309,6 +309,7 @@ class Playground:
             audio_out=sink,
             raw_events=True,
             plugins=self.plugins,
+            elicitation=True,  # the page answers tools' questions, as it answers approvals
         ) as session:
             yield session
 

@@ -302,6 +302,24 @@ class Bridge:
     async def _commit(self, message: dict[str, Any]) -> None:
         await self.session.commit()
 
+    async def _answer(self, message: dict[str, Any]) -> None:
+        question = _field(message, "id", str)
+        action = _field(message, "action", str)
+        try:
+            if action == "accept":
+                content = _field(message, "content", dict, None)
+                self.session.answer_elicitation(question, content)
+            elif action == "decline":
+                self.session.decline_elicitation(question)
+            elif action == "cancel":
+                self.session.cancel_elicitation(question)
+            else:
+                raise BadMessage("elicitation.action: accept, decline or cancel")
+        except KeyError:
+            raise BadMessage(
+                f"no question waits under {question[:60]!r}: answered or timed out"
+            ) from None
+
     async def _end(self, message: dict[str, Any]) -> None:
         self.ending = True
 
@@ -331,6 +349,7 @@ _HANDLERS: dict[str, _Handler] = {
     "interrupt": Bridge._interrupt,
     "commit": Bridge._commit,
     "end": Bridge._end,
+    "elicitation": Bridge._answer,
     "mode": Bridge._mode,
 }
 

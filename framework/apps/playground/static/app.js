@@ -132,7 +132,7 @@ const EVENTS = {
     tool(d.item_id, `${d.server_label}.${d.name}(${d.arguments})`, `→ ${result}`);
   },
   ApprovalRequested: (d) => approval(d.request),
-  ElicitationRequested: (d) => note(`${d.request.source} asks: ${d.request.message} (answer it from code)`),
+  ElicitationRequested: (d) => question(d.request),
   Interrupted(d) {
     note(`barge-in: the assistant stopped after ${d.played_ms} ms${d.truncated ? " (truncated there)" : ""}`);
   },
@@ -229,6 +229,67 @@ function approval(request) {
     settle("rejected");
   };
   el.querySelector(".yes").focus();
+}
+
+// A tool's question for the user (an MCP server's elicitation): a form built
+// from its flat schema, or a page to visit (URL mode).
+function question(request) {
+  const el = entry("approval");
+  el.dataset.question = request.id;
+  const head = document.createElement("div");
+  head.innerHTML = '<span class="who"></span><span class="call"></span>';
+  head.querySelector(".who").textContent = `${request.source} asks:`;
+  head.querySelector(".call").textContent = request.message;
+  const form = document.createElement("form");
+  const fields = Object.entries((request.schema && request.schema.properties) || {});
+  for (const [name, spec] of fields) {
+    const label = document.createElement("label");
+    label.textContent = `${spec.title || name} `;
+    const input = document.createElement("input");
+    input.name = name;
+    input.type = spec.type === "boolean" ? "checkbox" : spec.type === "number" || spec.type === "integer" ? "number" : "text";
+    label.append(input);
+    form.append(label, " ");
+  }
+  if (request.mode === "url" && request.url) {
+    const a = document.createElement("a");
+    a.href = request.url;
+    a.target = "_blank";
+    a.rel = "noopener";
+    a.textContent = request.url;
+    form.append(a, " ");
+  }
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  actions.innerHTML =
+    '<button type="submit" class="yes">Answer</button><button type="button" class="no">Decline</button>' +
+    '<button type="button" class="cancel">Cancel</button><span class="left"></span>';
+  form.append(actions);
+  el.append(head, form);
+  const settle = (text) => {
+    form.querySelectorAll("button, input").forEach((b) => (b.disabled = true));
+    actions.querySelector(".left").textContent = text;
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const content = {};
+    for (const [name, spec] of fields) {
+      const input = form.elements[name];
+      content[name] = spec.type === "boolean" ? input.checked : spec.type === "number" || spec.type === "integer" ? Number(input.value) : input.value;
+    }
+    send({ type: "elicitation", id: request.id, action: "accept", content });
+    settle("answered");
+  });
+  actions.querySelector(".no").onclick = () => {
+    send({ type: "elicitation", id: request.id, action: "decline" });
+    settle("declined");
+  };
+  actions.querySelector(".cancel").onclick = () => {
+    send({ type: "elicitation", id: request.id, action: "cancel" });
+    settle("cancelled");
+  };
+  const first = form.querySelector("input");
+  (first || actions.querySelector(".yes")).focus();
 }
 
 function turn(t) {

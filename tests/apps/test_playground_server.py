@@ -7,6 +7,7 @@ engine over loopback, each under ``trio.fail_after``.
 from __future__ import annotations
 
 import random
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -16,8 +17,9 @@ import trio
 import trio.testing
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from framework.apps.playground import BrowserSink, audio_frame
+from framework.apps.playground import BrowserSink, Playground, audio_frame, serve_playground
 from framework.apps.playground._bridge import BadMessage
+from framework.engine import Engine, Rules, open_engine
 
 from .serving import open_playground
 from .test_playground_browser import RULES, WeatherBot
@@ -223,3 +225,25 @@ async def test_audio_the_page_cannot_take_is_dropped_and_counted() -> None:
     sink = BrowserSink(lambda frame: False)
     sink.write("item_a", bytes(480))
     assert sink.dropped_bytes == 480 and sink.played_ms("item_a") == 0
+
+
+async def test_a_dropped_line_is_shown_to_the_page_and_the_session_goes_on() -> None:
+    engine = Engine(rules=Rules.from_toml(RULES))
+    with trio.fail_after(LIMIT_S):
+        async with open_engine(engine) as running, trio.open_nursery() as nursery:
+            app = Playground(agent=WeatherBot(), url=running.url, described="the engine")
+            page = await nursery.start(partial(serve_playground, app, port=0))
+            async with open_websocket_url(_ws(page)) as ws:
+                await _next(ws, "hello")
+                await ws.send_message('{"type": "text", "text": "weather in Paris?"}')
+                await _next(ws, "AssistantMessage")
+                [session] = engine.sessions
+                await session.drop()
+                reconnecting = await _next(ws, "Reconnecting")
+                assert reconnecting["data"]["attempt"] == 1
+                reconnected = await _next(ws, "Reconnected")
+                assert reconnected["data"]["replayed"] >= 2  # the turn so far, replayed
+                await ws.send_message('{"type": "text", "text": "weather in Oslo?"}')
+                reply = await _next(ws, "AssistantMessage")
+                assert "In Oslo it is cloudy" in reply["data"]["text"]
+            nursery.cancel_scope.cancel()

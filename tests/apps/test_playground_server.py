@@ -20,6 +20,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 from framework.apps.playground import BrowserSink, Playground, audio_frame, serve_playground
 from framework.apps.playground._bridge import BadMessage
 from framework.engine import Engine, Rules, open_engine
+from framework.protocol import AudioPCMU
 
 from .serving import open_playground
 from .test_playground_browser import RULES, WeatherBot
@@ -247,3 +248,9 @@ async def test_a_dropped_line_is_shown_to_the_page_and_the_session_goes_on() -> 
                 reply = await _next(ws, "AssistantMessage")
                 assert "In Oslo it is cloudy" in reply["data"]["text"]
             nursery.cancel_scope.cancel()
+
+
+def test_an_agent_on_another_audio_format_is_refused_saying_why() -> None:
+    phone = WeatherBot(input_audio_format=AudioPCMU(type="audio/pcmu"))
+    with pytest.raises(ValueError, match=r"speaks PCM16 at 24 kHz.*leave input_audio_format unset"):
+        Playground(agent=phone, url=None, described="the hosted API")

@@ -33,6 +33,7 @@ from framework.agent import Agent
 from framework.engine import LinkLimits, serve_links
 from framework.errors import CantataError, single_errors
 from framework.plugin import Plugin
+from framework.protocol import AudioPCM, to_dict
 from framework.runtime import open_session
 from framework.transport import RestError, open_rest_client
 
@@ -48,6 +49,8 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 """The largest WebSocket message hypercorn reads from a page (the bridge's
 own limits are smaller: it answers those with an error, this one closes)."""
 MAX_BODY_BYTES = 64 * 1024
+PCM24 = AudioPCM(type="audio/pcm", rate=24000)
+"""The page's audio both ways (its AudioContext runs at 24 kHz)."""
 SHUTDOWN_S = 5.0
 """How long a closing tab's last messages may take to go out."""
 _TYPES = {
@@ -115,6 +118,16 @@ class Playground:
     recorded: dict[str, Path] = attrs.Factory(dict)
     """Files the plugins recorded of ended sessions, by the name they are served under."""
     _change: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        for side in ("input", "output"):
+            fmt = getattr(self.agent, f"{side}_audio_format")
+            if fmt is not None and to_dict(fmt) != to_dict(PCM24):
+                raise ValueError(
+                    f"the playground's page speaks PCM16 at 24 kHz, and {self.agent.name} sets "
+                    f"its {side} audio to {to_dict(fmt)}; leave {side}_audio_format unset "
+                    "to try it here"
+                )
 
     def _count(self, by: int) -> None:
         self.sessions += by

@@ -35,13 +35,17 @@ async def run_playground(
         return 2
     async with open_backend(options, module) as (url, described):
         recorder = [load_plugin("recorder", directory=options.record)] if options.record else []
-        playground = Playground(
-            agent=agent,
-            url=url,
-            described=described,
-            api_key=None if url is not None else os.environ.get("OPENAI_API_KEY"),
-            plugins=recorder,
-        )
+        try:
+            playground = Playground(
+                agent=agent,
+                url=url,
+                described=described,
+                api_key=None if url is not None else os.environ.get("OPENAI_API_KEY"),
+                plugins=recorder,
+            )
+        except ValueError as e:
+            console.print(f"[red]cantata web:[/red] {escape(str(e))}.")
+            return 2
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 try:

@@ -7,6 +7,7 @@ each test saves a screenshot under ``.screenshots/`` (``CANTATA_SCREENSHOTS``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -182,6 +183,13 @@ def test_a_rejection_clicked_reaches_the_model(browser: Any) -> None:
         page.wait_for_selector(".approval >> text=rejected")
         finished = page.wait_for_selector(".tool .status >> text=rejected")
         assert "the user declined" in finished.inner_text()
+        # The session as the page saw it, downloaded as JSON.
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = json.loads(Path(download.value.path()).read_text())
+        kinds = [e.get("kind") for e in saved["events"]]
+        assert "ApprovalRequested" in kinds and "ToolCallFinished" in kinds
+        assert saved["session_id"].startswith("sess_")
         assert page.errors == []
 
 

@@ -18,7 +18,7 @@ import trio.testing
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from framework.apps.playground import BrowserSink, Playground, audio_frame, serve_playground
-from framework.apps.playground._bridge import BadMessage
+from framework.apps.playground._bridge import ITEMS_KEPT, BadMessage
 from framework.engine import Engine, Rules, open_engine
 from framework.protocol import AudioPCMU
 
@@ -254,3 +254,13 @@ def test_an_agent_on_another_audio_format_is_refused_saying_why() -> None:
     phone = WeatherBot(input_audio_format=AudioPCMU(type="audio/pcmu"))
     with pytest.raises(ValueError, match=r"speaks PCM16 at 24 kHz.*leave input_audio_format unset"):
         Playground(agent=phone, url=None, described="the hosted API")
+
+
+def test_the_sink_remembers_a_bounded_number_of_items() -> None:
+    sink = BrowserSink(lambda frame: True)
+    for n in range(ITEMS_KEPT + 6):
+        sink.write(f"item_{n}", bytes(48))
+    with pytest.raises(BadMessage):
+        sink.report("item_0", 1.0, False)  # the oldest are forgotten
+    sink.report(f"item_{ITEMS_KEPT + 5}", 1.0, False)
+    assert sink.played_ms(f"item_{ITEMS_KEPT + 5}") == 1

@@ -15,7 +15,6 @@ direct mode, where the browser talks to the Realtime server itself.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -51,6 +50,8 @@ own limits are smaller: it answers those with an error, this one closes)."""
 MAX_BODY_BYTES = 64 * 1024
 PCM24 = AudioPCM(type="audio/pcm", rate=24000)
 """The page's audio both ways (its AudioContext runs at 24 kHz)."""
+MAX_RECORDED = 200
+"""Recorded files offered for download at most (the latest); older ones stay on disk."""
 SHUTDOWN_S = 5.0
 """How long a closing tab's last messages may take to go out."""
 _TYPES = {
@@ -203,6 +204,8 @@ class Playground:
                 for path in (recording.wav_path, recording.report_path):
                     if isinstance(path, Path) and path.is_file():
                         self.recorded[path.name] = path
+                        while len(self.recorded) > MAX_RECORDED:
+                            del self.recorded[next(iter(self.recorded))]  # the oldest
                         files.append({"name": path.name, "url": "/recordings/" + path.name})
         return files
 
@@ -274,17 +277,15 @@ class Playground:
                     return text if text is not None else message.get("bytes") or b""
             return None
 
+        # Drains what is queued once the outbox closes; it gets SHUTDOWN_S from then.
+        writer = trio.CancelScope()
+
         async def write() -> None:
-            # Drains what is queued once the outbox closes; a page gone meanwhile ends it.
-            with trio.move_on_after(SHUTDOWN_S) as scope:
-                scope.deadline = math.inf
+            with writer:
                 async for frame in pending:
                     key = "text" if isinstance(frame, str) else "bytes"
                     await send({"type": "websocket.send", key: frame})
-                    if outbox_closed:
-                        scope.deadline = min(scope.deadline, trio.current_time() + SHUTDOWN_S)
 
-        outbox_closed = False
         ended = "the session ended"
         session_id = None
         async with trio.open_nursery() as nursery:
@@ -309,7 +310,7 @@ class Playground:
                         offer(outbox, orjson.dumps({"type": "recorded", "files": files}).decode())
                 if not closed:
                     offer(outbox, orjson.dumps({"type": "ended", "reason": ended}).decode())
-                outbox_closed = True
+            writer.deadline = trio.current_time() + SHUTDOWN_S
         if not closed:
             await send({"type": "websocket.close", "code": 1000, "reason": ""})
 

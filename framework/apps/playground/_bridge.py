@@ -44,6 +44,8 @@ MAX_CONTROL_BYTES = 64 * 1024
 """The largest control message taken; a longer one is refused with an error."""
 MAX_AUDIO_FRAME_MS = 1000
 """The longest microphone frame taken (the page sends about 40 ms at a time)."""
+ITEMS_KEPT = 64
+"""Assistant items whose playback the sink remembers (a barge-in cuts the latest)."""
 OUTBOX = 512
 """Messages queued for a page that reads slowly; beyond it, audio is dropped
 (counted) and events wait, so the session's hub drops the oldest for us."""
@@ -107,6 +109,10 @@ class BrowserSink:
         if not self._send(audio_frame(item_id, audio)):
             self.dropped_bytes += len(audio)
             return
+        if item_id not in self._sent and len(self._sent) >= ITEMS_KEPT:
+            oldest = next(iter(self._sent))
+            del self._sent[oldest]
+            self._heard.pop(oldest, None)
         self._sent[item_id] = self._sent.get(item_id, 0) + len(audio)
         now = trio.current_time()
         self._end = max(now, self._end) + len(audio) / self.bytes_per_ms / 1000

@@ -8,6 +8,7 @@ import { startDirect } from "/static/direct.js";
 const $ = (id) => document.getElementById(id);
 const RATE = 24000;
 const LOG_LIMIT = 2000; // event log entries kept on the page
+const KEPT_LIMIT = 50000; // messages kept for the download (the oldest go first)
 
 const page = {
   ws: null,
@@ -85,6 +86,7 @@ const MESSAGES = {
 
 function onMessage(m) {
   page.events.push({ at: performance.now(), ...m });
+  if (page.events.length > KEPT_LIMIT) page.events.splice(0, page.events.length - KEPT_LIMIT);
   const handle = MESSAGES[m.type];
   if (handle) handle(m);
 }

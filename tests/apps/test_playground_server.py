@@ -256,7 +256,7 @@ def test_an_agent_on_another_audio_format_is_refused_saying_why() -> None:
         Playground(agent=phone, url=None, described="the hosted API")
 
 
-def test_the_sink_remembers_a_bounded_number_of_items() -> None:
+async def test_the_sink_remembers_a_bounded_number_of_items() -> None:
     sink = BrowserSink(lambda frame: True)
     for n in range(ITEMS_KEPT + 6):
         sink.write(f"item_{n}", bytes(48))

@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 
 from framework import Agent, tool
+from framework.apps.runner import load_agent
 from framework.audio import write_wav
 from framework.plugin import Contribution, Plugin, PluginContext
 from framework.protocol import AudioTranscription, ServerVad
 from framework.runtime import ElicitationRequest
 from framework.tools import FunctionTool
 
-from .serving import CHROMIUM_ARGS, SCREENSHOTS, chromium, playground_thread
+from .serving import CHROMIUM_ARGS, ROOT, SCREENSHOTS, chromium, playground_thread
 
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
@@ -245,6 +246,16 @@ def test_a_tool_s_question_is_answered_in_a_form(browser: Any) -> None:
         page.click("[data-question] .yes")
         page.wait_for_selector("[data-question] >> text=answered")
         page.wait_for_selector(".assistant >> text=You said accept {'colour': 'teal'}.")
+        assert page.errors == []
+
+
+def test_a_handoff_is_shown(browser: Any) -> None:
+    triage, _ = load_agent(ROOT / "examples" / "triage_bot.py", "Triage")
+    with playground_thread(triage, ROOT / "examples" / "triage_bot.toml") as url:
+        page = _page(browser, url)
+        _say(page, "I was charged twice")
+        page.wait_for_selector(".note >> text=handoff: Triage → Billing")
+        page.wait_for_selector(".assistant >> text=Billing here.")
         assert page.errors == []
 
 

@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 import httpx2
+import numpy as np
 import orjson
 import pytest
 import trio
@@ -19,6 +20,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from framework.apps.playground import BrowserSink, Playground, audio_frame, serve_playground
 from framework.apps.playground._bridge import ITEMS_KEPT, BadMessage
+from framework.audio import pcm16_to_ulaw
 from framework.engine import Engine, Rules, open_engine
 from framework.protocol import AudioPCMU
 
@@ -250,10 +252,19 @@ async def test_a_dropped_line_is_shown_to_the_page_and_the_session_goes_on() -> 
             nursery.cancel_scope.cancel()
 
 
-def test_an_agent_on_another_audio_format_is_refused_saying_why() -> None:
-    phone = WeatherBot(input_audio_format=AudioPCMU(type="audio/pcmu"))
-    with pytest.raises(ValueError, match=r"speaks PCM16 at 24 kHz.*leave input_audio_format unset"):
-        Playground(agent=phone, url=None, described="the hosted API")
+async def test_a_phone_agent_s_audio_is_converted_for_the_page() -> None:
+    frames: list[bytes | str] = []
+    sink = BrowserSink(lambda frame: frames.append(frame) is None, AudioPCMU(type="audio/pcmu"))
+    assert sink.bytes_per_ms == 8
+    tone = (np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000) * 8000).astype(np.int16)
+    sink.write("item_a", pcm16_to_ulaw(tone.tobytes()))  # one second of mu-law at 8 kHz
+    sent = b"".join(f[len(audio_frame("item_a", b"")) :] for f in frames if isinstance(f, bytes))
+    # The page gets PCM16 at 24 kHz (less the resampler's look-ahead), the same tone.
+    assert 47_000 <= len(sent) <= 48_000
+    pcm = np.frombuffer(sent, dtype="<i2")
+    assert 7000 < np.abs(pcm[1000:20000]).max() < 9000
+    sink.report("item_a", 400.0, False)
+    assert sink.played_ms("item_a") == 400
 
 
 async def test_the_sink_remembers_a_bounded_number_of_items() -> None:

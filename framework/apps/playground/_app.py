@@ -32,7 +32,6 @@ from framework.agent import Agent
 from framework.engine import LinkLimits, serve_links
 from framework.errors import CantataError, single_errors
 from framework.plugin import Plugin
-from framework.protocol import AudioPCM, to_dict
 from framework.runtime import open_session
 from framework.transport import RestError, open_rest_client
 
@@ -48,8 +47,6 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 """The largest WebSocket message hypercorn reads from a page (the bridge's
 own limits are smaller: it answers those with an error, this one closes)."""
 MAX_BODY_BYTES = 64 * 1024
-PCM24 = AudioPCM(type="audio/pcm", rate=24000)
-"""The page's audio both ways (its AudioContext runs at 24 kHz)."""
 MAX_RECORDED = 200
 """Recorded files offered for download at most (the latest); older ones stay on disk."""
 SHUTDOWN_S = 5.0
@@ -119,16 +116,6 @@ class Playground:
     recorded: dict[str, Path] = attrs.Factory(dict)
     """Files the plugins recorded of ended sessions, by the name they are served under."""
     _change: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        for side in ("input", "output"):
-            fmt = getattr(self.agent, f"{side}_audio_format")
-            if fmt is not None and to_dict(fmt) != to_dict(PCM24):
-                raise ValueError(
-                    f"the playground's page speaks PCM16 at 24 kHz, and {self.agent.name} sets "
-                    f"its {side} audio to {to_dict(fmt)}; leave {side}_audio_format unset "
-                    "to try it here"
-                )
 
     def _count(self, by: int) -> None:
         self.sessions += by
@@ -263,7 +250,7 @@ class Playground:
 
     async def _serve_tab(self, receive: Receive, send: Send) -> None:
         outbox, pending = trio.open_memory_channel[bytes | str](OUTBOX)
-        sink = BrowserSink(partial(offer, outbox))
+        sink = BrowserSink(partial(offer, outbox), self.agent.output_audio_format)
         closed = False
 
         async def incoming() -> str | bytes | None:
@@ -300,7 +287,14 @@ class Playground:
                             "session_id": session.id,
                             "tools": sorted(session.tools),
                         }
-                        await run_bridge(session, sink, outbox, incoming, hello)
+                        await run_bridge(
+                            session,
+                            sink,
+                            outbox,
+                            incoming,
+                            hello,
+                            self.agent.input_audio_format,
+                        )
                 except (CantataError, ValueError) as e:
                     ended = str(e).splitlines()[0]
                     _log.warning("a playground session ended: %s", ended)

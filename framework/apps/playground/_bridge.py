@@ -21,11 +21,15 @@ from functools import partial
 from typing import Any
 
 import attrs
+import numpy as np
 import orjson
 import trio
 
+from framework.audio import AudioFormat, Decoder, Encoder, bytes_per_ms
 from framework.errors import ConnectionClosed
 from framework.protocol import (
+    UNSET,
+    AudioPCM,
     RealtimeAudioConfig,
     RealtimeAudioConfigInput,
     RealtimeSessionCreateRequest,
@@ -38,8 +42,10 @@ from framework.runtime import ServerEventReceived, Session, SessionEvent, TurnMe
 
 _log = logging.getLogger("cantata.playground")
 
+PAGE_RATE = 24000
+"""The page captures and plays PCM16 at 24 kHz, mono."""
 BYTES_PER_MS = 48
-"""PCM16 at 24 kHz, mono: the page's capture and playback format."""
+"""Bytes of one millisecond of the page's audio."""
 MAX_CONTROL_BYTES = 64 * 1024
 """The largest control message taken; a longer one is refused with an error."""
 MAX_AUDIO_FRAME_MS = 1000
@@ -77,6 +83,10 @@ class BadMessage(Exception):
     """A message from the page the bridge cannot act on; the page is told why."""
 
 
+def _is_page_format(fmt: AudioFormat) -> bool:
+    return fmt is None or (isinstance(fmt, AudioPCM) and fmt.rate in (PAGE_RATE, UNSET))
+
+
 def audio_frame(item_id: str, pcm: bytes) -> bytes:
     """The binary frame of assistant audio: id length (1 byte), the id, the PCM."""
     name = item_id.encode()[:255]
@@ -91,12 +101,15 @@ class BrowserSink:
     when playback stops). Between reports the position runs on with the
     clock, capped at what was sent, so a barge-in truncates within a few
     milliseconds of what the user heard.
+
+    The page plays PCM16 at 24 kHz; audio in another format (G.711 for a
+    phone agent) is converted on its way, and counted in its own format.
     """
 
-    bytes_per_ms = BYTES_PER_MS
-
-    def __init__(self, send: Callable[[bytes | str], bool]) -> None:
+    def __init__(self, send: Callable[[bytes | str], bool], fmt: AudioFormat = None) -> None:
         self._send = send
+        self.bytes_per_ms = bytes_per_ms(fmt)
+        self._decoder = None if _is_page_format(fmt) else Decoder(fmt, rate=PAGE_RATE)
         self._sent: dict[str, int] = {}  # bytes sent per item
         self._heard: dict[str, float] = {}  # ms the page last said it played, per item
         self._item: str | None = None  # the item the page plays now
@@ -106,7 +119,8 @@ class BrowserSink:
         self.dropped_bytes = 0
 
     def write(self, item_id: str, audio: bytes) -> None:
-        if not self._send(audio_frame(item_id, audio)):
+        pcm = audio if self._decoder is None else self._decoder.decode(audio).tobytes()
+        if not self._send(audio_frame(item_id, pcm)):
             self.dropped_bytes += len(audio)
             return
         if item_id not in self._sent and len(self._sent) >= ITEMS_KEPT:
@@ -202,6 +216,8 @@ class Bridge:
     sink: BrowserSink
     send: Callable[[bytes | str], bool]
     send_wait: Callable[[str], Awaitable[None]]
+    encoder: Encoder | None = None
+    """Turns the page's microphone into the session's input format (``None``: it is)."""
     ending: bool = False
     """The page asked to end the session (its recording is then offered)."""
 
@@ -254,6 +270,8 @@ class Bridge:
                 "audio frames are PCM16 at 24 kHz: an even number of bytes, "
                 f"at most {MAX_AUDIO_FRAME_MS} ms each"
             )
+        if frame and self.encoder is not None:
+            frame = self.encoder.encode(np.frombuffer(frame, dtype="<i2"))
         if frame:
             await self.session.send_audio(frame)
 
@@ -366,9 +384,15 @@ async def run_bridge(
     outbox: trio.MemorySendChannel[bytes | str],
     incoming: Callable[[], Awaitable[str | bytes | None]],
     hello: dict[str, Any],
+    input_format: AudioFormat = None,
 ) -> None:
-    """Runs the page's session until the page leaves or the session ends."""
-    bridge = Bridge(session, sink, partial(offer, outbox), outbox.send)
+    """Runs the page's session until the page leaves or the session ends.
+
+    ``input_format`` is the session's input audio format, which the page's
+    microphone is converted to.
+    """
+    encoder = None if _is_page_format(input_format) else Encoder(input_format, rate=PAGE_RATE)
+    bridge = Bridge(session, sink, partial(offer, outbox), outbox.send, encoder)
     await outbox.send(orjson.dumps({"type": "hello", **hello}).decode())
 
     async def events_then_stop(cancel: trio.CancelScope) -> None:

@@ -136,6 +136,18 @@ async def test_other_origins_are_refused_and_tabs_are_bounded() -> None:
             refused = await _handshake(page, origin="http://evil.example")
             assert refused.status_code == 403
             assert "its own page only" in refused.json()["error"]["message"]
+            # A foreign name resolved to loopback (DNS rebinding): origin and host agree,
+            # and still neither the socket nor the page answers it.
+            port = page.rsplit(":", 1)[1].rstrip("/")
+            rebound = {"host": f"evil.example:{port}", "origin": f"http://evil.example:{port}"}
+            assert (await _handshake(page, **rebound)).status_code == 403
+            async with httpx2.AsyncClient() as http:
+                for path in ("", "recordings/x.wav"):
+                    answer = await http.get(page + path, headers={"host": f"evil.example:{port}"})
+                    assert answer.status_code == 403
+                assert (
+                    await http.get(page, headers={"host": f"localhost:{port}"})
+                ).status_code == 200
 
             playground.max_sessions = 1
             host = page.removeprefix("http://").rstrip("/")

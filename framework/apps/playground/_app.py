@@ -113,6 +113,8 @@ class Playground:
     plugins: list[Plugin] = attrs.Factory(list)
     sessions: int = 0
     assets: dict[str, tuple[bytes, str]] = attrs.field(factory=_assets, repr=False)
+    loopback_only: bool = False
+    """Answer only requests addressed to a loopback name (set when served on loopback)."""
     recorded: dict[str, Path] = attrs.Factory(dict)
     """Files the plugins recorded of ended sessions, by the name they are served under."""
     _change: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
@@ -129,8 +131,14 @@ class Playground:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        # Served on loopback, the page answers to loopback names only: a site whose
+        # name was made to resolve here (DNS rebinding) is not this page's origin.
+        foreign = self.loopback_only and _host_name(scope) not in LOOPBACK
         if kind == "http":
-            status, body, content_type = await self._http(scope, receive)
+            if foreign:
+                status, body, content_type = _error(403, "open the page at http://127.0.0.1")
+            else:
+                status, body, content_type = await self._http(scope, receive)
             headers = [
                 (b"content-type", content_type.encode()),
                 (b"content-length", str(len(body)).encode()),
@@ -142,6 +150,10 @@ class Playground:
                 {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
             )
         elif kind == "websocket":
+            if foreign:
+                if (await receive())["type"] == "websocket.connect":
+                    await self._deny(send, 403, "open the page at http://127.0.0.1")
+                return
             await self._websocket(scope, receive, send)
 
     # --- HTTP ------------------------------------------------------------------------
@@ -322,6 +334,18 @@ class Playground:
             yield session
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _host_name(scope: Scope) -> str | None:
+    """The name the request was addressed to (its ``Host`` header, without the port)."""
+    for name, value in scope["headers"]:
+        if name.lower() == b"host":
+            host: str = value.decode("latin-1")
+            return urlsplit("//" + host).hostname
+    return None
+
+
 def _same_origin(scope: Scope) -> bool:
     """Whether the request comes from the page itself (or from no page at all)."""
     headers = {k.lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -356,6 +380,7 @@ async def serve_playground(
     Raises:
         OSError: the address cannot be bound.
     """
+    playground.loopback_only = host in LOOPBACK
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None

@@ -3,7 +3,7 @@
 An ASGI app served by hypercorn's trio worker through the engine's guarded
 accept loop (:func:`framework.engine.serve_links`: one task and one cancel
 scope per connection, slow and vanished peers dropped), on loopback unless
-told otherwise. Every asset ships in the package; the page loads nothing
+told otherwise. Every asset ships in the package; the page loads no code
 from anywhere else (its Content-Security-Policy says so too).
 
 The WebSocket at ``/ws`` runs an agent session against the backend (the
@@ -15,8 +15,7 @@ direct mode, where the browser talks to the Realtime server itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -33,7 +32,7 @@ from framework.engine import LinkLimits, serve_links
 from framework.errors import CantataError, single_errors
 from framework.plugin import Plugin
 from framework.runtime import open_session
-from framework.transport import RestError, open_rest_client
+from framework.transport import HOSTED_URL, RestError, open_rest_client
 
 from ._bridge import OUTBOX, BrowserSink, offer, run_bridge
 
@@ -47,6 +46,8 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 """The largest WebSocket message hypercorn reads from a page (the bridge's
 own limits are smaller: it answers those with an error, this one closes)."""
 MAX_BODY_BYTES = 64 * 1024
+MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
+"""The largest recorded file sent to a page (a call of about 45 minutes, stereo)."""
 MAX_RECORDED = 200
 """Recorded files offered for download at most (the latest); older ones stay on disk."""
 SHUTDOWN_S = 5.0
@@ -57,8 +58,8 @@ _TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-# Everything from this origin, and nothing else: the page works offline and
-# an injected script could not call out. The WebSocket is same-origin too.
+# Scripts, styles and images from this origin only, so the page works offline;
+# WebSockets may go elsewhere, as direct mode opens one to the Realtime server.
 _SECURITY = [
     (
         b"content-security-policy",
@@ -103,6 +104,8 @@ class Playground:
         api_key: the backend's key, used here only (never sent to a page).
         max_sessions: tabs served at once; more are refused with 503.
         plugins: plugins for every session besides the agent's (a recorder).
+        loopback_only: answer only requests addressed to a loopback name
+            (:func:`serve_playground` sets it when it listens on loopback).
     """
 
     agent: Agent
@@ -111,12 +114,12 @@ class Playground:
     api_key: str | None = None
     max_sessions: int = 4
     plugins: list[Plugin] = attrs.Factory(list)
-    sessions: int = 0
-    assets: dict[str, tuple[bytes, str]] = attrs.field(factory=_assets, repr=False)
     loopback_only: bool = False
-    """Answer only requests addressed to a loopback name (set when served on loopback)."""
-    recorded: dict[str, Path] = attrs.Factory(dict)
+    sessions: int = attrs.field(default=0, init=False)
+    """Tabs with a session now."""
+    recorded: dict[str, Path] = attrs.field(factory=dict, init=False)
     """Files the plugins recorded of ended sessions, by the name they are served under."""
+    assets: dict[str, tuple[bytes, str]] = attrs.field(factory=_assets, init=False, repr=False)
     _change: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
 
     def _count(self, by: int) -> None:
@@ -186,6 +189,9 @@ class Playground:
         if path is None:
             return _error(404, f"no recording named {name[:100]!r}; end a session with --record")
         try:
+            size = (await trio.Path(path).stat()).st_size
+            if size > MAX_DOWNLOAD_BYTES:
+                return _error(413, f"{name} is too large to send from here; it is at {path}")
             body = await trio.Path(path).read_bytes()
         except OSError as e:
             return _error(410, f"the recording {name!r} cannot be read any more: {e.strerror}")
@@ -223,7 +229,7 @@ class Playground:
                 secret = await rest.create_client_secret(session=config)
         except (RestError, ValueError, OSError) as e:
             return _error(502, f"the backend did not mint a key: {e}")
-        realtime = self.url or "wss://api.openai.com/v1/realtime"
+        realtime = self.url or HOSTED_URL
         answer = {"value": secret.value, "expires_at": secret.expires_at, "url": realtime}
         return _json(200, {**answer, "agent": self.agent.name, "backend": self.described})
 
@@ -291,7 +297,15 @@ class Playground:
             nursery.start_soon(write)
             with outbox:
                 try:
-                    async with self._session(sink) as session:
+                    async with open_session(
+                        self.agent,
+                        url=self.url,
+                        api_key=self.api_key,
+                        audio_out=sink,
+                        raw_events=True,  # the page's event log
+                        plugins=self.plugins,
+                        elicitation=True,  # the page answers tools' questions, as approvals
+                    ) as session:
                         session_id = session.id
                         hello = {
                             "agent": self.agent.name,
@@ -319,19 +333,6 @@ class Playground:
             writer.deadline = trio.current_time() + SHUTDOWN_S
         if not closed:
             await send({"type": "websocket.close", "code": 1000, "reason": ""})
-
-    @asynccontextmanager
-    async def _session(self, sink: BrowserSink) -> AsyncIterator[Any]:
-        async with open_session(
-            self.agent,
-            url=self.url,
-            api_key=self.api_key,
-            audio_out=sink,
-            raw_events=True,
-            plugins=self.plugins,
-            elicitation=True,  # the page answers tools' questions, as it answers approvals
-        ) as session:
-            yield session
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

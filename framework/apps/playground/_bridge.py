@@ -17,7 +17,6 @@ import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from typing import Any
 
 import attrs
@@ -183,7 +182,7 @@ def encode_event(event: SessionEvent, now: float) -> dict[str, Any]:
     data = plain(event)
     request = data.get("request")
     if isinstance(request, dict) and "deadline" in request:
-        deadline = request.pop("deadline")  # None when there is none (inf, see _unstructure)
+        deadline = request.pop("deadline")  # None when there is none (inf: see plain)
         request["expires_in_s"] = None if deadline is None else round(deadline - now, 3)
     return {"type": "event", "kind": type(event).__name__, "data": data}
 
@@ -209,12 +208,11 @@ class Bridge:
     Args:
         session: the open agent session.
         sink: its audio sink (the page's speaker).
-        send: queues a frame for the page; ``False`` when the queue is full.
+        send_wait: queues a message for the page, waiting while the queue is full.
     """
 
     session: Session
     sink: BrowserSink
-    send: Callable[[bytes | str], bool]
     send_wait: Callable[[str], Awaitable[None]]
     encoder: Encoder | None = None
     """Turns the page's microphone into the session's input format (``None``: it is)."""
@@ -392,7 +390,7 @@ async def run_bridge(
     microphone is converted to.
     """
     encoder = None if _is_page_format(input_format) else Encoder(input_format, rate=PAGE_RATE)
-    bridge = Bridge(session, sink, partial(offer, outbox), outbox.send, encoder)
+    bridge = Bridge(session, sink, outbox.send, encoder)
     await outbox.send(orjson.dumps({"type": "hello", **hello}).decode())
 
     async def events_then_stop(cancel: trio.CancelScope) -> None:

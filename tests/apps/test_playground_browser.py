@@ -236,6 +236,20 @@ class Asking(Plugin):
         yield Contribution(tools=lambda: [tool])
 
 
+def test_always_allow_approves_the_tool_s_later_calls_too(browser: Any) -> None:
+    with playground_thread(WeatherBot(), RULES) as url:
+        page = _page(browser, url)
+        _say(page, "Please arrange an umbrella delivery to the office")
+        page.wait_for_selector(".approval .always").click()
+        page.wait_for_selector(".approval >> text=from now on")
+        page.wait_for_selector(".assistant >> text=on its way to the office")
+        _say(page, "Please arrange an umbrella delivery to the station")
+        page.wait_for_selector(".assistant >> text=on its way to the station")
+        assert len(page.query_selector_all(".approval")) == 1  # the second call asked nobody
+        assert len(_events(page, "ApprovalRequested")) == 1
+        assert page.errors == []
+
+
 def test_a_tool_s_question_is_answered_in_a_form(browser: Any) -> None:
     with playground_thread(WeatherBot(), RULES, plugins=[Asking()]) as url:
         page = _page(browser, url)

@@ -205,6 +205,7 @@ function approval(request) {
   el.innerHTML =
     '<div><span class="who">approve?</span><span class="call"></span></div>' +
     '<div class="actions"><button type="button" class="yes">Approve</button>' +
+    '<button type="button" class="always">Always allow this tool</button>' +
     '<button type="button" class="no">Reject</button><span class="left"></span></div>';
   el.querySelector(".call").textContent = `${request.tool}(${request.arguments})`;
   const left = el.querySelector(".left");
@@ -225,6 +226,10 @@ function approval(request) {
   el.querySelector(".yes").onclick = () => {
     send({ type: "approve", call_id: request.call_id });
     settle("approved");
+  };
+  el.querySelector(".always").onclick = () => {
+    send({ type: "approve", call_id: request.call_id, always: true });
+    settle(`approved, and ${request.tool} from now on`);
   };
   el.querySelector(".no").onclick = () => {
     send({ type: "reject", call_id: request.call_id, reason: "the user declined" });

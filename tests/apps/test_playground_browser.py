@@ -124,6 +124,12 @@ def _events(page: Any, kind: str) -> list[dict[str, Any]]:
     return found
 
 
+def _deliver(page: Any, place: str) -> Any:
+    """Asks for an umbrella delivery (a tool that needs approval); the approval card."""
+    _say(page, f"Please arrange an umbrella delivery to {place}")
+    return page.wait_for_selector(".approval:last-child")
+
+
 def _shot(page: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
@@ -179,8 +185,7 @@ def test_a_typed_turn_a_tool_call_an_approval_clicked_and_the_metrics(browser: A
 def test_a_rejection_clicked_reaches_the_model(browser: Any) -> None:
     with playground_thread(WeatherBot(), RULES) as url:
         page = _page(browser, url)
-        _say(page, "Please arrange an umbrella delivery to the moon")
-        page.wait_for_selector(".approval .no").click()
+        _deliver(page, "the moon").query_selector(".no").click()
         page.wait_for_selector(".approval >> text=rejected")
         finished = page.wait_for_selector(".tool .status >> text=rejected")
         assert "the user declined" in finished.inner_text()
@@ -239,8 +244,7 @@ class Asking(Plugin):
 def test_always_allow_approves_the_tool_s_later_calls_too(browser: Any) -> None:
     with playground_thread(WeatherBot(), RULES) as url:
         page = _page(browser, url)
-        _say(page, "Please arrange an umbrella delivery to the office")
-        page.wait_for_selector(".approval .always").click()
+        _deliver(page, "the office").query_selector(".always").click()
         page.wait_for_selector(".approval >> text=from now on")
         page.wait_for_selector(".assistant >> text=on its way to the office")
         _say(page, "Please arrange an umbrella delivery to the station")

@@ -39,6 +39,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "framework.engine",
     ),
     "framework.apps": ("framework",),
+    # The playground is an app: the whole framework below it, the runner beside it.
+    "framework.apps.playground": ("framework",),
 }
 """What each part of the framework may import (besides itself), longest prefix first."""
 

@@ -12,6 +12,8 @@ function for its options and one row.
   ``--say``, a WAV file as the microphone, the reply written to a WAV file;
 * ``cantata console BOT.py``: the same, interactive (type, or talk when a
   microphone is present);
+* ``cantata web BOT.py`` (or ``cantata run --web``): the playground, a page
+  in the browser to talk to the bot and watch every turn;
 * ``cantata transcribe FILE.wav``: captions for a WAV file (a transcription
   session), printed as they come and written to ``--out`` (.srt or .vtt);
 * ``cantata serve``: the local Realtime engine alone, for any client;
@@ -102,8 +104,16 @@ def _bot_options(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _page_options(cmd: argparse.ArgumentParser) -> None:
+    """Where the playground page is served (``web``, and ``run --web``)."""
+    cmd.add_argument("--host", default="127.0.0.1", help="the page's address")
+    cmd.add_argument("--port", type=int, default=8780, help="the page's port (0: any)")
+
+
 def _run_options(cmd: argparse.ArgumentParser) -> None:
     _bot_options(cmd)
+    cmd.add_argument("--web", action="store_true", help="serve the playground page instead")
+    _page_options(cmd)
     cmd.add_argument(
         "--say", action="append", metavar="TEXT", help="a scripted user turn (repeatable)"
     )
@@ -116,6 +126,14 @@ def _run_options(cmd: argparse.ArgumentParser) -> None:
 
 def _console_options(cmd: argparse.ArgumentParser) -> None:
     _bot_options(cmd)
+
+
+def _web_options(cmd: argparse.ArgumentParser) -> None:
+    _bot_options(cmd)
+    _page_options(cmd)
+    cmd.add_argument(
+        "--record", metavar="DIR", help="record each call: a stereo WAV and a JSON report"
+    )
 
 
 def _transcribe_options(cmd: argparse.ArgumentParser) -> None:
@@ -215,6 +233,12 @@ COMMANDS: tuple[Command, ...] = (
         "console",
         "talk to a bot interactively",
         _console_options,
+        "framework.apps.runner:run_command",
+    ),
+    Command(
+        "web",
+        "talk to a bot in a browser page: transcript, tools, approvals, metrics",
+        _web_options,
         "framework.apps.runner:run_command",
     ),
     Command(

@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -342,7 +343,11 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``cantata run`` and ``cantata console``; returns the exit status."""
+    """``cantata run``, ``console`` and ``web`` (or ``run --web``); returns the exit status."""
     options = options_from(args)
+    if args.command == "web" or getattr(args, "web", False):
+        from framework.apps.playground import run_playground
+
+        return trio.run(partial(run_playground, host=args.host, port=args.port), options)
     runner = console_bot if args.command == "console" else run_bot
     return trio.run(runner, options)

@@ -172,6 +172,9 @@ def _serve_options(cmd: argparse.ArgumentParser) -> None:
         help="POST a signed realtime.call.incoming webhook here for each call rung "
         "through the operator API (secret: $CANTATA_WEBHOOK_SECRET)",
     )
+    cmd.add_argument(
+        "--workers", type=int, default=1, help="processes serving sessions on the one port"
+    )
 
 
 def _operator_options(cmd: argparse.ArgumentParser) -> None:

@@ -76,6 +76,8 @@ def serve(args: argparse.Namespace) -> int:
 
     if (args.certfile is None) != (args.keyfile is None):
         return fail("TLS needs both --certfile and --keyfile.")
+    if args.workers < 1 or (args.workers > 1 and args.certfile):
+        return fail("--workers needs a number from 1, and plain ws:// (no --certfile) above 1.")
     if args.webhook_url and not os.environ.get("CANTATA_WEBHOOK_SECRET"):
         return fail(
             "--webhook-url needs the signing secret in CANTATA_WEBHOOK_SECRET "
@@ -126,6 +128,7 @@ def serve(args: argparse.Namespace) -> int:
                         port=args.port,
                         certfile=args.certfile,
                         keyfile=args.keyfile,
+                        workers=args.workers,
                         task_status=task_status,
                     )
                 )

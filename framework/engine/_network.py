@@ -26,6 +26,13 @@ peer that stops reading. So the engine runs its own accept loop
   ``h2c`` upgrade) is dropped: the Realtime API's WebSocket is HTTP/1.1, and an
   HTTP/2 connection would multiply every per-connection bound by its streams.
 
+**WebSockets leave hypercorn.** The first request on a connection is read
+here; when it asks for a WebSocket, the connection is served by
+:mod:`._websocket` (the ``websockets`` package's protocol, driven inline by
+the session) with the same bounds, and hypercorn never sees it. Everything
+else, and any later request on a kept-alive connection, is hypercorn's, with
+the bytes already read handed back to it first.
+
 What one connection can hold, inbound: hypercorn's message buffer (at most
 ``max_message_bytes``), its copy handed to the engine, and the ``app_queue``
 messages queued for the engine; the kernel's socket buffers push back on the
@@ -34,6 +41,7 @@ peer beyond that.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import math
@@ -50,12 +58,23 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from ._websocket import WebSocketOpening
+
 _log = logging.getLogger("cantata.engine")
 
 _H2_PREFACE = b"PRI * HTTP/2.0"
 _SWITCHING = b"HTTP/1.1 101 "
 _CLOSE_FRAME = 0x88  # FIN + opcode 8: a server frame is sent whole, unmasked
 _TOO_BIG = (1009).to_bytes(2, "big")
+_HEAD_END = b"\r\n\r\n"
+MAX_HEAD_BYTES = 16 * 1024
+"""The most a request's head may take before hypercorn alone handles it (its own limit)."""
+
+WebSocketHandler = Callable[[WebSocketOpening], Awaitable[None]]
+"""Serves a WebSocket whose handshake has been read: accepts it or denies it."""
+HandOff = Callable[[trio.SocketStream, bytes], Awaitable[bool]]
+"""Offered each WebSocket request's connection and head: True when it took the
+connection (another process serves it; see :mod:`._workers`)."""
 
 _current: contextvars.ContextVar[Link | None] = contextvars.ContextVar(
     "cantata_engine_link", default=None
@@ -107,6 +126,7 @@ class Link:
         self.dropped: str | None = None
         """Why the engine cut this connection, once it has."""
         self._first = True
+        self._replay = b""  # bytes read before hypercorn took over, handed to it first
         self._websocket = False
         self._close_deadline = math.inf
         self._poisoned = False
@@ -148,6 +168,10 @@ class Link:
             # hypercorn sends 1009 when a message outgrew its buffer, and keeps
             # that buffer: nothing the peer sends later may reach it.
             self._poisoned = head[2:4] == _TOO_BIG
+        await self.write(data)
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Writes all of ``data``, or drops the link if the peer takes none of it in time."""
         timeout = self.limits.peer_timeout_s
         with trio.move_on_after(timeout) as timer:
             async with self._send_lock:
@@ -158,16 +182,23 @@ class Link:
         if timer.cancelled_caught:
             raise self._gone(f"the peer took nothing written to it for {timeout:g} s")
 
+    async def read(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """The next bytes from the peer (``b""`` at its end); the caller keeps the deadlines."""
+        if self._replay:
+            data, self._replay = self._replay, b""
+            return data
+        try:
+            return await self.stream.receive_some(max_bytes)
+        except trio.BrokenResourceError:
+            raise self._gone("the peer reset the connection") from None
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._poisoned:
             raise self._gone("a message was larger than the engine accepts (closed with 1009)")
         silence = self.limits.silence_s
         deadline = min(trio.current_time() + silence, self._close_deadline)
         with trio.move_on_at(deadline) as timer:
-            try:
-                data = await self.stream.receive_some(max_bytes)
-            except trio.BrokenResourceError:
-                raise self._gone("the peer reset the connection") from None
+            data = await self.read(max_bytes)
         if timer.cancelled_caught:
             if deadline == self._close_deadline:
                 raise self._gone("the peer did not finish the closing handshake")
@@ -177,6 +208,31 @@ class Link:
             if bytes(data[: len(_H2_PREFACE)]) == _H2_PREFACE:
                 raise self._gone("it spoke HTTP/2, which the engine does not serve")
         return data
+
+    async def read_head(self) -> bytes:
+        """Reads the first request's head (and whatever came with it), to be handed on.
+
+        Stops at the blank line that ends the head, at :data:`MAX_HEAD_BYTES`,
+        or when the peer stops sending (hypercorn then answers it).
+        """
+        head = b""
+        with trio.move_on_after(self.limits.peer_timeout_s):
+            while _HEAD_END not in head and len(head) < MAX_HEAD_BYTES:
+                data = await self.receive_some()
+                if not data:
+                    break
+                head += data
+        return head
+
+    def hand_back(self, data: bytes) -> None:
+        """Bytes already read, for the next reader (hypercorn) to get first."""
+        self._replay = data
+
+    async def write_eof(self) -> None:
+        """Half-closes the connection where the stream can (TLS cannot: it closes with the link)."""
+        if hasattr(self.stream, "send_eof"):
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                await self.send_eof()
 
     async def send_eof(self) -> None:
         # hypercorn closes a connection while one of its tasks may still be writing
@@ -197,9 +253,15 @@ async def _serve_link(
     context: WorkerContext,
     limits: LinkLimits,
     on_link: Callable[[Link, bool], None],
+    on_websocket: WebSocketHandler | None,
+    hand_off: HandOff | None,
     stream: trio.abc.Stream,
+    head: bytes | None = None,
 ) -> None:
-    """Runs one connection through hypercorn, guarded (see the module docstring)."""
+    """Runs one connection through hypercorn, guarded (see the module docstring).
+
+    ``head`` is the first request's head when another process has read it.
+    """
     try:
         socket = stream.transport_stream.socket  # type: ignore[attr-defined]
     except AttributeError:
@@ -213,6 +275,25 @@ async def _serve_link(
     on_link(link, True)
     try:
         with link.scope:
+            if on_websocket is not None:
+                try:
+                    head = head if head is not None else await link.read_head()
+                except trio.BrokenResourceError:
+                    return  # the link was dropped, and said why
+                if _asks_for_websocket(head):
+                    if (
+                        hand_off is not None
+                        and isinstance(stream, trio.SocketStream)
+                        and await hand_off(stream, head)
+                    ):
+                        return
+                    opening = await WebSocketOpening.read(
+                        link, head, config.websocket_max_message_size
+                    )
+                    if opening is not None:
+                        await opening.serve(on_websocket)
+                    return
+                link.hand_back(head)
             await TCPServer(app, config, context, ConnectionState({}), link)  # type: ignore[arg-type]
     except Exception as error:
         _log.warning(
@@ -224,6 +305,17 @@ async def _serve_link(
     finally:
         on_link(link, False)
         await trio.aclose_forcefully(stream)
+
+
+def _asks_for_websocket(head: bytes) -> bool:
+    """Whether a whole request head is a GET that asks to upgrade to a WebSocket."""
+    if _HEAD_END not in head or not head.startswith(b"GET "):
+        return False
+    for line in head.split(_HEAD_END, 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"upgrade" and b"websocket" in value.lower():
+            return True
+    return False
 
 
 def _one_line(error: BaseException) -> str:
@@ -239,12 +331,17 @@ async def serve_links(
     limits: LinkLimits,
     *,
     on_link: Callable[[Link, bool], None] = lambda link, opened: None,
+    on_websocket: WebSocketHandler | None = None,
+    hand_off: HandOff | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves an ASGI app on ``config.bind`` until cancelled, one guarded task per connection.
 
     Reports the bound base URLs (``http://`` or ``https://``) once listening.
-    ``on_link`` is told of each connection as it opens and closes.
+    ``on_link`` is told of each connection as it opens and closes. With
+    ``on_websocket``, a connection whose first request asks for a WebSocket is
+    handed to it instead of to the app (see the module docstring), unless
+    ``hand_off`` takes the connection first.
 
     Raises:
         OSError: an address cannot be bound, or a TLS file cannot be read.
@@ -265,7 +362,39 @@ async def serve_links(
         listeners.append(listener)
         binds.append(f"{scheme}://{repr_socket_addr(sock.family, sock.getsockname())}")
     worker = WorkerContext(None)
-    handler = partial(_serve_link, wrapped, config, worker, limits, on_link)
+    handler = partial(_serve_link, wrapped, config, worker, limits, on_link, on_websocket, hand_off)
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(trio.serve_listeners, handler, listeners))
         task_status.started(binds)
+
+
+async def serve_handed(
+    app: Any,
+    config: Config,
+    limits: LinkLimits,
+    connections: trio.abc.ReceiveChannel[tuple[trio.SocketStream, bytes]],
+    *,
+    on_link: Callable[[Link, bool], None] = lambda link, opened: None,
+    on_websocket: WebSocketHandler,
+) -> None:
+    """Serves connections another process accepted (each with its first head), as
+    :func:`serve_links` serves its own, until ``connections`` ends."""
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    worker = WorkerContext(None)
+    async with trio.open_nursery() as nursery:
+        async for stream, head in connections:
+            nursery.start_soon(
+                partial(
+                    _serve_link,
+                    wrapped,
+                    config,
+                    worker,
+                    limits,
+                    on_link,
+                    on_websocket,
+                    None,
+                    stream,
+                    head,
+                )
+            )
+        nursery.cancel_scope.cancel()  # the primary is gone: so is the server

@@ -25,6 +25,7 @@ call contexts kept for the brain (:data:`MAX_CALL_CONTEXTS`, oldest forgotten).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Protocol
@@ -270,8 +271,13 @@ class Response:
         if output is None:
             return
         # Shielded so that a cancel landing mid-way cannot leave an item half-closed;
-        # bounded because the client may have stopped reading.
-        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+        # bounded because the client may have stopped reading; a client already
+        # gone (the session ends) leaves no one to close it for.
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(CLOSE_TIMEOUT_S),
+            contextlib.suppress(trio.BrokenResourceError),
+        ):
             await output.close(status)
 
     # --- the end ----------------------------------------------------------------------

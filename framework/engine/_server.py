@@ -13,12 +13,14 @@ and is closed with :data:`HANGUP_CLOSE_CODE` when the call is hung up.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import attrs
@@ -29,7 +31,7 @@ from hypercorn.config import Config
 from ._brain import Brain, Rules, ScriptedBrain
 from ._config import DEFAULT_MODEL
 from ._hosted_mcp import HostedMcpClient
-from ._network import Link, LinkLimits, current_link, serve_links
+from ._network import Link, LinkLimits, current_link, serve_handed, serve_links
 from ._operator import PREFIX as OPERATOR_PREFIX
 from ._operator import operate
 from ._rest import (
@@ -44,9 +46,17 @@ from ._rest import (
     RestState,
     error_body,
 )
-from ._session import Disconnected, EngineSession, SessionOptions
+from ._session import Connection, Disconnected, EngineSession, SessionOptions
 from ._speech import NoTranscriber, Synthesizer, ToneSynthesizer, Transcriber
 from ._vad import ClassifierFactory, EnergyClassifier
+from ._workers import (
+    HELPER_FD,
+    HELPER_URL,
+    Helpers,
+    receive_handed,
+    settle_collector,
+    start_helpers,
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -113,6 +123,51 @@ class _AsgiConnection:
             link.end()
         else:
             link.drop("the peer did not leave after its session ended")
+
+
+class Socket(Connection, Protocol):
+    """A session's connection as the server holds it."""
+
+    async def finish(self, grace_s: float) -> None:
+        """After the session: waits (at most ``grace_s``) for the client to leave, then cuts it."""
+        ...
+
+
+class Opening(Protocol):
+    """A WebSocket handshake to answer: served by hypercorn (ASGI) or by :mod:`._websocket`."""
+
+    @property
+    def scope(self) -> Scope:
+        """The request as an ASGI scope: path, query string, headers, subprotocols."""
+        ...
+
+    async def deny(self, status: int, body: bytes) -> None:
+        """Refuses the handshake with an HTTP status and a JSON body."""
+        ...
+
+    async def accept(self, subprotocol: str | None) -> Socket:
+        """Completes the handshake; the open connection."""
+        ...
+
+
+@attrs.define
+class _AsgiOpening:
+    """A handshake that came through hypercorn, as ASGI messages."""
+
+    scope: Scope
+    _receive: Receive
+    _send: Send
+
+    async def deny(self, status: int, body: bytes) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await self._send(
+            {"type": "websocket.http.response.start", "status": status, "headers": headers}
+        )
+        await self._send({"type": "websocket.http.response.body", "body": body})
+
+    async def accept(self, subprotocol: str | None) -> _AsgiConnection:
+        await self._send({"type": "websocket.accept", "subprotocol": subprotocol})
+        return _AsgiConnection(self._receive, self._send)
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -333,16 +388,6 @@ class Engine:
             return self.rest.hangup_call(call_id)
         return self.rest.refer_call(call_id, body)
 
-    async def _deny(self, send: Send, status: int, body: bytes) -> None:
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
-
     def _presented_key(self, scope: Scope) -> str | None:
         for name, value in scope["headers"]:
             if name.lower() == b"authorization":
@@ -359,15 +404,17 @@ class Engine:
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return
+        await self.serve_websocket(_AsgiOpening(scope, receive, send))
+
+    async def serve_websocket(self, opening: Opening) -> None:
+        """Answers a WebSocket handshake and serves the session it opens."""
+        scope = opening.scope
         if scope["path"].rstrip("/") != "/v1/realtime":
-            await self._deny(
-                send, 404, error_body(f"Invalid URL ({scope['path']})", code="not_found")
-            )
+            await opening.deny(404, error_body(f"Invalid URL ({scope['path']})", code="not_found"))
             return
         refusal = self.admit()
         if refusal is not None:
-            await self._deny(
-                send,
+            await opening.deny(
                 refusal,
                 error_body(
                     "The server is temporarily unavailable; try again shortly.",
@@ -385,7 +432,7 @@ class Engine:
             if "call_id" in query:
                 call = self.rest.attachable(query["call_id"][0])
         except HttpError as e:
-            await self._deny(send, e.status, e.body())
+            await opening.deny(e.status, e.body())
             return
         # Taken before the first await, so that two sockets racing for one call
         # cannot both attach; a hangup before the scope is entered still counts.
@@ -393,26 +440,24 @@ class Engine:
         if call is not None:
             call.attachment = attachment
         try:
-            await self._serve_socket(scope, receive, send, query, secret, call, attachment)
+            await self._serve_socket(opening, query, secret, call, attachment)
         finally:
             if call is not None:
                 call.attachment = None
 
     async def _serve_socket(
         self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        opening: Opening,
         query: dict[str, list[str]],
         secret: ClientSecret | None,
         call: Call | None,
         attachment: trio.CancelScope,
     ) -> None:
+        scope = opening.scope
         intent = query.get("intent", [""])[0]
         transcription = intent == "transcription" or (secret is not None and secret.transcription)
         if transcription and call is not None:
-            await self._deny(
-                send,
+            await opening.deny(
                 400,
                 error_body(
                     "A call is a realtime session; transcription sessions are served over "
@@ -422,8 +467,7 @@ class Engine:
             )
             return
         if intent == "transcription" and secret is not None and not secret.transcription:
-            await self._deny(
-                send,
+            await opening.deny(
                 400,
                 error_body(
                     "This client secret is for a realtime session; mint one with a session of "
@@ -433,8 +477,7 @@ class Engine:
             )
             return
         subprotocol = "realtime" if "realtime" in scope.get("subprotocols", []) else None
-        await send({"type": "websocket.accept", "subprotocol": subprotocol})
-        connection = _AsgiConnection(receive, send)
+        connection = await opening.accept(subprotocol)
         for name, value in scope["headers"]:
             if name.lower() == b"openai-beta" and b"realtime=v1" in value:
                 # The hosted API turned the beta protocol off and says so at once.
@@ -540,6 +583,7 @@ async def serve_engine(
     port: int = 8765,
     certfile: str | None = None,
     keyfile: str | None = None,
+    workers: int | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves the engine until cancelled; reports its WebSocket URL when listening.
@@ -550,13 +594,20 @@ async def serve_engine(
         certfile, keyfile: a PEM certificate chain and its private key, both or
             neither: with them the engine speaks TLS only, and its URLs are
             ``wss://`` and ``https://``.
+        workers: None when the engine shares its process with other work. A
+            number when the engine owns the process (``cantata serve``): that
+            many processes serve sessions (see :mod:`._workers`; more than one
+            needs plain ``ws://``), and each tunes its garbage collector.
 
     Raises:
-        ValueError: only one of ``certfile`` and ``keyfile``.
+        ValueError: only one of ``certfile`` and ``keyfile``; workers with TLS,
+            or fewer than one.
         OSError: the address cannot be bound, or a TLS file cannot be read.
         ssl.SSLError: the TLS files are not a certificate and its key.
     """
     _check_tls(certfile, keyfile)
+    if workers is not None and (workers < 1 or (workers > 1 and certfile is not None)):
+        raise ValueError("workers must be at least 1, and more than 1 needs plain ws:// (no TLS)")
     config = _hypercorn_config(host, port, engine.links, certfile, keyfile)
 
     def track(link: Link, opened: bool) -> None:
@@ -564,10 +615,48 @@ async def serve_engine(
         engine._changed()
 
     async with trio.open_nursery() as nursery:
+        helper_fd = os.environ.get(HELPER_FD) if workers is not None else None
+        if helper_fd is not None:  # a helper of a primary (see _workers)
+            handed = await nursery.start(receive_handed, int(helper_fd))
+            settle_collector()
+            task_status.started(os.environ.get(HELPER_URL, ""))
+            await serve_handed(
+                engine,
+                config,
+                engine.links,
+                handed,
+                on_link=track,
+                on_websocket=engine.serve_websocket,
+            )
+            # The primary is gone: the helper stops as its command does on SIGTERM.
+            signal.raise_signal(signal.SIGTERM)
+            return
+        helpers = Helpers([])
         binds: list[str] = await nursery.start(
-            partial(serve_links, engine, config, engine.links, on_link=track)
+            partial(
+                serve_links,
+                engine,
+                config,
+                engine.links,
+                on_link=track,
+                on_websocket=engine.serve_websocket,
+                hand_off=lambda stream, head: helpers.hand_off(stream, head),
+            )
         )
-        task_status.started(_websocket_url(binds[0]))
+        url = _websocket_url(binds[0])
+        if workers is not None and workers > 1:
+            helpers = await nursery.start(_keep_helpers, workers - 1, url)
+        if workers is not None:
+            settle_collector()
+        task_status.started(url)
+
+
+async def _keep_helpers(
+    count: int, url: str, task_status: trio.TaskStatus[Helpers] = trio.TASK_STATUS_IGNORED
+) -> None:
+    async with start_helpers(count, url) as helpers:
+        task_status.started(helpers)
+        await trio.sleep_forever()
 
 
 def _check_tls(certfile: str | None, keyfile: str | None) -> None:

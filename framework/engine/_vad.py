@@ -11,6 +11,12 @@ default threshold 0.5 sits at -30 dBFS, between room noise and normal
 speech). A model (Silero, in ``plugins/speech``) plugs in through
 :class:`FrameClassifier` and a :data:`ClassifierFactory`.
 
+On plain silence the energy classifier takes a shortcut: when no sample of
+a chunk is loud enough for any of its frames to reach the threshold (a frame's
+RMS is at most its peak), the chunk is all silence without measuring its
+frames. The decisions are the same; only the cost differs (most of a call is
+silence, and the detector runs on every append of every session).
+
 It only counts samples of the input rate: it never reads a clock, so the
 offsets it reports are exact and reproducible, whatever frame length or
 internal rate a classifier uses. The session turns its verdicts into
@@ -38,13 +44,29 @@ _FLOOR_DB = -60.0
 SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 700, "auto": 700, "high": 350}
 
 
-def activations(frames: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
-    """:func:`activation` of each row of ``frames`` (frames x samples), in one pass."""
-    power = np.mean(np.square(frames, dtype=np.float64), axis=1)
-    with np.errstate(divide="ignore"):
-        db = 10.0 * np.log10(power / (32768.0 * 32768.0))
-    levels: npt.NDArray[np.float64] = np.clip((db - _FLOOR_DB) / -_FLOOR_DB, 0.0, 1.0)
+def activations(frames: npt.NDArray[np.int16]) -> list[float]:
+    """:func:`activation` of each row of ``frames`` (frames x samples), in one pass.
+
+    The sums of squares are exact integers; the few logarithms are cheaper in
+    Python than numpy's per-call cost on arrays this small.
+    """
+    wide = frames.astype(np.int64)
+    full_scale = frames.shape[1] * 32768.0 * 32768.0
+    levels = []
+    for energy in np.einsum("ij,ij->i", wide, wide).tolist():
+        if not energy:
+            levels.append(0.0)
+            continue
+        db = 10.0 * math.log10(energy / full_scale)
+        levels.append(min(1.0, max(0.0, (db - _FLOOR_DB) / -_FLOOR_DB)))
     return levels
+
+
+def peak(samples: npt.NDArray[np.int16]) -> int:
+    """The largest magnitude among ``samples`` (0 for none)."""
+    if not len(samples):
+        return 0
+    return max(int(samples.max()), -int(samples.min()))
 
 
 def activation(frame: Samples) -> float:
@@ -93,8 +115,19 @@ class EnergyClassifier:
 
     def probabilities(self, frames: npt.NDArray[np.int16]) -> Sequence[float]:
         """Every frame's level at once (the detector's fast path)."""
-        levels: list[float] = activations(frames).tolist()
-        return levels
+        return activations(frames)
+
+    def quiet_peak(self, threshold: float) -> int:
+        """A peak below which no frame reaches ``threshold`` (0: no such peak).
+
+        A frame's RMS is at most its peak, so a chunk whose peak stays under the
+        threshold's amplitude is silence frame by frame. The 1% margin keeps a
+        rounding of the level from deciding otherwise at the very edge.
+        """
+        if threshold <= 0.0:
+            return 0  # every frame, even digital silence, reaches it
+        db = _FLOOR_DB * (1.0 - threshold)
+        return max(0, math.floor(0.99 * 32768.0 * math.pow(10.0, db / 20.0)))
 
     def reset(self) -> None:
         pass
@@ -164,7 +197,11 @@ class VoiceActivityDetector:
         whole = (len(data) // frame) * frame
         silence_needed = self.silence_duration_ms * self.samples_per_ms
         batch = getattr(self.classifier, "probabilities", None)
-        if batch is not None:  # stateless classifiers score a whole chunk in one pass
+        quiet = getattr(self.classifier, "quiet_peak", None)
+        levels: Sequence[float]
+        if quiet is not None and peak(data[:whole]) < quiet(self.threshold):
+            levels = [0.0] * (whole // frame)  # plain silence (see the module docstring)
+        elif batch is not None:  # stateless classifiers score a whole chunk in one pass
             levels = batch(data[:whole].reshape(-1, frame))
         else:
             levels = [

@@ -5,12 +5,20 @@ time and reads every event, looking only at the ``type`` of most of them. Latenc
 is measured on this process's clock only (``trio.current_time``, a monotonic
 clock): from sending the append whose audio makes an event due to receiving
 that event.
+
+One :class:`Pacer` sends every session's appends from one task on one timer:
+a timer and a task per session cost the client a third of its time, and the
+client must stay far from saturation for the engine's latency to be what is
+measured.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import math
+from collections.abc import Awaitable, Callable
 
 import attrs
 import numpy as np
@@ -104,6 +112,39 @@ class Results:
     bytes: int = 0
 
 
+Step = Callable[[float], Awaitable[float | None]]
+"""Sends what is due at the given time; returns when the next send is due (None: done)."""
+
+
+class Pacer:
+    """One task and one timer that send the appends of every session of the process."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Step]] = []
+        self._order = itertools.count()  # ties go first come, first served
+        self._added = trio.Event()
+
+    def add(self, due: float, step: Step) -> None:
+        heapq.heappush(self._due, (due, next(self._order), step))
+        self._added.set()
+
+    async def run(self) -> None:
+        """Sends on time until cancelled."""
+        due = self._due
+        while True:
+            if not due:
+                self._added = trio.Event()
+                await self._added.wait()
+                continue
+            await trio.sleep_until(due[0][0])
+            now = trio.current_time()
+            while due and due[0][0] <= now:
+                _, _, step = heapq.heappop(due)
+                later = await step(now)
+                if later is not None:
+                    heapq.heappush(due, (later, next(self._order), step))
+
+
 class _Session:
     """The client side of one engine session."""
 
@@ -124,33 +165,48 @@ class _Session:
             self.results.latencies[kind].append(now - sent[turn])
             self.got[kind] += 1
 
-    async def stream(
-        self, ws: WebSocketConnection, begin: float, window: tuple[float, float]
-    ) -> None:
-        """Sends turns from ``begin`` in real time until a turn would start after the window."""
+    def stream(
+        self, ws: WebSocketConnection, begin: float, window: tuple[float, float], pacer: Pacer
+    ) -> trio.Event:
+        """Has ``pacer`` send turns from ``begin`` in real time until a turn would start
+        after the window; the event is set once the last is sent (or the line broke)."""
         turn, send = self.turn, ws.send_message
         lags = self.results.send_lag
-        start = begin
-        while start < window[1]:
-            index = len(self.start_sent)
-            self.start_sent.append(math.inf)
-            self.stop_sent.append(math.inf)
-            stop_at = start + turn.stop_index * turn.chunk_s
-            measured = start >= window[0] and stop_at <= window[1]
-            self.measured.append(measured)
-            self.results.turns += measured
-            for n, frame in enumerate(turn.frames):
-                due = start + n * turn.chunk_s
-                await trio.sleep_until(due)
-                now = trio.current_time()
-                if measured:
-                    lags.append(now - due)
-                if n == turn.start_index:
-                    self.start_sent[index] = now
-                if n == turn.stop_index:
-                    self.stop_sent[index] = now
-                await send(frame)
-            start += turn.seconds
+        streamed = trio.Event()
+        frames = len(turn.frames)
+        sent = 0  # appends sent so far, over all turns
+
+        async def step(now: float) -> float | None:
+            nonlocal sent
+            index, n = divmod(sent, frames)
+            start = begin + index * turn.seconds
+            if n == 0:
+                if start >= window[1]:
+                    streamed.set()
+                    return None
+                self.start_sent.append(math.inf)
+                self.stop_sent.append(math.inf)
+                stop_at = start + turn.stop_index * turn.chunk_s
+                measured = start >= window[0] and stop_at <= window[1]
+                self.measured.append(measured)
+                self.results.turns += measured
+            if self.measured[index]:
+                lags.append(now - (start + n * turn.chunk_s))
+            if n == turn.start_index:
+                self.start_sent[index] = now
+            if n == turn.stop_index:
+                self.stop_sent[index] = now
+            try:
+                await send(turn.frames[n])
+            except ConnectionClosed as e:
+                self.results.broken.append(repr(e))
+                streamed.set()
+                return None
+            sent += 1
+            return begin + sent * turn.chunk_s
+
+        pacer.add(begin, step)
+        return streamed
 
     async def receive(self, ws: WebSocketConnection) -> None:
         get, results, turn = ws.get_message, self.results, self.turn
@@ -212,6 +268,7 @@ async def run_session(
     *,
     go: trio.Event,
     window: list[float],
+    pacer: Pacer,
     begin_offset: float,
     grace_s: float,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -241,7 +298,7 @@ async def run_session(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(session.receive, ws)
                 begin = window[0] - turn.seconds + begin_offset
-                await session.stream(ws, begin, (window[0], window[1]))
+                await session.stream(ws, begin, (window[0], window[1]), pacer).wait()
                 if any(session.measured):
                     with trio.move_on_after(grace_s):
                         await session.finished.wait()

@@ -1,8 +1,11 @@
 """Load benchmark: how many live voice sessions one engine process holds.
 
 Each level starts a fresh engine in a child process (``cantata serve --port
-0``, default settings: server VAD, audio replies from the tone synthesizer).
-This process is the client: N WebSocket sessions, each streaming 24 kHz PCM16
+0``, default settings: server VAD, audio replies from the tone synthesizer;
+``--workers N`` serves it from N processes, whose CPU and memory are summed).
+``--engine-tree DIR`` runs the engine of another checkout (an older commit,
+for a before/after in one sitting) with this client. This process is the
+client, pacing every session from one timer: N WebSocket sessions, each streaming 24 kHz PCM16
 in real time as turns of 1.5 s of a tone and 1 s of silence (100 ms appends
 unless ``--chunk-ms``), so that every turn makes the engine's VAD start, stop,
 commit and auto-create an audio reply. Session starts are spread evenly over
@@ -21,7 +24,8 @@ other processes used meanwhile (a disturbed level is run again). Run it on
 demand (Ctrl-C or SIGTERM stops it and the engine)::
 
     python tests/benchmarks/bench_engine.py [--sessions 25 50 100 150 200 300]
-        [--seconds 15] [--chunk-ms 100] [--keep-going] [--profile engine.prof]
+        [--seconds 15] [--chunk-ms 100] [--workers 1] [--engine-tree DIR]
+        [--keep-going] [--profile engine.prof]
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import trio
-from _load_client import KINDS, LATENCY_KINDS, Results, Turn, make_turn, run_session
+from _load_client import KINDS, LATENCY_KINDS, Pacer, Results, Turn, make_turn, run_session
 
 REPO = Path(__file__).resolve().parents[2]
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -57,23 +61,30 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
+def _spawn(command: list[str], tree: Path) -> subprocess.Popen[bytes]:
     # Forked here, on the main thread, not in trio.lowlevel.open_process's worker
     # thread: the death signal fires when the forking *thread* ends, and trio's
     # idle workers end after 10 s.
-    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
+    return subprocess.Popen(command, cwd=tree, stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
 
 
 @contextlib.asynccontextmanager
-async def engine_process(profile: str | None) -> AsyncIterator[tuple[int, str]]:
+async def engine_process(
+    profile: str | None, workers: int = 1, tree: Path = REPO
+) -> AsyncIterator[tuple[int, str]]:
     """Runs ``cantata serve`` on a free loopback port; yields its pid and URL.
+
+    ``python -m`` puts ``tree`` (the working directory) first on the path, so
+    its ``framework`` is the engine that runs.
 
     On the way out it sends SIGINT (the CLI then exits cleanly, and cProfile
     writes its file), and kills the engine if it is still there 15 s later.
     """
     serve = ["-m", "framework.apps.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    if workers != 1:
+        serve += ["--workers", str(workers)]
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
-    proc = _spawn([sys.executable, *prefix, *serve])
+    proc = _spawn([sys.executable, *prefix, *serve], tree)
     assert proc.stdout is not None
     stdout = trio.lowlevel.FdStream(os.dup(proc.stdout.fileno()))
     proc.stdout.close()
@@ -101,11 +112,23 @@ async def engine_process(profile: str | None) -> AsyncIterator[tuple[int, str]]:
             await stdout.aclose()
 
 
+def family(pid: int) -> list[int]:
+    """A process and its children (of any of its threads), from /proc."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return [pid, *children]
+
+
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    """User plus system CPU time of a process and its children, from /proc."""
+    total = 0.0
+    for member in family(pid):
+        stat = Path(f"/proc/{member}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
 
 
 def machine_cpu_seconds() -> float:
@@ -115,10 +138,13 @@ def machine_cpu_seconds() -> float:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of a process and its children, from /proc."""
+    total = 0.0
+    for member in family(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 # --- one level ---------------------------------------------------------------------------
@@ -129,10 +155,11 @@ class Level:
     sessions: int
     results: Results
     connect_s: float
-    engine_cpu: float  # percent of one core over the window
+    engine_cpu: float  # percent of one core over the window (all its processes)
     client_cpu: float
     other_cpu: float  # everything else on the machine: the benchmark's noise floor
     engine_rss: float  # MiB at the end of the window
+    load: float  # the machine's 1-minute load average at the end of the window
 
     def stats(self, kinds: tuple[str, ...] = LATENCY_KINDS) -> tuple[int, float, float, float]:
         """Sample count, p50, p99 and max in milliseconds over ``kinds``."""
@@ -154,33 +181,38 @@ async def run_level(
 ) -> Level:
     """One level against a fresh engine process (so that no level inherits another's state)."""
     results = Results()
-    go, window = trio.Event(), [0.0, 0.0]
-    async with engine_process(profile) as (pid, url), trio.open_nursery() as nursery:
-        began = trio.current_time()
-        for i in range(sessions):
-            await nursery.start(
-                functools.partial(
-                    run_session,
-                    url,
-                    turn,
-                    results,
-                    go=go,
-                    window=window,
-                    begin_offset=turn.seconds * i / sessions,
-                    grace_s=args.grace,
+    go, window, pacer = trio.Event(), [0.0, 0.0], Pacer()
+    engine = engine_process(profile, args.workers, Path(args.engine_tree or REPO))
+    async with engine as (pid, url), trio.open_nursery() as paced:
+        paced.start_soon(pacer.run)
+        async with trio.open_nursery() as nursery:
+            began = trio.current_time()
+            for i in range(sessions):
+                await nursery.start(
+                    functools.partial(
+                        run_session,
+                        url,
+                        turn,
+                        results,
+                        go=go,
+                        window=window,
+                        pacer=pacer,
+                        begin_offset=turn.seconds * i / sessions,
+                        grace_s=args.grace,
+                    )
                 )
-            )
-        connect_s = trio.current_time() - began
-        window[0] = trio.current_time() + turn.seconds + 0.2
-        window[1] = window[0] + args.seconds
-        go.set()
-        await trio.sleep_until(window[0])
-        engine0, client0, all0 = cpu_seconds(pid), sum(os.times()[:2]), machine_cpu_seconds()
-        wall0 = time.monotonic()
-        await trio.sleep_until(window[1])
-        engine1, client1, all1 = cpu_seconds(pid), sum(os.times()[:2]), machine_cpu_seconds()
-        wall1 = time.monotonic()
-        rss = rss_mb(pid)
+            connect_s = trio.current_time() - began
+            window[0] = trio.current_time() + turn.seconds + 0.2
+            window[1] = window[0] + args.seconds
+            go.set()
+            await trio.sleep_until(window[0])
+            engine0, client0, all0 = cpu_seconds(pid), sum(os.times()[:2]), machine_cpu_seconds()
+            wall0 = time.monotonic()
+            await trio.sleep_until(window[1])
+            engine1, client1, all1 = cpu_seconds(pid), sum(os.times()[:2]), machine_cpu_seconds()
+            wall1 = time.monotonic()
+            rss, load = rss_mb(pid), os.getloadavg()[0]
+        paced.cancel_scope.cancel()
     wall = wall1 - wall0
     engine, client = engine1 - engine0, client1 - client0
     return Level(
@@ -192,6 +224,7 @@ async def run_level(
         # Clamped: the two /proc clocks tick apart, so an idle machine reads -1%.
         other_cpu=max(0.0, 100 * ((all1 - all0) - engine - client) / wall),
         engine_rss=rss,
+        load=load,
     )
 
 
@@ -208,7 +241,7 @@ def report(level: Level, limit_ms: float) -> None:
         f"   engine CPU {level.engine_cpu:.0f}%, RSS {level.engine_rss:.0f} MiB; client CPU "
         f"{level.client_cpu:.0f}%, other processes {level.other_cpu:.0f}%; send lag p99 "
         f"{lag:.1f} ms; connected in {level.connect_s:.1f} s; {r.events} events, "
-        f"{r.bytes / 2**20:.0f} MiB received"
+        f"{r.bytes / 2**20:.0f} MiB received; load average {level.load:.2f}"
     )
     for kind in KINDS:
         n, k50, k99, kmax = level.stats((kind,))
@@ -299,6 +332,8 @@ def main() -> None:
         "--retries", type=int, default=2, help="reruns of a level other processes disturbed"
     )
     parser.add_argument("--keep-going", action="store_true", help="run every level")
+    parser.add_argument("--workers", type=int, default=1, help="engine processes (serve --workers)")
+    parser.add_argument("--engine-tree", metavar="DIR", help="serve the engine of this checkout")
     parser.add_argument(
         "--profile", metavar="FILE", help="run the engine under cProfile (kept: the last level)"
     )
@@ -306,11 +341,15 @@ def main() -> None:
     if not 0 < max(args.sessions) <= 2000 or not 1 <= args.seconds <= 600:
         parser.error("sessions must be within 1..2000 and seconds within 1..600")
     turn = make_turn(speech_ms=args.speech_ms, silence_ms=args.silence_ms, chunk_ms=args.chunk_ms)
-    print(f"a turn is {len(turn.frames)} appends of {args.chunk_ms} ms; a fresh engine per level")
+    print(
+        f"a turn is {len(turn.frames)} appends of {args.chunk_ms} ms; a fresh engine per level "
+        f"({args.workers} process{'es' if args.workers > 1 else ''}, "
+        f"{args.engine_tree or 'this tree'}); load average {os.getloadavg()[0]:.2f}"
+    )
     levels = trio.run(ramp, args, turn)
     print(
         f"\n{'N':>5} {'p50':>7} {'p99':>7} {'max':>8} {'engine CPU':>11} {'RSS MiB':>8} "
-        f"{'client CPU':>11} {'other CPU':>10} {'ok':>4}"
+        f"{'client CPU':>11} {'other CPU':>10} {'load':>5} {'ok':>4}"
     )
     for level in levels:
         _, p50, p99, peak = level.stats()
@@ -318,7 +357,7 @@ def main() -> None:
         print(
             f"{level.sessions:>5} {p50:>7.1f} {p99:>7.1f} {peak:>8.1f} "
             f"{level.engine_cpu:>10.0f}% {level.engine_rss:>8.0f} "
-            f"{level.client_cpu:>10.0f}% {level.other_cpu:>9.0f}% {ok:>4}"
+            f"{level.client_cpu:>10.0f}% {level.other_cpu:>9.0f}% {level.load:>5.2f} {ok:>4}"
         )
     passing = [level.sessions for level in levels if level.passes(args.limit_ms)]
     best = max(passing) if passing else 0

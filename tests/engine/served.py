@@ -186,8 +186,10 @@ class RawSocket:
         path: str = "/v1/realtime",
         headers: tuple[tuple[str, str], ...] = (),
         receive_buffer: int | None = None,
+        early: bytes = b"",
     ) -> RawSocket:
-        """Connects and completes the opening handshake (the 101 is checked)."""
+        """Connects and completes the opening handshake (the 101 is checked);
+        ``early`` goes out in the same write as the request, before the 101."""
         sock = trio.socket.socket()
         if receive_buffer is not None:
             import socket as stdlib
@@ -206,7 +208,7 @@ class RawSocket:
             *(f"{name}: {value}" for name, value in headers),
         ]
         try:
-            await raw.stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+            await raw.stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode() + early)
             while b"\r\n\r\n" not in raw.buffer:
                 chunk = await raw.stream.receive_some()
                 if not chunk:

@@ -571,9 +571,11 @@ async def test_items_create_insert_delete_retrieve(url: str) -> None:
             assert item["content"] == [{"type": "input_text", "text": "three"}]
 
 
-async def test_one_active_response_per_conversation(url: str) -> None:
+async def test_one_active_response_per_conversation(slow_url: str) -> None:
+    # The second response.create must land while the first reply still streams:
+    # without the latency knob a whole reply leaves in one write, before it can.
     with trio.fail_after(10):
-        async with connect(url) as client:
+        async with connect(slow_url) as client:
             await say(client, "tell me a story")
             await client.send({"type": "response.create"})
             created = (await client.until("response.created"))[-1]

@@ -162,3 +162,20 @@ async def test_a_peer_that_never_answers_the_close_is_cut_after_the_grace() -> N
             assert trio.current_time() - closed_at < 0.5 + 1.5
             await _freed(engine, session)
             await raw.aclose()
+
+
+async def test_frames_sent_right_behind_the_handshake_are_served() -> None:
+    """The handshake is read together with whatever follows it; a client that does
+    not wait for the 101 must lose none of its first events."""
+    clear = frame(TEXT, json.dumps({"type": "input_audio_buffer.clear"}).encode())
+    with trio.fail_after(30):
+        async with _engine() as running:
+            raw = await RawSocket.open(_port(running), early=clear + clear)
+            kinds = []
+            while kinds.count("input_audio_buffer.cleared") < 2:
+                got = await raw.next_frame()
+                assert got is not None, f"hung up after {kinds}"
+                if got[0] == TEXT:
+                    kinds.append(json.loads(got[1])["type"])
+            assert kinds[0] == "session.created"
+            await raw.aclose()

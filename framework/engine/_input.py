@@ -59,7 +59,13 @@ from ._session_config import SessionConfig
 from ._stored_item import StoredItem
 from ._timers import Deadline
 from ._transcription import Transcriptions
-from ._vad import SEMANTIC_SILENCE_MS, ClassifierFactory, SpeechStarted, VoiceActivityDetector
+from ._vad import (
+    SEMANTIC_SILENCE_MS,
+    ClassifierFactory,
+    FrameClassifier,
+    SpeechStarted,
+    VoiceActivityDetector,
+)
 
 MAX_APPEND_BYTES = 15 * 1024 * 1024
 MIN_COMMIT_MS = 100
@@ -122,7 +128,8 @@ class InputAudio:
         self._conversation = conversation
         self._transcriptions = transcriptions
         self._turns = turns
-        self._classifier = vad
+        self._factory = vad
+        self._made: tuple[int, FrameClassifier] | None = None  # the classifier, by its rate
         self._spawn = spawn
         self.buffer = InputBuffer()
         self.vad: VoiceActivityDetector | None = None
@@ -139,6 +146,25 @@ class InputAudio:
             buffered_ms=fmt.ms(self.buffer.length),
             received_ms=fmt.ms(self.buffer.end),
         )
+
+    def _classifier(self, rate: int) -> FrameClassifier:
+        """The session's classifier at ``rate``, built once per input rate.
+
+        Not once per ``session.update``: a model-backed classifier holds
+        megabytes of native memory (Silero's about 3 MiB), and a client may send
+        update after update. The detector resets it whenever it is reused.
+        """
+        if self._made is None or self._made[0] != rate:
+            self.vad = None
+            self._made = None  # the old one is released before the next is built
+            self._made = (rate, self._factory(rate))
+        return self._made[1]
+
+    def release(self) -> None:
+        """Lets go of what the input holds (the classifier, buffered audio): the session ended."""
+        self.vad = None
+        self._made = None
+        self.buffer = InputBuffer(fmt=self.buffer.fmt, start=self.buffer.end)
 
     def configure(self) -> None:
         """Follows the session's input format and turn detection (at start, after updates)."""

@@ -248,6 +248,10 @@ class EngineSession:
                     await self.handle_frame(await self.conn.receive())
         except* (Disconnected, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        finally:
+            # Now, not when the collector gets round to the session's cycles: a
+            # storm of short sessions otherwise holds a model and audio for each.
+            self.input.release()
 
     async def _expire(self) -> None:
         await expire(self.outbox, self.options.max_session_s)

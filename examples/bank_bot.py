@@ -11,7 +11,7 @@ No key, no network, no model.
 
 Run it from the repository root::
 
-    python examples/bank_bot.py
+    .venv/bin/python examples/bank_bot.py
 """
 
 from __future__ import annotations

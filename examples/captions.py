@@ -7,7 +7,7 @@ back exactly); each caption printed with its start and end in the audio; and
 the captions written as SubRip and WebVTT files. Run it from the repository
 root::
 
-    python examples/captions.py
+    .venv/bin/python examples/captions.py
 """
 
 from __future__ import annotations

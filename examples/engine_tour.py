@@ -8,7 +8,7 @@ transcript and the audio it got back. No key, no network, no model.
 
 Run it from the repository root::
 
-    python examples/engine_tour.py
+    .venv/bin/python examples/engine_tour.py
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ approval. No key, no network beyond 127.0.0.1, no model.
 
 Run it from the repository root::
 
-    python examples/hosted_mcp_bot.py
+    .venv/bin/python examples/hosted_mcp_bot.py
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ No key, no network, no model.
 
 Run it from the repository root::
 
-    python examples/time_bot.py
+    .venv/bin/python examples/time_bot.py
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ calls, one for each specialist, against the local engine started in-process
 
 Run it from the repository root::
 
-    python examples/triage_bot.py
+    .venv/bin/python examples/triage_bot.py
 """
 
 from __future__ import annotations

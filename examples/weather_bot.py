@@ -9,7 +9,7 @@ session's history and usage at the end. No key, no network, no model.
 
 Run it from the repository root::
 
-    python examples/weather_bot.py
+    .venv/bin/python examples/weather_bot.py
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ _EXPORTS = {
     "AssistantDelta": "framework.runtime",
     "AssistantMessage": "framework.runtime",
     "Decision": "framework.runtime",
+    "DtmfReceived": "framework.runtime",
     "ElicitationAnswer": "framework.runtime",
     "ElicitationRequest": "framework.runtime",
     "ElicitationRequested": "framework.runtime",
@@ -46,6 +47,7 @@ _EXPORTS = {
     "Interrupted": "framework.runtime",
     "McpCallFinished": "framework.runtime",
     "McpToolsListed": "framework.runtime",
+    "PlayoutStopped": "framework.runtime",
     "ResponseFinished": "framework.runtime",
     "ServerEventReceived": "framework.runtime",
     "Session": "framework.runtime",
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from framework.runtime import AssistantDelta as AssistantDelta
     from framework.runtime import AssistantMessage as AssistantMessage
     from framework.runtime import Decision as Decision
+    from framework.runtime import DtmfReceived as DtmfReceived
     from framework.runtime import ElicitationAnswer as ElicitationAnswer
     from framework.runtime import ElicitationRequest as ElicitationRequest
     from framework.runtime import ElicitationRequested as ElicitationRequested
@@ -90,6 +93,7 @@ if TYPE_CHECKING:
     from framework.runtime import Interrupted as Interrupted
     from framework.runtime import McpCallFinished as McpCallFinished
     from framework.runtime import McpToolsListed as McpToolsListed
+    from framework.runtime import PlayoutStopped as PlayoutStopped
     from framework.runtime import ResponseFinished as ResponseFinished
     from framework.runtime import ServerEventReceived as ServerEventReceived
     from framework.runtime import Session as Session

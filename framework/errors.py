@@ -27,7 +27,13 @@
     │                               not load (framework.engine)
     ├── BrainError                  a brain's mistake found while it answers; the engine
     │                               fails that response with an ``error`` event
-    └── OperatorError               the engine's operator interface refused a request
+    ├── OperatorError               the engine's operator interface refused a request
+    ├── DialError                   a simulated call could not be placed (framework.telephony)
+    ├── MediaStreamError (ValueError)
+    │                               a frame that is not a Twilio Media Streams message
+    │                               (framework.telephony)
+    └── WebhookRefused (ValueError) a webhook whose signature, timestamp or body does not
+                                    verify (framework.telephony)
 
 The classes keep the names and the built-in bases they always had, so code that
 catches ``ValueError`` or ``LookupError`` keeps working. Tool failures are not

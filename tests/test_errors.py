@@ -31,6 +31,7 @@ def _resolve(name: str) -> type[BaseException]:
     import framework.engine
     import framework.plugin
     import framework.protocol
+    import framework.telephony
     import framework.tools
     import framework.transport
 
@@ -43,6 +44,7 @@ def _resolve(name: str) -> type[BaseException]:
         framework.tools,
         framework.engine,
         framework.apps.runner,
+        framework.telephony,
     ):
         found = getattr(module, name, None)
         if isinstance(found, type) and issubclass(found, BaseException):

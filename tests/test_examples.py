@@ -10,10 +10,12 @@ import trio
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-async def _run(script: str) -> str:
+async def _run(script: str, *args: str) -> str:
     with trio.fail_after(60):
         result = await trio.run_process(
-            [sys.executable, str(EXAMPLES / script)], capture_stdout=True, capture_stderr=True
+            [sys.executable, str(EXAMPLES / script), *args],
+            capture_stdout=True,
+            capture_stderr=True,
         )
     return result.stdout.decode()
 
@@ -43,6 +45,7 @@ async def test_weather_bot_runs_tools_and_approvals() -> None:
 async def test_voice_bot_runs_speech_tools_mcp_and_approval() -> None:
     out = await _run("voice_bot.py")
     lines = out.splitlines()
+    assert "transcriber: pocketsphinx (grammar: hears only 3 phrases)" in lines
     heard = [line.removeprefix("heard:     ") for line in lines if line.startswith("heard:")]
     assert heard == [
         "What is the weather in Paris",
@@ -141,3 +144,41 @@ async def test_captions_example() -> None:
     ]
     assert (EXAMPLES / "demo-captions.srt").read_text().startswith("1\n")
     assert (EXAMPLES / "demo-captions.vtt").read_text().startswith("WEBVTT")
+
+
+async def test_phone_receptionist_answers_a_twilio_call() -> None:
+    out = await _run("phone_receptionist.py")
+    lines = out.splitlines()
+    assert lines[1].startswith("call:      twilio CA")
+    assert "heard:     What are your opening hours" in lines
+    assert "tool:      read_patient_number({}) -> '4821'" in lines
+    assert "assistant: Goodbye, and thanks for calling Acme Dental." in lines
+    assert any(line.startswith("ended:     hung up by the agent;") for line in lines)
+
+
+async def test_phone_receptionist_answers_a_sip_call() -> None:
+    out = await _run("phone_receptionist.py", "--sip")
+    lines = out.splitlines()
+    assert lines[1].startswith("call:      sip rtc_")
+    assert lines[1].endswith("from +14155550123")
+    assert "tool:      read_patient_number({}) -> '4821'" in lines
+    assert (
+        "ended:     hung up by the agent; transferred to ['sip:frontdesk@dental.example']" in lines
+    )
+
+
+async def test_observed_call_reconnects_and_shows_its_metrics_and_trace() -> None:
+    out = await _run("observed_call.py")
+    lines = [line.strip() for line in out.splitlines()]
+    assert "assistant: In Oslo it is snowing at minus 4." in lines  # answered after the drop
+    assert any(line.startswith("reconnect: back after ") for line in lines)
+    turns = [line for line in lines if line.startswith("turn ") and "(text), first audio" in line]
+    assert len(turns) == 3 and all("$0.0" in line for line in turns)
+    assert "3 turns, 1 reconnect, $0.01" in out
+    assert any(
+        line.startswith("session WeatherBot") and "event reconnecting, event reconnected" in line
+        for line in lines
+    )
+    tools = [line for line in lines if "execute_tool get_weather" in line]
+    assert len(tools) == 2 and all(line.startswith("│  │  └─ ") for line in tools[:1])
+    assert any(line.startswith("gen_ai.client.operation.duration: 5 measured") for line in lines)

@@ -1,6 +1,6 @@
 """Dependencies point one way: every import of framework/ and plugins/, parsed.
 
-protocol <- transport <- tools <- runtime <- agent/plugin <- apps; the engine
+protocol <- transport <- tools <- runtime <- agent/plugin <- telephony <- apps; the engine
 depends on the protocol and audio only; ``framework.errors`` on nothing;
 nothing imports apps; plugins use public exports only. Every import counts:
 at module level, inside functions and under ``TYPE_CHECKING``.
@@ -31,7 +31,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "framework.plugin": ABOVE_RUNTIME,
     "framework.agent": (*ABOVE_RUNTIME, "framework.plugin"),
     "framework.testing": (*ABOVE_RUNTIME, "framework.engine", "framework.plugin"),
+    # The engine's guarded accept loop serves the phone endpoints (its public exports).
+    "framework.telephony": (
+        *ABOVE_RUNTIME,
+        "framework.plugin",
+        "framework.agent",
+        "framework.engine",
+    ),
     "framework.apps": ("framework",),
+    # The playground is an app: the whole framework below it, the runner beside it.
+    "framework.apps.playground": ("framework",),
 }
 """What each part of the framework may import (besides itself), longest prefix first."""
 

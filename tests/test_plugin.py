@@ -20,6 +20,7 @@ from framework import Agent, open_session
 from framework.plugin import (
     Contribution,
     Plugin,
+    PluginError,
     ToolsPlugin,
     installed_plugins,
     resolve_plugins,
@@ -117,6 +118,34 @@ def test_entry_points_load_and_failures_are_reported(installed: Path) -> None:
     assert "cantata-dice" in found["dice"].source
     assert found["broken"].plugin is None
     assert found["broken"].error == "ImportError: needs a GPU driver"
+
+
+MISTAKES = {
+    "tools = [roll_die]": "a 'tools' attribute is never read; give it from open(), "
+    "as Contribution(tools=...) (or subclass ToolsPlugin)",
+    "instructions = 'Roll dice.'": "a 'instructions' attribute is never read",
+    "describe = {'tools': ['roll_die']}": "describe must be a method, not dict",
+    "async def open(self, changed):\n        yield Contribution()": "open() is an async "
+    "generator; decorate it with @contextlib.asynccontextmanager",
+}
+
+
+@pytest.mark.parametrize(("body", "says"), MISTAKES.items())
+def test_a_plugin_that_would_do_nothing_is_an_error_at_load(body: str, says: str) -> None:
+    namespace = {"Plugin": Plugin, "Contribution": Contribution, "roll_die": len}
+    source = f"class Quiet(Plugin):\n    {body}\n"
+    with pytest.raises(PluginError, match=r"^plugin Quiet: ") as raised:
+        exec(source, namespace)
+    assert says in str(raised.value)
+    exec(source.replace("Plugin)", "object)"), namespace)  # the same body is fine elsewhere
+
+
+def test_an_installed_plugin_with_a_mistake_is_listed_with_it(installed: Path) -> None:
+    (installed / "cantata_dice.py").write_text(SAMPLE.replace('name = "dice"', "tools = []"))
+    found = {p.name: p for p in installed_plugins()}
+    assert found["dice"].plugin is None
+    assert found["dice"].error is not None
+    assert found["dice"].error.startswith("PluginError: plugin DicePlugin: a 'tools' attribute")
 
 
 def test_resolve_by_name(installed: Path) -> None:

@@ -160,3 +160,71 @@ async def test_cantata_transcribe_writes_captions(tmp_path: Path) -> None:
         < cues[2].start.total_seconds()
     )
     assert b"wrote 3 captions" in result.stdout
+
+
+class SlowFirst:
+    """Hears each turn as its number; the first turn takes longest, so its
+    ``completed`` comes after the later ones' (as a server may send them)."""
+
+    name = "slow-first"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.finished: list[str] = []
+
+    async def transcribe(
+        self, samples: object, *, rate: int, language: str | None, prompt: str | None
+    ) -> list[str]:
+        self.calls += 1
+        text = f"turn {self.calls}"
+        await trio.sleep(0.6 if self.calls == 1 else 0.0)
+        self.finished.append(text)
+        return [text]
+
+
+async def _file_like(audio: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(audio), 4800):
+        yield audio[i : i + 4800]
+
+
+async def test_finals_come_in_turn_order_and_the_iteration_ends_with_the_audio() -> None:
+    slow = SlowFirst()
+    seen: list[TranscriptSegment] = []
+    with trio.fail_after(20):
+        async with (
+            run_engine(transcriber=slow) as url,
+            open_transcription_session(url=url, audio_in=_file_like(_three_utterances())) as c,
+        ):
+            async for segment in c:  # no break: it ends when the audio is transcribed
+                seen.append(segment)
+    assert slow.finished[0] != "turn 1"  # the server finished a later turn first...
+    finals = [s.text for s in seen if s.final]
+    assert finals == ["turn 1", "turn 2", "turn 3"]  # ...and the captions keep their order
+    assert [s.text for s in c.segments] == finals
+    starts = [s.start_ms for s in c.segments]
+    assert all(a is not None and b is not None and a < b for a, b in itertools.pairwise(starts))
+
+
+async def test_an_engine_that_cannot_transcribe_ends_with_failed_segments() -> None:
+    with trio.fail_after(20):
+        async with (
+            run_engine() as url,
+            open_transcription_session(url=url, audio_in=_file_like(_three_utterances())) as c,
+        ):
+            seen = [segment async for segment in c]
+    assert len(seen) == 3 and all(s.final and s.text == "" for s in seen)
+    assert all(s.error is not None and "No transcriber" in s.error for s in seen)
+    assert to_srt(c.segments) == ""  # nothing to caption
+
+
+async def test_a_turn_still_open_when_the_audio_ends_is_closed_and_transcribed() -> None:
+    # The file stops in the middle of speech: the session's closing silence ends the turn.
+    audio = _quiet(500) + _tone(800)
+    with trio.fail_after(20):
+        async with (
+            run_engine(transcriber=Hears("cut off")) as url,
+            open_transcription_session(url=url, audio_in=_file_like(audio)) as c,
+        ):
+            seen = [segment async for segment in c if segment.final]
+    assert [s.text for s in seen] == ["cut off"]
+    assert seen[0].start_ms is not None and abs(seen[0].start_ms - 500) <= 100

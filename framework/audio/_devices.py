@@ -216,7 +216,8 @@ class Speaker:
     latency (``latency``, typically tens of milliseconds).
 
     Args:
-        fmt: the session's output format (default PCM16 at 24 kHz).
+        fmt: the format of the audio it gets (default PCM16 at 24 kHz); a
+            session sets it to its own.
         device: a sounddevice device id or name (default: the system's).
         samplerate: the rate to play at (default: the wire rate if the
             device takes it, else the device's own).
@@ -234,7 +235,6 @@ class Speaker:
     ) -> None:
         sd = _sounddevice()
         self.fmt = fmt
-        self.bytes_per_ms = bytes_per_ms(fmt)
         self.samplerate = samplerate or _device_rate(sd, device, "output", sample_rate(fmt))
         self._lock = threading.Lock()  # the callback runs on PortAudio's thread
         self._queue: deque[_Queued] = deque()
@@ -254,6 +254,20 @@ class Speaker:
             self._stream.start()
         except (sd.PortAudioError, ValueError) as e:
             raise AudioDeviceUnavailable(f"Cannot open the speaker ({e}).") from e
+
+    @property
+    def bytes_per_ms(self) -> int:
+        """Bytes of one millisecond of audio in its format."""
+        return bytes_per_ms(self.fmt)
+
+    def set_format(self, fmt: AudioFormat) -> None:
+        """Decodes what is written from now on as ``fmt`` (the device keeps its rate)."""
+        with self._lock:
+            if fmt != self.fmt:
+                if self._item is not None:  # what the old decoder still holds plays first
+                    self._enqueue(self._item, self._decoder.flush())
+                self.fmt = fmt
+                self._decoder = Decoder(fmt, rate=self.samplerate)
 
     @property
     def latency(self) -> float:

@@ -4,6 +4,12 @@ A sink takes audio as it arrives (``write`` queues and returns at once, so
 the response path never waits on a speaker) and reports, per assistant item,
 how many milliseconds it has actually *played*. Barge-in truncates the
 conversation at that position, not at what was received.
+
+How long some bytes play depends on their format (PCM16 at 24 kHz is 48
+bytes a millisecond, G.711 8), and only the session knows the format the
+server sends: a sink that defines ``set_format(fmt)`` is told it whenever the
+server confirms the session's configuration. The sinks here all do, so a
+``ClockSink()`` times a G.711 session's audio right without being told.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ from typing import Protocol, runtime_checkable
 import attrs
 import trio
 
+from ._formats import AudioFormat, bytes_per_ms
+
 
 @runtime_checkable
 class AudioSink(Protocol):
-    """Plays assistant audio (bytes in the session's output format)."""
+    """Plays assistant audio (bytes in the session's output format).
 
-    bytes_per_ms: int
-    """Bytes of one millisecond of audio in the output format (48 for PCM16 24 kHz)."""
+    Optionally ``set_format(fmt)``: the session's output format, each time the
+    server confirms it (see the module docstring).
+    """
 
     def write(self, item_id: str, audio: bytes) -> None:
         """Queues audio of an assistant item for playback; never blocks."""
@@ -63,15 +72,28 @@ class ClockSink:
     arrives, if the sink had gone quiet). It needs no device, so it serves
     headless runs, and on ``MockClock`` it makes playback arithmetic exact.
 
+    Args:
+        fmt: the format of the audio it gets (default PCM16 at 24 kHz); a
+            session sets it to its own.
+
     Attributes:
         audio: every byte written, per item (what a recorder would save).
     """
 
-    def __init__(self, *, bytes_per_ms: int = 48) -> None:
-        self.bytes_per_ms = bytes_per_ms
+    def __init__(self, fmt: AudioFormat = None) -> None:
+        self.fmt = fmt
         self.audio: dict[str, bytearray] = {}
         self._spans: list[_Span] = []
         self._end = 0.0
+
+    @property
+    def bytes_per_ms(self) -> int:
+        """Bytes of one millisecond of audio in its format."""
+        return bytes_per_ms(self.fmt)
+
+    def set_format(self, fmt: AudioFormat) -> None:
+        """Reads what is written from now on as ``fmt``."""
+        self.fmt = fmt
 
     def write(self, item_id: str, audio: bytes) -> None:
         now = trio.current_time()

@@ -186,6 +186,11 @@ class _Played:
     item_id: str
     start: float  # clock time its first sample plays
     audio: bytes  # wire bytes, cut to what was heard by a clear()
+    fmt: AudioFormat
+
+    @property
+    def ms(self) -> float:
+        return len(self.audio) / bytes_per_ms(self.fmt)
 
 
 class WavSink:
@@ -204,26 +209,42 @@ class WavSink:
     written once; writing to a closed sink raises ``trio.ClosedResourceError``.
 
     Args:
-        path: the WAV file to write.
-        fmt: the session's output format (default PCM16 at 24 kHz).
+        path: the WAV file to write; it is opened at once, so that a path that
+            cannot be written fails here, before any audio is lost.
+        fmt: the format of the audio it gets (default PCM16 at 24 kHz); a
+            session sets it to its own.
+
+    Raises:
+        OSError: the file cannot be written.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fmt: AudioFormat = None) -> None:
         self.path = Path(path)
+        # Appending creates the file without truncating one that is there; the
+        # audio replaces it on close.
+        self.path.open("ab").close()
         self.fmt = fmt
-        self.bytes_per_ms = bytes_per_ms(fmt)
-        self._rate = sample_rate(fmt)
-        self._width = sample_width(fmt)
+        self._rate = sample_rate(fmt)  # of the file: the first format's
         self._played: list[_Played] = []
         self._end = 0.0
         self._closed = False
+
+    @property
+    def bytes_per_ms(self) -> int:
+        """Bytes of one millisecond of audio in its format."""
+        return bytes_per_ms(self.fmt)
+
+    def set_format(self, fmt: AudioFormat) -> None:
+        """Reads what is written from now on as ``fmt``."""
+        self.fmt = fmt
 
     def write(self, item_id: str, audio: bytes) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the WAV sink is closed")
         start = max(trio.current_time(), self._end)
-        self._played.append(_Played(item_id, start, bytes(audio)))
-        self._end = start + len(audio) / self.bytes_per_ms / 1000
+        played = _Played(item_id, start, bytes(audio), self.fmt)
+        self._played.append(played)
+        self._end = start + played.ms / 1000
 
     def clear(self) -> None:
         self._cut(trio.current_time())
@@ -231,7 +252,7 @@ class WavSink:
     def played_ms(self, item_id: str) -> int:
         now = trio.current_time()
         total = sum(
-            min(len(p.audio) / self.bytes_per_ms, (now - p.start) * 1000)
+            min(p.ms, (now - p.start) * 1000)
             for p in self._played
             if p.item_id == item_id and p.start < now
         )
@@ -246,8 +267,7 @@ class WavSink:
         now = trio.current_time()
         for played in reversed(self._played):
             if played.start <= now:
-                end = played.start + len(played.audio) / self.bytes_per_ms / 1000
-                return played.item_id if now < end else None
+                return played.item_id if now < played.start + played.ms / 1000 else None
         return None
 
     async def drain(self) -> None:
@@ -262,8 +282,8 @@ class WavSink:
         # Outside trio there is no clock to cut by: everything queued counts.
         with contextlib.suppress(RuntimeError):
             self._cut(trio.current_time())
-        audio = b"".join(p.audio for p in self._played)
-        write_wav(self.path, decode(audio, self.fmt, rate=self._rate), self._rate)
+        pieces = [decode(p.audio, p.fmt, rate=self._rate) for p in self._played]
+        write_wav(self.path, np.concatenate(pieces) if pieces else np.zeros(0), self._rate)
 
     async def aclose(self) -> None:
         """Waits for the queued audio to play out, then writes the file.
@@ -292,7 +312,7 @@ class WavSink:
         for p in self._played:
             if p.start >= now:
                 continue  # never played
-            frames = int((now - p.start) * self._rate + 1e-6)
-            kept.append(_Played(p.item_id, p.start, p.audio[: frames * self._width]))
+            frames = int((now - p.start) * sample_rate(p.fmt) + 1e-6)
+            kept.append(attrs.evolve(p, audio=p.audio[: frames * sample_width(p.fmt)]))
         self._played = kept
         self._end = min(self._end, now)

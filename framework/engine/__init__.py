@@ -37,6 +37,7 @@ from ._hosted_mcp import NoMcpClient as NoMcpClient
 from ._input import InputStatistics as InputStatistics
 from ._network import Link as Link
 from ._network import LinkLimits as LinkLimits
+from ._network import serve_links as serve_links
 from ._operator import OperatorClient as OperatorClient
 from ._operator import OperatorError as OperatorError
 from ._operator import WebhookDelivery as WebhookDelivery
@@ -49,6 +50,7 @@ from ._rules import Rules as Rules
 from ._rules import RulesError as RulesError
 from ._server import Engine as Engine
 from ._server import RunningEngine as RunningEngine
+from ._server import described as described
 from ._server import open_engine as open_engine
 from ._server import serve_engine as serve_engine
 from ._session import Connection as Connection

@@ -238,6 +238,8 @@ class ScriptedBrain:
       text answers: it says its messages and/or calls tools, with arguments
       made to fit each tool's schema (:func:`coerce`). With ``tool_choice``
       ``none`` a rule that only calls is passed over.
+    * No user message yet (a phone call's opening): the ``greeting``, if the
+      rules have one.
     * Nothing matches: the fallback. ``tool_choice`` ``required`` or a forced
       function or MCP server make it call a tool anyway, with empty arguments.
 
@@ -272,6 +274,8 @@ class ScriptedBrain:
                 outputs = self._fire(rule, groups, request)
                 if outputs:
                     return self._enforce(outputs, request)
+        if text is None and self.rules.greeting is not None:
+            return self._enforce([Say(_fill(self.rules.greeting, {}, "greeting"))], request)
         return self._enforce([Say(_fill(self.rules.fallback, {}, "fallback"))], request)
 
     def _fire(

@@ -120,8 +120,8 @@ class Conversation:
         return item_id in self._nodes
 
     def items(self) -> list[ConversationItem]:
-        """The items in order, as a response's brain reads them."""
-        return [stored.item for stored in self]
+        """The items in order, as a response's brain reads them (audio understood)."""
+        return [stored.understood() for stored in self]
 
     def get(self, item_id: str) -> StoredItem | None:
         node = self._nodes.get(item_id)
@@ -205,12 +205,24 @@ class Conversation:
 
     def replace(self, stored: StoredItem, item: ConversationItem) -> None:
         """Changes what a stored item holds (its id stays)."""
-        if stored.id in self._nodes:
+        self._restate(stored, item=item)
+
+    def hear(self, stored: StoredItem, text: str) -> None:
+        """Records what the model understood of an item's audio (counted as its text)."""
+        self._restate(stored, heard=text)
+
+    def _restate(
+        self, stored: StoredItem, *, item: ConversationItem | None = None, heard: str | None = None
+    ) -> None:
+        counted = stored.id in self._nodes
+        if counted:
             self._text_bytes -= stored.text_bytes
+        if item is not None:
             stored.item = item
+        if heard is not None:
+            stored.heard = heard
+        if counted:
             self._text_bytes += stored.text_bytes
-        else:
-            stored.item = item
         stored.changed()
 
     def append_audio(self, stored: StoredItem, index: int, data: bytes) -> None:

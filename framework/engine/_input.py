@@ -5,7 +5,8 @@ Appended audio is decoded once and fed to the VAD (when turn detection is
 on); its verdicts become ``speech_started`` (which barges in on the response
 in progress, unless ``interrupt_response`` is false) and ``speech_stopped``
 followed by a commit (answered unless ``create_response`` is false). Each
-commit becomes a user audio item, transcribed when the session asks for it.
+commit becomes a user audio item, heard by the transcriber (with transcription
+events when the session asks for them).
 The idle timeout (``server_vad.idle_timeout_ms``) commits the silence that
 followed the last reply's playback and asks for a response.
 
@@ -58,7 +59,13 @@ from ._session_config import SessionConfig
 from ._stored_item import StoredItem
 from ._timers import Deadline
 from ._transcription import Transcriptions
-from ._vad import SEMANTIC_SILENCE_MS, ClassifierFactory, SpeechStarted, VoiceActivityDetector
+from ._vad import (
+    SEMANTIC_SILENCE_MS,
+    ClassifierFactory,
+    FrameClassifier,
+    SpeechStarted,
+    VoiceActivityDetector,
+)
 
 MAX_APPEND_BYTES = 15 * 1024 * 1024
 MIN_COMMIT_MS = 100
@@ -98,6 +105,8 @@ class InputStatistics:
 
     buffered_bytes: int
     buffered_ms: int
+    received_ms: int
+    """All the audio appended in the session, in the buffer's current format (it never shrinks)."""
 
 
 class InputAudio:
@@ -119,7 +128,8 @@ class InputAudio:
         self._conversation = conversation
         self._transcriptions = transcriptions
         self._turns = turns
-        self._classifier = vad
+        self._factory = vad
+        self._made: tuple[int, FrameClassifier] | None = None  # the classifier, by its rate
         self._spawn = spawn
         self.buffer = InputBuffer()
         self.vad: VoiceActivityDetector | None = None
@@ -132,8 +142,29 @@ class InputAudio:
     def statistics(self) -> InputStatistics:
         fmt = self.buffer.fmt
         return InputStatistics(
-            buffered_bytes=len(self.buffer.raw), buffered_ms=fmt.ms(self.buffer.length)
+            buffered_bytes=len(self.buffer.raw),
+            buffered_ms=fmt.ms(self.buffer.length),
+            received_ms=fmt.ms(self.buffer.end),
         )
+
+    def _classifier(self, rate: int) -> FrameClassifier:
+        """The session's classifier at ``rate``, built once per input rate.
+
+        Not once per ``session.update``: a model-backed classifier holds
+        megabytes of native memory (Silero's about 3 MiB), and a client may send
+        update after update. The detector resets it whenever it is reused.
+        """
+        if self._made is None or self._made[0] != rate:
+            self.vad = None
+            self._made = None  # the old one is released before the next is built
+            self._made = (rate, self._factory(rate))
+        return self._made[1]
+
+    def release(self) -> None:
+        """Lets go of what the input holds (the classifier, buffered audio): the session ended."""
+        self.vad = None
+        self._made = None
+        self.buffer = InputBuffer(fmt=self.buffer.fmt, start=self.buffer.end)
 
     def configure(self) -> None:
         """Follows the session's input format and turn detection (at start, after updates)."""
@@ -283,13 +314,12 @@ class InputAudio:
             content=[UserMessageContent(type="input_audio", transcript=None)],
         )
         stored = StoredItem(item=item, audio={0: bytearray(raw)}, audio_format=fmt)
-        transcription = self._config.input_transcription
-        if transcription is not None:
-            # Marked before it is announced: a response reading it waits for its text.
-            stored.transcribed = trio.Event()
+        # Marked before it is announced: a response reading it waits for what was heard.
+        stored.transcribed = trio.Event()
         await self._conversation.add(stored, previous)
-        if transcription is not None:
-            self._spawn(self._transcriptions.run, stored, samples, fmt.rate, transcription)
+        self._spawn(
+            self._transcriptions.run, stored, samples, fmt.rate, self._config.input_transcription
+        )
 
     def _forget_old_audio(self) -> None:
         """Drops pre-speech audio that can no longer be committed (see the bounds)."""

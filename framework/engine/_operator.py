@@ -18,6 +18,12 @@ it has one, is required; client secrets are not enough):
   per digit into the session (for a call: the session attached to it). The
   hosted API sends that event on SIP calls only; the engine lets an operator
   send it to any session, since that is what tests of a keypad menu need.
+* Faults, for testing a client's continuity: ``POST /operator/sessions/{id}/drop``
+  drops the session's connection with no closing handshake (the client sees
+  the line die, 1006); ``POST /operator/sessions/{id}/expire`` ends the session
+  at once as its maximum duration would (``session_expired``, then 1001), before
+  the ``expires_at`` it announced; ``POST /operator/refuse`` (body ``{"seconds":
+  2.5, "status": 503}``) refuses new WebSocket handshakes for that long.
 
 :class:`OperatorClient` is the client side (``cantata ring``, ``cantata dtmf``
 and ``cantata calls`` use it; so can telephony code that needs a call to ring).
@@ -56,6 +62,8 @@ WEBHOOK_TIMEOUT_S = 10.0
 """How long a webhook receiver has to answer (the hosted API's own limit is not documented)."""
 _EMIT_TIMEOUT_S = 5.0
 _DTMF = re.compile(r"^/(sessions|calls)/([^/]+)/dtmf$")
+_FAULT = re.compile(r"^/sessions/([^/]+)/(drop|expire)$")
+MAX_REFUSE_S = 3600.0
 
 
 # --- Standard Webhooks signing -------------------------------------------------------------
@@ -134,6 +142,11 @@ async def operate(
         return _listing({"calls": [_call_view(c) for c in engine.rest.calls.values()]})
     if route == ("GET", "/sessions"):
         return _listing({"sessions": [_session_view(s) for s in engine.sessions]})
+    if route == ("POST", "/refuse"):
+        return _refuse(engine, body)
+    fault = _FAULT.match(path)
+    if method == "POST" and fault is not None:
+        return await _fault(engine, *fault.groups())
     dtmf = _DTMF.match(path)
     if method == "POST" and dtmf is not None:
         kind, target = dtmf.groups()
@@ -233,9 +246,7 @@ async def _dtmf(engine: Engine, kind: str, target: str, body: bytes) -> HttpResp
                 code="call_not_attached",
             )
         session_id = call.session_id
-    session = next((s for s in engine.sessions if s.id == session_id), None)
-    if session is None:
-        raise HttpError(404, f"Session '{session_id}' is not live.", code="session_not_found")
+    session = _live_session(engine, session_id)
     sent = 0
     with trio.move_on_after(_EMIT_TIMEOUT_S):
         try:
@@ -256,6 +267,47 @@ async def _dtmf(engine: Engine, kind: str, target: str, body: bytes) -> HttpResp
             code="session_not_reading",
         )
     return _listing({"session_id": session_id, "sent": sent})
+
+
+def _live_session(engine: Engine, session_id: str) -> EngineSession:
+    session = next((s for s in engine.sessions if s.id == session_id), None)
+    if session is None:
+        raise HttpError(404, f"Session '{session_id}' is not live.", code="session_not_found")
+    return session
+
+
+async def _fault(engine: Engine, session_id: str, fault: str) -> HttpResponse:
+    session = _live_session(engine, session_id)
+    if fault == "drop":
+        await session.drop()
+    else:
+        session.expire_now()
+    return _listing({"session_id": session_id, fault: True})
+
+
+def _refuse(engine: Engine, body: bytes) -> HttpResponse:
+    data = _json_object(body)
+    _no_unknown(data, ("seconds", "status"), "")
+    seconds = data.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise _type_error("seconds", seconds, "a number")
+    if not 0 <= seconds <= MAX_REFUSE_S:
+        raise HttpError(
+            400,
+            f"Invalid 'seconds': {seconds} is not between 0 and {MAX_REFUSE_S:g}.",
+            code="invalid_value",
+            param="seconds",
+        )
+    status = data.get("status", 503)
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+        raise HttpError(
+            400,
+            f"Invalid 'status': {status!r} is not an HTTP error status (400-599).",
+            code="invalid_value",
+            param="status",
+        )
+    engine.refuse(float(seconds), status=status)
+    return _listing({"refusing_s": seconds, "status": status})
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -317,6 +369,18 @@ class OperatorClient:
 
     async def sessions(self) -> list[dict[str, Any]]:
         return (await self._call("GET", "/sessions"))["sessions"]  # type: ignore[no-any-return]
+
+    async def drop(self, session_id: str) -> None:
+        """Drops a live session's connection with no closing handshake."""
+        await self._call("POST", f"/sessions/{session_id}/drop", {})
+
+    async def expire(self, session_id: str) -> None:
+        """Ends a live session now, as its maximum duration would."""
+        await self._call("POST", f"/sessions/{session_id}/expire", {})
+
+    async def refuse(self, seconds: float, *, status: int = 503) -> None:
+        """Refuses new WebSocket handshakes with ``status`` for ``seconds`` (0: stop)."""
+        await self._call("POST", "/refuse", {"seconds": seconds, "status": status})
 
     async def dtmf(self, target: str, digits: str) -> int:
         """Presses keys in a session (``sess_...``) or the session of a call (``rtc_...``)."""

@@ -172,7 +172,7 @@ class Response:
         services = self.services
         outbox = services.outbox
         await outbox.emit(services.usage.rate_limits(outbox.new_id("event")))
-        # Input transcriptions the brain should read must settle first...
+        # What the model hears in input audio must settle first...
         if self.params.input is None and self.params.in_conversation:
             self.context = list(services.conversation)
         else:
@@ -230,7 +230,7 @@ class Response:
         """What the brain sees now: the conversation, or the input and what was output."""
         if self.params.in_conversation and self.params.input is None:
             return self.services.conversation.items()
-        return [*(stored.item for stored in self.context), *self.output]
+        return [*(stored.understood() for stored in self.context), *self.output]
 
     # --- output items -----------------------------------------------------------------
 

@@ -19,9 +19,18 @@ realtime model says a short preamble and then the answer. ``calls = [{ name =
 ..., args = ... }, ...]`` makes several calls at once. Templates use
 ``{name}`` (a named group; in an ``after`` rule also the call's arguments and
 ``{output}``), ``{output[key]}`` for a field of a JSON output, and ``{{``/``}}``
-for literal braces. ``unreadable`` (user audio with no transcript), ``denied``
+for literal braces. ``greeting`` (a response asked for before the user has
+said anything: a phone call's first words), ``unreadable`` (user audio with
+no transcript), ``denied``
 (``{server_label}``, ``{name}``, ``{reason}``) and ``failed`` (``{server_label}``,
 ``{name}``, ``{error}``) override the built-in replies.
+
+``phrases = ["What is the weather in Paris", ...]`` lists what users are
+expected to say. The brain does not read it; a command that starts the local
+engine gives it to a transcriber that can be limited to a grammar (the speech
+plugin's pocketsphinx), which then hears only those phrases, exactly, and says
+so in the engine's banner. It helps where the users' words are known (a demo,
+a test, a menu); open-vocabulary recognition is the default.
 
 Everything the file alone can tell is checked here, so that a mistake is a
 :class:`RulesError` naming the rule, not a surprise in the middle of a call:
@@ -212,6 +221,7 @@ _RULE_KEYS = {"when", "after", "say", "call", "args", "calls"}
 # The top-level reply templates, and the placeholders each may use.
 _TEMPLATES: dict[str, frozenset[str]] = {
     "fallback": frozenset(),
+    "greeting": frozenset(),
     "unreadable": frozenset(),
     "denied": frozenset({"server_label", "name", "reason"}),
     "failed": frozenset({"server_label", "name", "error"}),
@@ -239,12 +249,16 @@ class Rules:
     rules: tuple[Rule, ...]
     fallback: Template = attrs.field(factory=lambda: _default("fallback"))
     """The reply when no rule matches."""
+    greeting: Template | None = None
+    """The reply before the user has said anything (``None``: the fallback)."""
     unreadable: Template = attrs.field(factory=lambda: _default("unreadable"))
     """The reply to user audio with no transcript."""
     denied: Template = attrs.field(factory=lambda: _default("denied"))
     """The reply to a declined MCP approval (``{server_label}``, ``{name}``, ``{reason}``)."""
     failed: Template = attrs.field(factory=lambda: _default("failed"))
     """The reply to a failed MCP call (``{server_label}``, ``{name}``, ``{error}``)."""
+    phrases: tuple[str, ...] = ()
+    """What users are expected to say: a grammar for a transcriber that takes one."""
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "rules") -> Rules:
@@ -253,7 +267,7 @@ class Rules:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise RulesError(f"{source}: not valid TOML: {e}") from None
-        unknown = set(data) - {"rule", *_TEMPLATES}
+        unknown = set(data) - {"rule", "phrases", *_TEMPLATES}
         if unknown:
             raise RulesError(f"{source}: unknown top-level keys {sorted(unknown)}")
         raw_rules = data.get("rule", [])
@@ -266,7 +280,10 @@ class Rules:
                 if not isinstance(data[key], str):
                     raise RulesError(f"{source}: {key} must be a string")
                 templates[key] = Template.parse(data[key], f"{source}: {key}", names)
-        return cls(rules=tuple(rules), **templates)
+        phrases = data.get("phrases", [])
+        if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+            raise RulesError(f"{source}: phrases must be a list of strings")
+        return cls(rules=tuple(rules), phrases=tuple(phrases), **templates)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Rules:
@@ -278,6 +295,19 @@ class Rules:
         except UnicodeDecodeError as e:
             raise RulesError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
         return cls.from_toml(text, source=str(path))
+
+    @classmethod
+    def load(cls, rules: str | Path | Rules) -> Rules:
+        """Rules from a file path, TOML text (anything containing a newline), or as given.
+
+        Raises:
+            RulesError: they cannot be read or parsed.
+        """
+        if isinstance(rules, Rules):
+            return rules
+        if isinstance(rules, Path) or "\n" not in rules:
+            return cls.from_file(rules)
+        return cls.from_toml(rules)
 
 
 def _parse_rule(raw: Any, where: str) -> Rule:

@@ -189,6 +189,8 @@ class Engine:
             :data:`MAX_SESSION_S`, the hosted API's 60 minutes; ``math.inf``: no limit).
         latency_ms: test knob; added before every event the engine sends.
         drop_after_events: test knob; the connection is dropped after this many events.
+        refuse_connections_s: test knob; WebSocket handshakes are refused (HTTP 503)
+            for this long after the engine starts (see :meth:`refuse`).
         mcp_client: runs hosted MCP (``type: "mcp"``) tools; the engine never
             looks one up itself (``cantata serve`` and ``framework.testing`` inject
             the installed one); without it every hosted MCP listing fails and says so.
@@ -210,6 +212,7 @@ class Engine:
     max_session_s: float | None = None
     latency_ms: int = 0
     drop_after_events: int | None = None
+    refuse_connections_s: float = 0.0
     mcp_client: HostedMcpClient | None = None
     clock: Clock = time.time
     links: LinkLimits = attrs.field(factory=LinkLimits)
@@ -219,6 +222,9 @@ class Engine:
     connections: set[Link] = attrs.field(factory=set, init=False)
     """The open TCP connections (when served by :func:`serve_engine`)."""
     _change: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
+    _refusing: tuple[float, int] | None = attrs.field(default=None, init=False, repr=False)
+    refused: int = attrs.field(default=0, init=False)
+    """WebSocket handshakes refused by the ``refuse`` knob so far."""
     rest: RestState = attrs.field(init=False)
     """Client secrets and calls (see :mod:`._rest`)."""
 
@@ -254,6 +260,30 @@ class Engine:
         """
         return self.rest.ring(caller=caller, callee=callee, headers=headers)
 
+    def refuse(self, seconds: float, *, status: int = 503) -> None:
+        """Test knob: refuses WebSocket handshakes with ``status`` for ``seconds`` from now.
+
+        An outage of the server as a client meets it when it dials again;
+        sessions already open are left alone. ``seconds`` 0 ends it.
+        """
+        self._refusing = (trio.current_time() + seconds, status) if seconds > 0 else None
+
+    def admit(self) -> int | None:
+        """Whether a handshake may go ahead now: ``None``, or the status that refuses it."""
+        if self._refusing is None:
+            if self.refuse_connections_s <= 0:
+                return None
+            # Counted from the first handshake: the engine has no start-up hook of its own.
+            self.refuse(self.refuse_connections_s)
+            self.refuse_connections_s = 0.0
+            assert self._refusing is not None
+        until, status = self._refusing
+        if trio.current_time() >= until:
+            self._refusing = None
+            return None
+        self.refused += 1
+        return status
+
     @property
     def options(self) -> SessionOptions:
         assert self.brain is not None
@@ -275,8 +305,9 @@ class Engine:
         lines = [
             f"Cantata local Realtime engine on {url}",
             f"  brain:       {self.brain.name} - {self.brain.description}",
-            f"  transcriber: {self.transcriber.name}",
-            f"  synthesizer: {self.synthesizer.name}",
+            f"  transcriber: {described(self.transcriber)}",
+            f"  synthesizer: {described(self.synthesizer)}",
+            f"  vad:         {described(self.vad)}",
             "  auth:        "
             + ("API key required" if self.api_key else "none (any key is accepted)"),
         ]
@@ -381,6 +412,17 @@ class Engine:
         if scope["path"].rstrip("/") != "/v1/realtime":
             await opening.deny(404, error_body(f"Invalid URL ({scope['path']})", code="not_found"))
             return
+        refusal = self.admit()
+        if refusal is not None:
+            await opening.deny(
+                refusal,
+                error_body(
+                    "The server is temporarily unavailable; try again shortly.",
+                    code="server_unavailable",
+                    type="server_error",
+                ),
+            )
+            return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         call: Call | None = None
         try:
@@ -454,6 +496,7 @@ class Engine:
             session_id=call.session_id if call is not None else None,
             transcription=transcription,
         )
+        session.link = current_link()
         self.sessions.add(session)
         self._changed()
         try:
@@ -467,6 +510,15 @@ class Engine:
         else:
             await connection.close(1000, "")
         await connection.finish(self.links.close_grace_s + 1)
+
+
+def described(part: object) -> str:
+    """A part as its operator reads it: its ``description`` if it has one, else its name.
+
+    A transcriber limited to a grammar says so in its description.
+    """
+    text = getattr(part, "description", None) or getattr(part, "name", None)
+    return str(text) if text else "energy (the level of the audio)"
 
 
 async def _read_body(receive: Receive) -> bytes:

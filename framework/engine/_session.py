@@ -80,6 +80,7 @@ from ._conversation import Conversation, ConversationLimits, ConversationStatist
 from ._hosted_mcp import HostedMcpClient, NoMcpClient
 from ._input import InputAudio, InputStatistics
 from ._mcp import McpServers
+from ._network import Link
 from ._outbox import Connection as Connection
 from ._outbox import Disconnected as Disconnected
 from ._outbox import Outbox
@@ -87,7 +88,7 @@ from ._response import ResponseServices
 from ._responses import Responses
 from ._session_config import SessionConfig
 from ._speech import Synthesizer, Transcriber
-from ._timers import MAX_SESSION_S, expire_after
+from ._timers import MAX_SESSION_S, Deadline, expire
 from ._transcription import Transcriptions
 from ._usage import SessionUsage
 from ._vad import ClassifierFactory, EnergyClassifier
@@ -195,6 +196,10 @@ class EngineSession:
             vad=options.vad,
             spawn=self._spawn,
         )
+        self.expiry = Deadline()
+        """When the session ends itself (the operator may bring it forward)."""
+        self.link: Link | None = None
+        """The TCP connection under it, when served over the network (to drop it)."""
         self._nursery: trio.Nursery | None = None
         self._handlers = self._handler_table()
 
@@ -229,7 +234,9 @@ class EngineSession:
                 )
                 self.input.rearm_idle()  # a starting config may carry an idle timeout
                 nursery.start_soon(self.input.idle.run, self.input.idle_passed)
-                nursery.start_soon(expire_after, self.outbox, self.options.max_session_s)
+                if not math.isinf(limit := self.options.max_session_s):
+                    self.expiry.set_in(limit)
+                nursery.start_soon(self.expiry.run, self._expire)
                 await self.emit(
                     SessionCreatedEvent(
                         event_id=self.outbox.new_id("event"), session=self.config.shown()
@@ -241,6 +248,24 @@ class EngineSession:
                     await self.handle_frame(await self.conn.receive())
         except* (Disconnected, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        finally:
+            # Now, not when the collector gets round to the session's cycles: a
+            # storm of short sessions otherwise holds a model and audio for each.
+            self.input.release()
+
+    async def _expire(self) -> None:
+        await expire(self.outbox, self.options.max_session_s)
+
+    def expire_now(self) -> None:
+        """Ends the session at once, as if it had reached its maximum duration."""
+        self.expiry.set(trio.current_time())
+
+    async def drop(self) -> None:
+        """Drops the connection without a closing handshake (the client sees the line die)."""
+        if self.link is not None:
+            self.link.drop("dropped on purpose (operator interface)")
+        else:
+            await self.conn.abort()
 
     def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
         assert self._nursery is not None, "the session is not running"

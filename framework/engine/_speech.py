@@ -102,5 +102,6 @@ class NoTranscriber:
     ) -> Sequence[str]:
         raise TranscriptionUnavailable(
             "No transcriber is installed in this local engine, so user audio cannot be "
-            "transcribed; start the engine with a transcriber (Engine(transcriber=...))."
+            "transcribed; give it one: the speech extra (pip install 'cantata[speech]') makes "
+            "it cantata serve's default, and in code Engine(transcriber=...)."
         )

@@ -4,8 +4,9 @@ Events never carry audio, so a stored item holds none; the raw wire bytes of
 its audio parts sit beside it (``conversation.item.retrieve`` adds them back
 as base64), with what the session needs to know about them: their format,
 whether the client truncated them, whether they were dropped to keep the
-conversation under its audio bound, and whether the item's transcription is
-still running.
+conversation under its audio bound, whether the item's transcription is
+still running, and what the model understood of its audio when no
+transcription was asked for.
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ class StoredItem:
     """The raw wire bytes of its audio parts, by content index."""
     audio_format: WireFormat | None = None
     transcribed: trio.Event | None = None
-    """Set when its input transcription settles (None: none was asked for)."""
+    """Set when the transcription of its audio settles (None: it has no audio to hear)."""
+    heard: str | None = None
+    """What the model understood of its audio, when the session asked for no
+    transcript: the hosted model hears audio whether or not transcription
+    events are asked for, so the brain reads this; events never show it."""
     truncated: bool = False
     """The client truncated its audio: what streams after is not kept."""
     audio_dropped: bool = False
@@ -56,7 +61,7 @@ class StoredItem:
 
     @property
     def text_bytes(self) -> int:
-        return len(item_text(self.item))
+        return len(item_text(self.item)) + len(self.heard or "")
 
     def audio_ms(self, index: int | None = None) -> int:
         """Milliseconds of audio kept (of one content part, or of all)."""
@@ -76,6 +81,20 @@ class StoredItem:
     def changed(self) -> None:
         """Forgets what was computed from the item or its audio."""
         self._tokens = None
+
+    def understood(self) -> ConversationItem:
+        """The item as the brain reads it: a user audio part without a transcript
+        carries what the model heard in it."""
+        item = self.item
+        if self.heard is None or not isinstance(item, RealtimeConversationItemUserMessage):
+            return item
+        parts = [
+            attrs.evolve(part, transcript=self.heard)
+            if part.type == "input_audio" and not part.transcript
+            else part
+            for part in item.content
+        ]
+        return attrs.evolve(item, content=parts)
 
     def with_audio(self) -> ConversationItem:
         """The item as ``conversation.item.retrieve`` shows it: audio included."""

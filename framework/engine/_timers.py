@@ -8,7 +8,9 @@ Bound: a session lasts at most ``max_session_s`` seconds (3600 by default,
 the hosted API's 60 minutes; ``math.inf`` for never). Then, as the hosted API
 does, the engine sends an ``error`` (``session_expired``) and closes the
 WebSocket with code 1001 and the same reason; ``session.created`` reports the
-moment as ``expires_at``.
+moment as ``expires_at``. The expiry is a :class:`Deadline`, so a test (or the
+operator interface) can bring it forward: a session that ends before the
+moment it announced is what a client's continuity must survive.
 """
 
 from __future__ import annotations
@@ -54,14 +56,15 @@ class Deadline:
             await passed()
 
 
-async def expire_after(outbox: Outbox, seconds: float) -> None:
-    """Ends the session after ``seconds``, as the hosted API ends a session at its limit."""
-    if math.isinf(seconds):
-        return
-    await trio.sleep(seconds)
+async def expire(outbox: Outbox, seconds: float) -> None:
+    """Ends the session now, as the hosted API ends one at its limit of ``seconds``."""
     minutes = seconds / 60
     shown = f"{minutes:g} minutes" if minutes >= 1 else f"{seconds:g} seconds"
-    reason = f"Your session hit the maximum duration of {shown}."
+    reason = (
+        f"Your session hit the maximum duration of {shown}."
+        if not math.isinf(seconds)
+        else "Your session was ended by the server."  # brought forward by the operator
+    )
     await outbox.error(RequestError(reason, code="session_expired", type="invalid_request_error"))
     # Queued behind the error, so the client reads it before the close frame.
     await outbox.close(1001, reason)

@@ -1,17 +1,25 @@
-"""Input audio transcription: one task per committed user audio item.
+"""Hearing user audio: one task per committed user audio item.
 
-When the session's input has ``transcription`` set, each commit starts a task
-in the session's nursery that runs the transcriber and streams
-``conversation.item.input_audio_transcription.delta`` events, then
-``.completed`` (the transcript is stored on the item) or ``.failed`` (a
-failing transcriber fails this transcription only). A response whose context
-holds an item still being transcribed waits for it, so the brain reads the
-transcript.
+The hosted model understands spoken input whether or not the session asks for
+transcripts; transcription only adds events. So every commit starts a task in
+the session's nursery that runs the transcriber:
+
+* when the session's input has ``transcription`` set, it streams
+  ``conversation.item.input_audio_transcription.delta`` events, then
+  ``.completed`` (the transcript is stored on the item) or ``.failed`` (a
+  failing transcriber fails this transcription only);
+* when it has not, no event is sent and the item shows no transcript; what
+  was heard is kept beside the item for the brain alone (``StoredItem.heard``).
+
+A response whose context holds an item still being heard waits for it, so the
+brain reads what was said.
 
 Bound: one task per commit, each ending with its transcriber.
 """
 
 from __future__ import annotations
+
+import logging
 
 import attrs
 
@@ -31,6 +39,8 @@ from ._outbox import Outbox
 from ._speech import Transcriber, TranscriptionUnavailable
 from ._stored_item import StoredItem
 
+_log = logging.getLogger("cantata.engine")
+
 
 class Transcriptions:
     """Runs the session's input transcriptions."""
@@ -43,10 +53,17 @@ class Transcriptions:
         self._transcriber = transcriber
 
     async def run(
-        self, stored: StoredItem, samples: Samples, rate: int, config: AudioTranscription
+        self, stored: StoredItem, samples: Samples, rate: int, config: AudioTranscription | None
     ) -> None:
-        """Transcribes a committed item's audio; sets its ``transcribed`` event at the end."""
+        """Transcribes a committed item's audio; sets its ``transcribed`` event at the end.
+
+        ``config`` is the session's transcription setting; ``None``: none was
+        asked for, so only the brain learns what was heard.
+        """
         try:
+            if config is None:
+                await self._hear(stored, samples, rate)
+                return
             try:
                 deltas = await self._transcriber.transcribe(
                     samples,
@@ -86,6 +103,20 @@ class Transcriptions:
         finally:
             if stored.transcribed is not None:
                 stored.transcribed.set()
+
+    async def _hear(self, stored: StoredItem, samples: Samples, rate: int) -> None:
+        """What the model understands of the audio, silently: a transcriber that
+        cannot hear it leaves the item unreadable to the brain, as it was."""
+        try:
+            deltas = await self._transcriber.transcribe(
+                samples, rate=rate, language=None, prompt=None
+            )
+        except TranscriptionUnavailable:
+            return  # no transcriber here: the brain says it cannot make out audio
+        except Exception:
+            _log.debug("the transcriber failed on item %s", stored.id, exc_info=True)
+            return
+        self._conversation.hear(stored, "".join(deltas))
 
     async def _failed(self, stored: StoredItem, error: Exception) -> None:
         unavailable = isinstance(error, TranscriptionUnavailable)

@@ -1,12 +1,19 @@
 """The AudioInputActor: the audio source, appends, and manual commits.
 
 Inbox: :data:`AudioInbox` (``SendAudio``, ``CommitAudio``) from the
-application. When the session has an ``audio_in`` source (an async iterable of
-audio chunks in the session's input format), a task of this actor reads it and
-appends each chunk; the source sets the pace (a file read as fast as possible,
-a microphone in real time). Audio is never queued without bound: the inbox is
-small (:data:`AUDIO_INBOX`) and ``send_audio`` waits when it is full, which is
-the backpressure a paced source expects.
+application, ``ConnectionLost`` and ``ConnectionRestored`` from the
+SessionActor. When the session has an ``audio_in`` source (an async iterable
+of audio chunks in the session's input format), a task of this actor reads it
+and appends each chunk; the source sets the pace (a file read as fast as
+possible, a microphone in real time). Audio is never queued without bound: the
+inbox is small (:data:`AUDIO_INBOX`) and ``send_audio`` waits when it is full,
+which is the backpressure a paced source expects.
+
+While the connection is down (between ``ConnectionLost`` and
+``ConnectionRestored``) the user goes on speaking: their audio is held, the
+newest ``keep_bytes`` of it (the older is dropped and counted in
+``dropped_bytes``), with any commit in its place, and sent in order once the
+session is on its new connection. The source keeps its pace meanwhile.
 
 It ends when its inbox does (the session is closing): the source stops being
 read, and it closes its send ends.
@@ -15,13 +22,27 @@ read, and it closes its send ends.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterable
+import logging
+from collections import deque
+from collections.abc import AsyncIterable, Sequence
 
 import trio
 
 from framework.protocol import ClientEvent, InputAudioBufferAppendEvent, InputAudioBufferCommitEvent
 
-from ._messages import AudioInbox, CommitAudio, CreateResponse, EventIds, ResponseInbox, SendAudio
+from ._contracts import AudioTap
+from ._messages import (
+    AudioInbox,
+    CommitAudio,
+    ConnectionLost,
+    ConnectionRestored,
+    CreateResponse,
+    EventIds,
+    ResponseInbox,
+    SendAudio,
+)
+
+_log = logging.getLogger("cantata.audio")
 
 AUDIO_INBOX = 16
 """Chunks of audio waiting to be appended (with 20 ms chunks, 320 ms)."""
@@ -35,6 +56,7 @@ class AudioInputActor:
         outbox: a send end of the outbox.
         to_responses: the ResponseActor's inbox (a commit may ask for a response).
         source: the session's ``audio_in``, if any.
+        taps: see each chunk of the user's audio as it is taken.
     """
 
     def __init__(
@@ -44,13 +66,24 @@ class AudioInputActor:
         outbox: trio.MemorySendChannel[ClientEvent],
         to_responses: trio.MemorySendChannel[ResponseInbox],
         source: AsyncIterable[bytes] | None = None,
+        taps: Sequence[AudioTap] = (),
     ) -> None:
         self._inbox = inbox
         self._outbox = outbox
         self._to_responses = to_responses
         self._source = source
+        self._taps = tuple(taps)
         self._ids = EventIds()
         self.appended_bytes = 0
+        self.dropped_bytes = 0
+        self._dropped_before = 0  # dropped_bytes when the line last went down
+        # While the connection is down: numbered chunks, and commits by the
+        # number of chunks taken before them; None when it is up.
+        self._held: deque[tuple[int, bytes]] | None = None
+        self._held_commits: list[tuple[int, CommitAudio]] = []
+        self._held_bytes = 0
+        self._keep = 0
+        self._taken = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self._outbox, self._to_responses:
@@ -61,15 +94,34 @@ class AudioInputActor:
                 with self._inbox:
                     async for message in self._inbox:
                         if isinstance(message, SendAudio):
-                            await self._append(message.audio)
-                        else:
+                            await self._take(message.audio)
+                        elif isinstance(message, CommitAudio):
                             await self._commit(message)
+                        elif isinstance(message, ConnectionLost):
+                            self._hold(message.keep_bytes)
+                        else:
+                            await self._release(message)
                 nursery.cancel_scope.cancel()
 
     async def _read_source(self, source: AsyncIterable[bytes]) -> None:
         async for chunk in source:
             if chunk:
-                await self._append(chunk)
+                await self._take(chunk)
+
+    async def _take(self, audio: bytes) -> None:
+        for tap in self._taps:
+            tap.user_audio(audio)
+        self._taken += 1
+        held = self._held
+        if held is None:
+            await self._append(audio)
+            return
+        held.append((self._taken - 1, audio))
+        self._held_bytes += len(audio)
+        while self._held_bytes > self._keep and held:
+            _, oldest = held.popleft()
+            self._held_bytes -= len(oldest)
+            self.dropped_bytes += len(oldest)
 
     async def _append(self, audio: bytes) -> None:
         self.appended_bytes += len(audio)
@@ -78,7 +130,34 @@ class AudioInputActor:
         )
 
     async def _commit(self, command: CommitAudio) -> None:
+        if self._held is not None:
+            self._held_commits.append((self._taken, command))
+            return
         await self._outbox.send(InputAudioBufferCommitEvent(event_id=self._ids("commit")))
         if command.respond:
             await self._to_responses.send(CreateResponse(reason="commit"))
         command.queued.set()
+
+    # --- across a reconnect ---------------------------------------------------------
+
+    def _hold(self, keep_bytes: int) -> None:
+        self._keep = keep_bytes
+        if self._held is None:
+            self._held = deque()
+            self._dropped_before = self.dropped_bytes
+
+    async def _release(self, message: ConnectionRestored) -> None:
+        held, commits = self._held or deque(), self._held_commits
+        self._held, self._held_commits, self._held_bytes = None, [], 0
+        dropped = self.dropped_bytes - self._dropped_before
+        if dropped:
+            _log.warning(
+                "%d bytes of the user's audio were dropped while the connection was down",
+                dropped,
+            )
+        for number, audio in held:
+            while commits and commits[0][0] <= number:
+                await self._commit(commits.pop(0)[1])
+            await self._append(audio)
+        for _, command in commits:
+            await self._commit(command)

@@ -30,11 +30,14 @@ from ._approvals import ApprovalHook, ApprovalRequest, Decision
 from ._elicitation import ElicitationAnswer, ElicitationRequest
 
 if TYPE_CHECKING:
-    from ._events import Interrupted
+    from framework.audio import AudioFormat
+
+    from ._events import Interrupted, Observer
     from ._handle import Session
 
 __all__ = [
     "AgentLike",
+    "AudioTap",
     "Contribution",
     "PluginContext",
     "SessionConfigRequest",
@@ -58,6 +61,30 @@ class Wire(Protocol):
     async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
 
 
+class AudioTap(Protocol):
+    """Sees a session's audio as it passes (a recorder, a meter); it must not block.
+
+    Called on the actors' tasks, so a tap only takes note; any work (mixing,
+    writing files) belongs in a task of its own.
+    """
+
+    def formats(self, input: AudioFormat, output: AudioFormat) -> None:
+        """The audio formats in force, at the start and whenever they change."""
+        ...
+
+    def user_audio(self, audio: bytes) -> None:
+        """Audio of the user, in the input format, as the session takes it."""
+        ...
+
+    def assistant_audio(self, item_id: str, audio: bytes) -> None:
+        """Audio of the assistant, in the output format, as it goes to playback."""
+        ...
+
+    def playback_stopped(self, item_id: str | None, played_ms: int) -> None:
+        """Playback stopped at a barge-in; ``played_ms`` of ``item_id`` were heard."""
+        ...
+
+
 def _no_tools() -> Sequence[FunctionTool]:
     return ()
 
@@ -77,6 +104,9 @@ class Contribution:
         service: what the plugin offers the application for this session
             (``session.plugin_service(plugin)``), such as an MCP server's
             resources and prompts.
+        observe: sees every application event as it is published (metrics
+            included); it must not block.
+        audio: sees the session's audio in and out.
     """
 
     tools: Callable[[], Sequence[FunctionTool]] = _no_tools
@@ -84,6 +114,8 @@ class Contribution:
     approve: ApprovalHook | None = None
     instructions: str = ""
     service: object | None = None
+    observe: Observer | None = None
+    audio: AudioTap | None = None
 
 
 Elicitor: TypeAlias = Callable[[ElicitationRequest], Awaitable[ElicitationAnswer]]

@@ -5,9 +5,15 @@ translator in a table; it resolves the protocol's optional fields (``UNSET``,
 ``None``) and sends plain messages to the actor that acts on them, or publishes
 an application event. Events no actor needs stop here.
 
-Routing that needs memory is bounded: the calls told to the tools per response
-(until that response's ``response.done``) keep at most :data:`OPEN_RESPONSES`
-responses.
+Routing that needs memory is bounded: the responses started and not yet done,
+with the calls each told to the tools, keep at most :data:`OPEN_RESPONSES`.
+
+When the connection is lost (or replaced), :meth:`Edge.line_lost` stands in for
+what the old connection will never send: a ``ResponseEnded`` (``cut``) for
+each response still open, and ``ConnectionLost`` to the ResponseActor and the
+AudioInputActor; :meth:`Edge.line_restored` tells the audio to flow again.
+
+Every message it sends is shown first to ``observe`` (the metrics collector).
 """
 
 from __future__ import annotations
@@ -20,17 +26,27 @@ from typing import TYPE_CHECKING, Never, Protocol, TypeAlias, TypeVar, cast
 
 import trio
 
+from framework.audio import AudioFormat
 from framework.protocol import (
+    AudioPCM,
+    AudioPCMA,
+    AudioPCMU,
     ConversationItem,
     ConversationItemAdded,
     ConversationItemCreatedEvent,
     ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferDtmfEventReceivedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     McpCallError,
     McpListToolsFailed,
+    OutputAudioBufferCleared,
+    OutputAudioBufferStopped,
     RealtimeAudioConfig,
     RealtimeAudioConfigInput,
     RealtimeConversationItemAssistantMessage,
@@ -40,6 +56,8 @@ from framework.protocol import (
     RealtimeMcpApprovalRequest,
     RealtimeMcpListTools,
     RealtimeMcpToolCall,
+    RealtimeResponse,
+    RealtimeResponseStatus,
     RealtimeResponseUsage,
     RealtimeSessionCreateRequest,
     ResponseAudioDeltaEvent,
@@ -57,10 +75,15 @@ from framework.protocol import (
 
 from ._events import (
     AssistantDelta,
+    AudioCleared,
+    AudioCommitted,
+    DtmfReceived,
     ErrorReported,
     EventHub,
     McpCallFinished,
     McpToolsListed,
+    PlayoutStopped,
+    TranscriptionFailed,
     UserSpeechStarted,
     UserSpeechStopped,
     UserTranscript,
@@ -68,10 +91,15 @@ from ._events import (
 from ._history import History, message_text
 from ._messages import (
     AudioDelta,
+    AudioInbox,
     BargedIn,
     CallRequested,
+    ConnectionLost,
+    ConnectionRestored,
     CreateRefused,
+    CreateResponse,
     MessageDone,
+    NotifyWhenQuiet,
     OutputAccepted,
     OutputRefused,
     ResponseEnded,
@@ -134,20 +162,56 @@ def _translates(*kinds: type[ServerEvent]) -> Callable[[_F], _F]:
     return register
 
 
-def _server_interrupts(event: SessionUpdatedEvent) -> bool:
-    """Whether server VAD cancels the active response itself on speech."""
+def _detection(event: SessionUpdatedEvent) -> ServerVad | SemanticVad | None:
+    """The server's turn detection in the confirmed configuration, if any."""
     config = event.session
     audio = config.audio if isinstance(config, RealtimeSessionCreateRequest) else None
     if isinstance(audio, RealtimeAudioConfig) and isinstance(audio.input, RealtimeAudioConfigInput):
         detection = audio.input.turn_detection
         if isinstance(detection, (ServerVad, SemanticVad)):
-            # The protocol's default for interrupt_response is true.
-            return detection.interrupt_response is not False
-    return False
+            return detection
+    return None
+
+
+def _server_interrupts(event: SessionUpdatedEvent) -> bool:
+    """Whether server VAD cancels the active response itself on speech."""
+    detection = _detection(event)
+    # The protocol's default for interrupt_response is true.
+    return detection is not None and detection.interrupt_response is not False
+
+
+def _vad_replies(event: SessionUpdatedEvent) -> bool:
+    """Whether server VAD asks for a response itself when the user stops."""
+    detection = _detection(event)
+    # The protocol's default for create_response is true.
+    return detection is not None and detection.create_response is not False
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _formats(event: SessionUpdatedEvent) -> dict[str, AudioFormat]:
+    config = event.session
+    audio = config.audio if isinstance(config, RealtimeSessionCreateRequest) else None
+    if not isinstance(audio, RealtimeAudioConfig):
+        return {}
+    found: dict[str, AudioFormat] = {}
+    for name, part in (("input_format", audio.input), ("output_format", audio.output)):
+        fmt = getattr(part, "format", None)
+        if isinstance(fmt, AudioPCM | AudioPCMU | AudioPCMA):
+            found[name] = fmt
+    return found
+
+
+def _cut(response_id: str) -> RealtimeResponse:
+    """What stands in for the ``response.done`` of a response its connection took with it."""
+    return RealtimeResponse(
+        id=response_id,
+        object="realtime.response",
+        status="incomplete",
+        status_details=RealtimeResponseStatus(type="incomplete", reason="connection_lost"),
+    )
 
 
 class Edge:
@@ -159,21 +223,89 @@ class Edge:
         *,
         to_responses: trio.MemorySendChannel[ResponseInbox],
         to_tools: trio.MemorySendChannel[ToolInbox],
+        to_audio: trio.MemorySendChannel[AudioInbox] | None = None,
         events: EventHub,
+        observe: Callable[[object], None] | None = None,
     ) -> None:
         self._state = state
         self._to_responses = to_responses
         self._to_tools = to_tools
+        self._to_audio = to_audio
         self._events = events
-        self._calls: dict[str, list[str]] = {}
+        self._observe = observe
+        self._calls: dict[str, list[str]] = {}  # open responses, with their calls
         # Listings that failed: their item is done after the failure (with no tools),
         # and the application hears of each listing once.
         self._failed_listings: deque[str] = deque(maxlen=FAILED_LISTINGS)
+        self.speaking = False
+        """Whether the user is speaking (server VAD heard a start and no stop yet)."""
+        self.reply_owed = False
+        """The user stopped speaking and server VAD will answer: no response started yet."""
+        self.changed = trio.Event()
+        """Set (and renewed) whenever ``speaking``, ``reply_owed`` or the open responses change."""
+        self._vad_replies = False
+        self.closed = False
 
     def close(self) -> None:
         """Closes its send ends: no more messages from the wire."""
+        self.closed = True
         self._to_responses.close()
         self._to_tools.close()
+        if self._to_audio is not None:
+            self._to_audio.close()
+
+    async def _send(self, channel: trio.MemorySendChannel[_M], message: _M) -> None:
+        if self._observe is not None:
+            self._observe(message)
+        await post(channel, message)
+
+    @property
+    def open_responses(self) -> int:
+        """Responses the server started and has not said are done."""
+        return len(self._calls)
+
+    async def notify_when_quiet(self, quiet: trio.Event) -> None:
+        """Asks the ResponseActor to set ``quiet`` once the session is quiet."""
+        await self._send(self._to_responses, NotifyWhenQuiet(quiet=quiet))
+
+    async def ask(self, message: CreateResponse) -> None:
+        """Asks the ResponseActor for a response (a resumed session's calls were answered)."""
+        await self._send(self._to_responses, message)
+
+    async def line_lost(self, keep_audio_bytes: int, lost_create: str | None = None) -> None:
+        """The connection is gone: its open responses end here, cut, and the actors are told."""
+        for response_id, calls in list(self._calls.items()):
+            del self._calls[response_id]
+            await self._send(
+                self._to_responses,
+                ResponseEnded(
+                    response_id=response_id,
+                    status="incomplete",
+                    usage=None,
+                    response=_cut(response_id),
+                    call_ids=tuple(dict.fromkeys(calls)),
+                    cut=True,
+                ),
+            )
+        self.speaking = self.reply_owed = False  # what the old server heard ended with it
+        self._changed()
+        await self._send(self._to_responses, ConnectionLost(lost_create=lost_create))
+        if self._to_audio is not None:
+            await self._send(self._to_audio, ConnectionLost(keep_bytes=keep_audio_bytes))
+
+    async def line_restored(self) -> None:
+        """The session is on its new connection, conversation replayed: audio may flow."""
+        if self._to_audio is not None:
+            await self._send(self._to_audio, ConnectionRestored())
+
+    @property
+    def busy(self) -> bool:
+        """Whether the server is at work on the user's turn (a bad moment for a switch)."""
+        return self.speaking or self.reply_owed or bool(self._calls)
+
+    def _changed(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
 
     async def translate(self, event: ServerEvent) -> None:
         translator = _TABLE.get(type(event))
@@ -184,18 +316,23 @@ class Edge:
 
     @_translates(SessionUpdatedEvent)
     async def _session_updated(self, event: SessionUpdatedEvent) -> None:
-        await post(
-            self._to_responses, SessionConfigured(server_interrupts=_server_interrupts(event))
+        self._vad_replies = _vad_replies(event)
+        await self._send(
+            self._to_responses,
+            SessionConfigured(server_interrupts=_server_interrupts(event), **_formats(event)),
         )
 
     @_translates(ResponseCreatedEvent)
     async def _response_created(self, event: ResponseCreatedEvent) -> None:
         if isinstance(event.response.id, str):
-            await post(self._to_responses, ResponseStarted(response_id=event.response.id))
+            self._open(event.response.id)
+            self.reply_owed = False
+            self._changed()
+            await self._send(self._to_responses, ResponseStarted(response_id=event.response.id))
 
     @_translates(ResponseTextDeltaEvent)
     async def _text_delta(self, event: ResponseTextDeltaEvent) -> None:
-        await post(
+        await self._send(
             self._to_responses,
             AssistantDelta(
                 response_id=event.response_id, item_id=event.item_id, delta=event.delta, kind="text"
@@ -204,7 +341,7 @@ class Edge:
 
     @_translates(ResponseAudioTranscriptDeltaEvent)
     async def _transcript_delta(self, event: ResponseAudioTranscriptDeltaEvent) -> None:
-        await post(
+        await self._send(
             self._to_responses,
             AssistantDelta(
                 response_id=event.response_id,
@@ -217,7 +354,7 @@ class Edge:
     @_translates(ResponseAudioDeltaEvent)
     async def _audio_delta(self, event: ResponseAudioDeltaEvent) -> None:
         audio = base64.b64decode(event.delta)
-        await post(
+        await self._send(
             self._to_responses,
             AudioDelta(response_id=event.response_id, item_id=event.item_id, audio=audio),
         )
@@ -226,7 +363,7 @@ class Edge:
     async def _output_item_done(self, event: ResponseOutputItemDoneEvent) -> None:
         item = event.item
         if isinstance(item, RealtimeConversationItemAssistantMessage):
-            await post(
+            await self._send(
                 self._to_responses,
                 MessageDone(
                     response_id=event.response_id,
@@ -266,13 +403,8 @@ class Edge:
         self, call_id: str, name: str, arguments: str, response_id: str, label: str | None = None
     ) -> None:
         toolset = self._state.toolset
-        calls = self._calls.get(response_id)
-        if calls is None:
-            if len(self._calls) >= OPEN_RESPONSES:
-                del self._calls[next(iter(self._calls))]
-            calls = self._calls[response_id] = []
-        calls.append(call_id)
-        await post(
+        self._open(response_id).append(call_id)
+        await self._send(
             self._to_tools,
             CallRequested(
                 call_id=call_id,
@@ -285,13 +417,22 @@ class Edge:
             ),
         )
 
+    def _open(self, response_id: str) -> list[str]:
+        calls = self._calls.get(response_id)
+        if calls is None:
+            if len(self._calls) >= OPEN_RESPONSES:
+                del self._calls[next(iter(self._calls))]
+            calls = self._calls[response_id] = []
+        return calls
+
     @_translates(ResponseDoneEvent)
     async def _response_done(self, event: ResponseDoneEvent) -> None:
         response = event.response
         response_id = _text(response.id)
         usage = response.usage if isinstance(response.usage, RealtimeResponseUsage) else None
         calls = self._calls.pop(response_id, [])
-        await post(
+        self._changed()
+        await self._send(
             self._to_responses,
             ResponseEnded(
                 response_id=response_id,
@@ -306,18 +447,34 @@ class Edge:
 
     @_translates(InputAudioBufferSpeechStartedEvent)
     async def _speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> None:
+        self.speaking = True
+        self._changed()
         barged_in = BargedIn(audio_start_ms=event.audio_start_ms)
-        await post(self._to_tools, barged_in)
-        await post(self._to_responses, barged_in)
+        await self._send(self._to_tools, barged_in)
+        await self._send(self._to_responses, barged_in)
         self._events.publish(
             UserSpeechStarted(item_id=event.item_id, audio_start_ms=event.audio_start_ms)
         )
 
     @_translates(InputAudioBufferSpeechStoppedEvent)
     async def _speech_stopped(self, event: InputAudioBufferSpeechStoppedEvent) -> None:
+        self.speaking = False
+        self.reply_owed = self._vad_replies
+        self._changed()
         self._events.publish(
             UserSpeechStopped(item_id=event.item_id, audio_end_ms=event.audio_end_ms)
         )
+
+    @_translates(InputAudioBufferDtmfEventReceivedEvent)
+    async def _dtmf(self, event: InputAudioBufferDtmfEventReceivedEvent) -> None:
+        self._events.publish(DtmfReceived(digit=event.event, received_at=event.received_at))
+
+    @_translates(OutputAudioBufferStopped, OutputAudioBufferCleared)
+    async def _playout_stopped(
+        self, event: OutputAudioBufferStopped | OutputAudioBufferCleared
+    ) -> None:
+        cleared = isinstance(event, OutputAudioBufferCleared)
+        self._events.publish(PlayoutStopped(response_id=event.response_id, cleared=cleared))
 
     @_translates(ConversationItemInputAudioTranscriptionDeltaEvent)
     async def _transcription_delta(
@@ -337,6 +494,24 @@ class Edge:
             )
         )
 
+    @_translates(ConversationItemInputAudioTranscriptionFailedEvent)
+    async def _transcription_failed(
+        self, event: ConversationItemInputAudioTranscriptionFailedEvent
+    ) -> None:
+        error = event.error
+        message = error.message if isinstance(error.message, str) else ""
+        self._events.publish(
+            TranscriptionFailed(item_id=event.item_id, message=message or "no reason given")
+        )
+
+    @_translates(InputAudioBufferCommittedEvent)
+    async def _committed(self, event: InputAudioBufferCommittedEvent) -> None:
+        self._events.publish(AudioCommitted(item_id=event.item_id))
+
+    @_translates(InputAudioBufferClearedEvent)
+    async def _cleared(self, event: InputAudioBufferClearedEvent) -> None:
+        self._events.publish(AudioCleared())
+
     # --- items -----------------------------------------------------------------------------
 
     @_translates(ConversationItemAdded, ConversationItemCreatedEvent)
@@ -345,7 +520,7 @@ class Edge:
     ) -> None:
         item: ConversationItem = event.item
         if isinstance(item, RealtimeConversationItemFunctionCallOutput):
-            await post(self._to_tools, OutputAccepted(call_id=item.call_id))
+            await self._send(self._to_tools, OutputAccepted(call_id=item.call_id))
 
     @_translates(ConversationItemDone)
     async def _item_done(self, event: ConversationItemDone) -> None:
@@ -380,7 +555,7 @@ class Edge:
         event_id = error.event_id if isinstance(error.event_id, str) else None
         code = _text(error.code)
         if event_id is not None and event_id.startswith(RESPONSE_EVENT_PREFIX):
-            await post(
+            await self._send(
                 self._to_responses,
                 CreateRefused(event_id=event_id, code=code, message=error.message),
             )
@@ -389,6 +564,6 @@ class Edge:
             # either (the local engine does not); the tools match it to an output.
             event_id is None and code == "message_too_large"
         ):
-            await post(
+            await self._send(
                 self._to_tools, OutputRefused(event_id=event_id, code=code, message=error.message)
             )

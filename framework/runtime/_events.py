@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 import trio
 
 from framework.protocol import (
+    CachedTokensDetails,
     RealtimeError,
     RealtimeResponseUsage,
     ServerEvent,
@@ -28,6 +29,9 @@ from framework.protocol import (
 
 from ._approvals import ApprovalRequest
 from ._elicitation import ElicitationRequest
+
+if TYPE_CHECKING:
+    from ._measures import TurnMetrics
 
 APP_EVENT_BUFFER = 1024
 """Application events kept for ``async for event in session``; past it the oldest go."""
@@ -54,6 +58,8 @@ class SessionStarted:
 
     session_id: str
     model: str
+    agent: str = ""
+    """The name of the agent in charge."""
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +87,30 @@ class UserTranscript:
     final: bool
     usage: TranscriptionUsage | None = None
     """With the final text: the transcription's usage (seconds or tokens)."""
+
+
+@attrs.frozen(kw_only=True)
+class TranscriptionFailed:
+    """The transcription of a user audio item failed; ``message`` is the server's reason."""
+
+    item_id: str
+    message: str
+
+
+@attrs.frozen(kw_only=True)
+class AudioCommitted:
+    """The server made the buffered input audio a user item (a VAD turn, or a commit)."""
+
+    item_id: str
+
+
+@attrs.frozen(kw_only=True)
+class AudioCleared:
+    """The server emptied the input audio buffer, answering ``input_audio_buffer.clear``.
+
+    The server handles client events in order, so every turn committed from
+    audio sent before the clear has been announced by then.
+    """
 
 
 @attrs.frozen(kw_only=True)
@@ -208,6 +238,90 @@ class ErrorReported:
 
 
 @attrs.frozen(kw_only=True)
+class DtmfReceived:
+    """A telephone keypad key was pressed (``0``-``9``, ``*``, ``#``, ``A``-``D``).
+
+    On SIP calls the server reports it (``input_audio_buffer.dtmf_event_received``);
+    a carrier that brings its own keypad (Twilio Media Streams) publishes it
+    with :meth:`Session.publish`. ``received_at`` is in epoch seconds.
+    """
+
+    digit: str
+    received_at: int
+
+
+@attrs.frozen(kw_only=True)
+class PlayoutStopped:
+    """The server stopped playing a response's audio to the caller (WebRTC and SIP).
+
+    ``cleared``: it was cut off (``output_audio_buffer.cleared``), not played
+    to its end (``output_audio_buffer.stopped``).
+    """
+
+    response_id: str
+    cleared: bool
+
+
+@attrs.frozen(kw_only=True)
+class Reconnecting:
+    """The connection dropped; the session is dialing again (one event per attempt).
+
+    Attributes:
+        attempt: the attempt of this outage, from 1.
+        endpoint: the endpoint dialed (its URL, never its key).
+        delay_s: how long the session waits before this attempt (back-off).
+        reason: why the connection ended, or why the last attempt failed.
+    """
+
+    attempt: int
+    endpoint: str
+    delay_s: float
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Reconnected:
+    """The session is on a new connection, its conversation replayed.
+
+    Attributes:
+        endpoint: the endpoint it is on now.
+        attempts: the dials it took.
+        outage_ms: from the drop to the replayed conversation.
+        replayed: conversation items re-created on the new connection.
+        failed_over: whether it is another endpoint than the one that dropped.
+    """
+
+    endpoint: str
+    attempts: int
+    outage_ms: float
+    replayed: int
+    failed_over: bool
+
+
+@attrs.frozen(kw_only=True)
+class RolledOver:
+    """The session moved to a fresh connection before the old one's expiry.
+
+    Attributes:
+        endpoint: the endpoint of the new connection.
+        replayed: conversation items re-created on it.
+        quiet: whether the switch came at a quiet moment (else the expiry was
+            too close to wait for one).
+    """
+
+    endpoint: str
+    replayed: int
+    quiet: bool
+
+
+@attrs.frozen(kw_only=True)
+class TurnMeasured:
+    """A turn is over: how fast it was, where the time went, what it cost."""
+
+    metrics: TurnMetrics
+
+
+@attrs.frozen(kw_only=True)
 class ServerEventReceived:
     """Any server event, as parsed (only with ``open_session(raw_events=True)``)."""
 
@@ -219,6 +333,9 @@ SessionEvent: TypeAlias = (
     | UserSpeechStarted
     | UserSpeechStopped
     | UserTranscript
+    | TranscriptionFailed
+    | AudioCommitted
+    | AudioCleared
     | AssistantDelta
     | AssistantMessage
     | ToolCallStarted
@@ -232,6 +349,12 @@ SessionEvent: TypeAlias = (
     | McpToolsListed
     | McpCallFinished
     | ErrorReported
+    | DtmfReceived
+    | PlayoutStopped
+    | Reconnecting
+    | Reconnected
+    | RolledOver
+    | TurnMeasured
     | ServerEventReceived
 )
 """Everything ``async for event in session`` can yield."""
@@ -242,7 +365,12 @@ Observer: TypeAlias = Callable[[SessionEvent], None]
 
 @attrs.define
 class Usage:
-    """Token usage summed over a session's (or a turn's) responses."""
+    """Token usage summed over a session's (or a turn's) responses.
+
+    Cached tokens are part of the input tokens, as the protocol reports them;
+    ``cached_audio_tokens`` and ``cached_text_tokens`` split them by kind (when
+    a server does not say, in proportion to the response's audio and text input).
+    """
 
     responses: int = 0
     input_tokens: int = 0
@@ -251,22 +379,51 @@ class Usage:
     input_audio_tokens: int = 0
     output_audio_tokens: int = 0
     cached_tokens: int = 0
+    cached_audio_tokens: int = 0
+
+    @property
+    def input_text_tokens(self) -> int:
+        """Input tokens that are not audio (text, and images if any)."""
+        return self.input_tokens - self.input_audio_tokens
+
+    @property
+    def output_text_tokens(self) -> int:
+        return self.output_tokens - self.output_audio_tokens
+
+    @property
+    def cached_text_tokens(self) -> int:
+        return self.cached_tokens - self.cached_audio_tokens
 
     def add(self, usage: RealtimeResponseUsage | None) -> None:
         """Counts one response and adds its usage (a missing figure counts as 0)."""
         self.responses += 1
         if usage is None:
             return
-        self.input_tokens += _int(usage.input_tokens)
+        input_tokens = _int(usage.input_tokens)
+        self.input_tokens += input_tokens
         self.output_tokens += _int(usage.output_tokens)
         self.total_tokens += _int(usage.total_tokens)
         details_in = usage.input_token_details
         if details_in is not None and not isinstance(details_in, str):
-            self.input_audio_tokens += _int(getattr(details_in, "audio_tokens", 0))
-            self.cached_tokens += _int(getattr(details_in, "cached_tokens", 0))
+            audio = _int(getattr(details_in, "audio_tokens", 0))
+            cached = _int(getattr(details_in, "cached_tokens", 0))
+            self.input_audio_tokens += audio
+            self.cached_tokens += cached
+            by_kind = getattr(details_in, "cached_tokens_details", None)
+            if isinstance(by_kind, CachedTokensDetails):
+                self.cached_audio_tokens += _int(getattr(by_kind, "audio_tokens", 0))
+            elif input_tokens:
+                self.cached_audio_tokens += cached * audio // input_tokens
         details_out = usage.output_token_details
         if details_out is not None and not isinstance(details_out, str):
             self.output_audio_tokens += _int(getattr(details_out, "audio_tokens", 0))
+
+    def plus(self, other: Usage) -> Usage:
+        """The two sums added."""
+        return Usage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in _FIELDS})
+
+
+_FIELDS = attrs.fields(Usage)
 
 
 def _int(value: object) -> int:
@@ -287,6 +444,8 @@ class EventHub:
         self._ended = False
         self.closed: BaseException | None = None
         self.dropped = 0
+        self.read = False
+        """Whether the application has ever asked for an event (``async for``)."""
 
     def publish(self, event: SessionEvent) -> None:
         """Hands ``event`` to every observer, then to the application's queue."""
@@ -317,6 +476,7 @@ class EventHub:
 
     async def get(self) -> SessionEvent:
         """The next event; raises ``StopAsyncIteration`` once the session ended."""
+        self.read = True
         while not self._events:
             if self._ended:
                 if self.closed is not None:

@@ -26,12 +26,14 @@ from framework.protocol import (
 from framework.tools import FunctionTool
 
 from ._approvals import ApprovalRequest, Approvals, Decision
+from ._continuity import Checkpoint, PendingCall, wire_items
 from ._contracts import AgentLike, SessionConfigRequest
 from ._elicitation import ElicitationAnswer, ElicitationRequest, Elicitations
 from ._events import (
     AssistantMessage,
     EventHub,
     Interrupted,
+    Observer,
     ResponseFinished,
     SessionEvent,
     ToolCallFinished,
@@ -52,6 +54,8 @@ from ._messages import (
 if TYPE_CHECKING:
     from ._audio_actor import AudioInputActor
     from ._hooks import HookRunner
+    from ._measures import SessionMetrics
+    from ._metrics import MetricsCollector
     from ._response_actor import ResponseActor
     from ._session_actor import SessionActor
     from ._tool_actor import ToolExecutionActor
@@ -120,6 +124,7 @@ class _Parts:
     tools: ToolExecutionActor
     audio: AudioInputActor
     hooks: HookRunner
+    metrics: MetricsCollector
 
 
 class Session:
@@ -194,6 +199,42 @@ class Session:
         return self._approvals.pending
 
     @property
+    def metrics(self) -> SessionMetrics:
+        """Per-turn latencies, tool times, audio, usage and cost, so far."""
+        return self._p.metrics.snapshot()
+
+    @property
+    def endpoint(self) -> str:
+        """Where the session is connected now (it changes on a failover)."""
+        return self._p.session.endpoint
+
+    def checkpoint(self) -> Checkpoint:
+        """What another worker needs to take this session over (see :class:`Checkpoint`).
+
+        Consistent at a turn end (after ``wait_quiet``), when no call is open;
+        taken mid-turn, it lists the calls still without an output.
+        """
+        parts = self._p
+        waiting = {r.call_id for r in self._approvals.pending}
+        calls = tuple(
+            PendingCall(
+                call_id=call_id,
+                name=call.request.name,
+                arguments=call.request.arguments,
+                state="awaiting_approval" if call_id in waiting else "running",
+            )
+            for call_id, call in parts.tools.running.items()
+            if call.request.server_label is None
+        )
+        return Checkpoint(
+            session_id=self.id,
+            agent=self.agent.name,
+            items=wire_items(parts.session.checkpoint_items()),
+            calls=calls,
+            sticky=dict(self._approvals.sticky),
+        )
+
+    @property
     def pending_elicitations(self) -> list[ElicitationRequest]:
         """Tools' questions waiting for the application, oldest first."""
         return self._elicitations.pending if self._elicitations is not None else []
@@ -210,6 +251,7 @@ class Session:
             **parts.responses.stats,
             **parts.tools.stats,
             "audio_bytes_sent": parts.audio.appended_bytes,
+            "audio_bytes_dropped": parts.audio.dropped_bytes,
             "events_dropped": self._events.dropped,
             "hooks_dropped": parts.hooks.dropped,
             "activity": parts.responses.outstanding,
@@ -387,6 +429,29 @@ class Session:
             finally:
                 self._events.forget(collector)
             return collector.result()
+
+    def observe(self, observer: Observer) -> None:
+        """Hands ``observer`` every application event as it is published.
+
+        For layers above the session that react to events without taking them
+        from the application's ``async for`` (a phone call's keypad, say). The
+        observer runs where the event is published, on an actor's task: it
+        must return at once and never raise.
+        """
+        self._events.observe(observer)
+
+    def forget(self, observer: Observer) -> None:
+        """Stops handing events to ``observer``."""
+        self._events.forget(observer)
+
+    def publish(self, event: SessionEvent) -> None:
+        """Adds an event from outside the wire to the session's events.
+
+        Observers see it and ``async for`` yields it, in order with the
+        session's own: a carrier's keypad press (:class:`DtmfReceived`) reaches
+        the application as a SIP call's does. Never waits.
+        """
+        self._events.publish(event)
 
     def __aiter__(self) -> Session:
         return self

@@ -31,7 +31,9 @@ from framework.protocol import (
     RealtimeConversationItemFunctionCallOutput,
     RealtimeConversationItemSystemMessage,
     RealtimeConversationItemUserMessage,
+    ResponseAudioDeltaEvent,
     ResponseAudioTranscriptDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
     ResponseTextDeltaEvent,
@@ -51,6 +53,7 @@ class HistoryItem:
         text: typed text or transcript so far (``final`` says whether it can grow).
         item: the latest protocol object for it.
         truncated_ms: where its audio was truncated, if it was.
+        audio_bytes: assistant audio received for it (to place a truncation in its words).
     """
 
     id: str
@@ -60,6 +63,7 @@ class HistoryItem:
     final: bool = False
     item: ConversationItem | None = None
     truncated_ms: int | None = None
+    audio_bytes: int = 0
 
 
 _Message = (
@@ -106,6 +110,13 @@ class History:
     def get(self, item_id: str) -> HistoryItem | None:
         return self._items.get(item_id)
 
+    def before(self, item_id: str) -> str | None:
+        """The id of the item before ``item_id`` (``None``: it is first, or unknown)."""
+        if item_id not in self._items:
+            return None
+        index = self._order.index(item_id)
+        return self._order[index - 1] if index > 0 else None
+
     def transcript(self) -> list[tuple[str, str]]:
         """``(role, text)`` for every message with words in it."""
         return [(i.role or i.kind, i.text) for i in self.items if i.kind == "message" and i.text]
@@ -143,6 +154,10 @@ class History:
             update(self, event)
 
     def _added(self, event: ConversationItemAdded | ConversationItemCreatedEvent) -> None:
+        known = self._items.get(getattr(event.item, "id", None) or "")
+        if known is not None:
+            # Added again: re-created (a replay, a cut), without its audio.
+            known.audio_bytes, known.truncated_ms = 0, None
         previous = event.previous_item_id
         self._put(event.item, previous if isinstance(previous, str | None) else False, final=False)
 
@@ -161,6 +176,19 @@ class History:
         known = self._items.get(event.item_id)
         if known is not None and isinstance(event.delta, str):
             known.text += event.delta
+
+    def _audio(self, event: ResponseAudioDeltaEvent) -> None:
+        known = self._items.get(event.item_id)
+        if known is not None:
+            # The decoded length, from the base64 text's (no decoding on the reader).
+            known.audio_bytes += len(event.delta) * 3 // 4 - event.delta[-2:].count("=")
+
+    def _arguments(self, event: ResponseFunctionCallArgumentsDoneEvent) -> None:
+        # A call is whole (and told to the tools) here, before its item is done.
+        known = self._items.get(event.item_id)
+        if known is not None and isinstance(known.item, RealtimeConversationItemFunctionCall):
+            known.item = attrs.evolve(known.item, arguments=event.arguments)
+            known.final = True
 
     def _transcribed(self, event: ConversationItemInputAudioTranscriptionCompletedEvent) -> None:
         known = self._items.get(event.item_id)
@@ -194,6 +222,8 @@ _UPDATES: dict[type[ServerEvent], _Update] = {
             History._delta,
         ),
         ((ConversationItemInputAudioTranscriptionCompletedEvent,), History._transcribed),
+        ((ResponseAudioDeltaEvent,), History._audio),
+        ((ResponseFunctionCallArgumentsDoneEvent,), History._arguments),
         ((ConversationItemTruncatedEvent,), History._truncated),
         ((ConversationItemDeletedEvent,), History._deleted),
     )

@@ -18,10 +18,12 @@ inbox                  messages (sender)
                        application, the audio actor), ``SessionConfigured``,
                        ``ResponseStarted``, ``AssistantDelta``, ``AudioDelta``,
                        ``MessageDone``, ``ResponseEnded``, ``BargedIn``,
-                       ``CreateRefused`` (session), ``CallFinished`` (tools)
+                       ``CreateRefused``, ``ConnectionLost`` (session),
+                       ``CallFinished`` (tools)
 :data:`ToolInbox`      ``CallRequested``, ``BargedIn``, ``OutputAccepted``,
                        ``OutputRefused`` (session)
-:data:`AudioInbox`     ``SendAudio``, ``CommitAudio`` (the application)
+:data:`AudioInbox`     ``SendAudio``, ``CommitAudio`` (the application),
+                       ``ConnectionLost``, ``ConnectionRestored`` (session)
 =====================  ==============================================================
 """
 
@@ -33,6 +35,7 @@ from typing import TypeAlias
 import attrs
 import trio
 
+from framework.audio import AudioFormat
 from framework.protocol import RealtimeResponse, RealtimeResponseCreateParams, RealtimeResponseUsage
 from framework.tools import FunctionTool
 
@@ -107,6 +110,9 @@ class SessionConfigured:
 
     server_interrupts: bool
     """Whether server VAD cancels the active response itself when the user speaks."""
+    input_format: AudioFormat = None
+    output_format: AudioFormat = None
+    """The audio formats in force (``None``: the protocol's default, PCM16 at 24 kHz)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -136,13 +142,37 @@ class MessageDone:
 
 @attrs.frozen(kw_only=True)
 class ResponseEnded:
-    """A response ended; ``call_ids`` are the calls it asked for (each told to the tools)."""
+    """A response ended; ``call_ids`` are the calls it asked for (each told to the tools).
+
+    ``cut``: it did not end on the server; its connection was lost (or
+    replaced) while it ran, and this message stands in for its ``response.done``.
+    """
 
     response_id: str
     status: str
     usage: RealtimeResponseUsage | None
     response: RealtimeResponse
     call_ids: tuple[str, ...] = ()
+    cut: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionLost:
+    """The connection the session ran on is gone (dropped, expired, or being replaced).
+
+    The ResponseActor asks again for the response it was still waiting on if
+    its ``response.create`` was on that connection (``lost_create``: its event
+    id; one still in the outbox goes out on the next); the AudioInputActor holds
+    user audio (at most ``keep_bytes``, the newest) until :class:`ConnectionRestored`.
+    """
+
+    keep_bytes: int = 0
+    lost_create: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionRestored:
+    """The session is on a new connection with its conversation replayed."""
 
 
 @attrs.frozen(kw_only=True)
@@ -182,6 +212,7 @@ ResponseInbox: TypeAlias = (
     | BargedIn
     | CreateRefused
     | CallFinished
+    | ConnectionLost
 )
 
 # --- to the ToolExecutionActor --------------------------------------------------------
@@ -259,4 +290,4 @@ class CommitAudio:
     queued: trio.Event
 
 
-AudioInbox: TypeAlias = SendAudio | CommitAudio
+AudioInbox: TypeAlias = SendAudio | CommitAudio | ConnectionLost | ConnectionRestored

@@ -19,6 +19,10 @@ Inbox: :data:`ResponseInbox`. It owns:
   the item *playing* is truncated at the position actually played (clamped to
   what was received; no truncate when nothing played). ``response.cancel``
   goes out only when the server will not cancel by itself.
+* **a lost connection** (``ConnectionLost``; the responses it cut arrive as
+  ``ResponseEnded`` with ``cut``): a ``response.create`` still unanswered is
+  asked again, and so is a cut response that had neither calls nor a finished
+  message, so the user's turn still gets its answer on the new connection.
 
 Bounds: per-item output records for the last :data:`KEPT_OUTPUTS` items; call
 results that come before their response's end, :data:`EARLY_RESULTS`.
@@ -30,13 +34,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeAlias, cast
 
 import attrs
 import trio
 
-from framework.audio import AudioSink
+from framework.audio import AudioFormat, AudioSink, bytes_per_ms
 from framework.protocol import (
     ClientEvent,
     ConversationItemTruncateEvent,
@@ -45,6 +49,7 @@ from framework.protocol import (
     ResponseCreateEvent,
 )
 
+from ._contracts import AudioTap
 from ._events import (
     AssistantDelta,
     AssistantMessage,
@@ -57,6 +62,7 @@ from ._messages import (
     AudioDelta,
     BargedIn,
     CallFinished,
+    ConnectionLost,
     CreateRefused,
     CreateResponse,
     EventIds,
@@ -75,8 +81,6 @@ KEPT_OUTPUTS = 64
 """Assistant items whose text and audio length are kept (for messages and truncation)."""
 EARLY_RESULTS = 256
 """Call results kept while their response has not ended yet."""
-DEFAULT_BYTES_PER_MS = 48
-"""PCM16 at 24 kHz, for audio lengths when there is no sink to ask."""
 
 
 @attrs.define
@@ -86,6 +90,7 @@ class _Output:
     response_id: str
     text: str = ""
     audio_bytes: int = 0
+    done: bool = False
 
 
 @attrs.define
@@ -107,6 +112,9 @@ class ResponseActor:
         on_done: told each whole response, as ``response.done`` carried it (the
             hook runner's; the application's event keeps only id, status and
             usage, so a queue of events holds no responses' items).
+        on_quiet: told each time the session becomes quiet (the metrics' turn end).
+        taps: see the assistant's audio as it goes to the sink, and where a
+            barge-in stopped it.
     """
 
     def __init__(
@@ -117,13 +125,18 @@ class ResponseActor:
         events: EventHub,
         sink: AudioSink | None = None,
         on_done: Callable[[RealtimeResponse], None] | None = None,
+        on_quiet: Callable[[], None] | None = None,
+        taps: Sequence[AudioTap] = (),
     ) -> None:
         self._inbox = inbox
         self._on_done = on_done
+        self._on_quiet = on_quiet
+        self._taps = tuple(taps)
         self._outbox = outbox
         self._events = events
         self._sink = sink
         self._server_interrupts = False
+        self._format: AudioFormat = None  # the assistant's audio, as the server confirmed it
         self.active: str | None = None  # the response the server is running
         self.in_flight: str | None = None  # event_id of a response.create not yet answered
         self.queued: CreateResponse | None = None
@@ -142,9 +155,13 @@ class ResponseActor:
         try:
             with self._inbox, self._outbox:
                 async for message in self._inbox:
+                    was_busy = self.busy
                     await _HANDLERS[type(message)](self, message)
-                    if self._waiters and not self.busy:
-                        self._wake()
+                    if not self.busy:
+                        if was_busy and self._on_quiet is not None:
+                            self._on_quiet()
+                        if self._waiters:
+                            self._wake()
         finally:
             self._wake()  # the session is over: nobody waits for quiet any more
 
@@ -168,6 +185,24 @@ class ResponseActor:
 
     async def _configured(self, message: SessionConfigured) -> None:
         self._server_interrupts = message.server_interrupts
+        self._format = message.output_format
+        # The sink times what it plays by the bytes it gets: it must read them in
+        # the session's format (G.711 is 8 bytes a millisecond, PCM16 48).
+        follow = getattr(self._sink, "set_format", None)
+        if follow is not None:
+            follow(message.output_format)
+        for tap in self._taps:
+            tap.formats(message.input_format, message.output_format)
+
+    async def _connection_lost(self, message: ConnectionLost) -> None:
+        self.attributed.clear()
+        if self.in_flight is not None and self.in_flight == message.lost_create:
+            # It went out on the connection that is gone and was never answered
+            # there: asked again on the new one. (One still in the outbox goes
+            # out on the new connection by itself.)
+            self.in_flight = None
+            self.queued = _merge(CreateResponse(reason="reconnect"), self.queued)
+        await self._send_queued()
 
     # --- sequencing --------------------------------------------------------------------
 
@@ -215,6 +250,8 @@ class ResponseActor:
             self._on_done(message.response)
         if message.response_id == self.active:
             self.active = None
+        if message.cut and not message.call_ids and not self._finished_a_message(message):
+            self.queued = _merge(CreateResponse(reason="reconnect"), self.queued)
         if message.call_ids:
             batch = _Batch(waiting=set(message.call_ids))
             for call_id in message.call_ids:
@@ -224,6 +261,9 @@ class ResponseActor:
             self.batches[message.response_id] = batch
             await self._settle(message.response_id)
         await self._send_queued()
+
+    def _finished_a_message(self, message: ResponseEnded) -> bool:
+        return any(o.done and o.response_id == message.response_id for o in self.outputs.values())
 
     async def _refused(self, message: CreateRefused) -> None:
         if message.event_id == self.in_flight:
@@ -281,16 +321,18 @@ class ResponseActor:
         self.last_audio_item = message.item_id
         if self._sink is not None:
             self._sink.write(message.item_id, message.audio)
+        for tap in self._taps:
+            tap.assistant_audio(message.item_id, message.audio)
 
     async def _message_done(self, message: MessageDone) -> None:
-        output = self.outputs.get(message.item_id) or _Output(message.response_id)
-        per_ms = self._sink.bytes_per_ms if self._sink is not None else DEFAULT_BYTES_PER_MS
+        output = self._output(message.item_id, message.response_id)
+        output.done = True
         self._events.publish(
             AssistantMessage(
                 response_id=message.response_id,
                 item_id=message.item_id,
                 text=output.text or message.text,
-                audio_ms=output.audio_bytes // per_ms,
+                audio_ms=output.audio_bytes // bytes_per_ms(self._format),
             )
         )
 
@@ -314,9 +356,11 @@ class ResponseActor:
         truncated = False
         if sink is not None and item_id is not None and sink.playing:
             output = self.outputs.get(item_id)
-            received = output.audio_bytes // sink.bytes_per_ms if output is not None else 0
+            received = output.audio_bytes // bytes_per_ms(self._format) if output is not None else 0
             played = min(sink.played_ms(item_id), received)
             sink.clear()
+            for tap in self._taps:
+                tap.playback_stopped(item_id, played)
             if 0 < played < received:
                 # Only what was heard stays in the model's context.
                 await self._outbox.send(
@@ -361,6 +405,7 @@ _HANDLERS: dict[type[ResponseInbox], _Handler] = {
         (BargedIn, ResponseActor._barged_in),
         (CreateRefused, ResponseActor._refused),
         (CallFinished, ResponseActor._call_finished),
+        (ConnectionLost, ResponseActor._connection_lost),
     )
 }
 """What each message does (every message type of the inbox has one)."""

@@ -18,6 +18,11 @@ Channels, and why their sizes:
 * SessionActor inbox: :data:`SESSION_INBOX`; handoffs and tool changes are rare;
 * hooks: ``HOOK_QUEUE`` calls, dropped past that (see the hook runner).
 
+It also wires what observes the session: the :class:`MetricsCollector` (it
+sees the edge's messages, the writer's events and the application events, and
+the ResponseActor tells it when the session goes quiet) and the plugins'
+observers and audio taps.
+
 **Shutdown** when the block is left (normally or by an exception raised in
 it), in order and within :data:`SHUTDOWN_TIMEOUT_S`: the handle's send ends
 close and the SessionActor stops reading (no new input); the tool actor
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
@@ -39,15 +44,16 @@ import trio
 from framework.audio import AudioSink
 from framework.errors import single_errors
 from framework.protocol import ClientEvent
-from framework.transport import open_connection
 
 from ._approvals import Approvals
 from ._audio_actor import AUDIO_INBOX, AudioInputActor
+from ._continuity import Checkpoint, Continuity, Endpoint
 from ._contracts import AgentLike, Contribution, Elicitor, PluginContext, SessionPlugin, Wire
 from ._elicitation import Elicitations
 from ._events import ElicitationRequested, EventHub
 from ._handle import Session, _Parts
 from ._hooks import HookRunner
+from ._measures import HOSTED_PRICES, Pricing
 from ._messages import (
     AudioInbox,
     CloseSession,
@@ -56,6 +62,7 @@ from ._messages import (
     ToolInbox,
     ToolsChanged,
 )
+from ._metrics import MetricsCollector
 from ._response_actor import ResponseActor
 from ._session_actor import SessionActor
 from ._tool_actor import DEFAULT_OUTPUT_LIMIT, ToolExecutionActor
@@ -133,6 +140,11 @@ async def open_session(
     raw_events: bool = False,
     tool_output_limit: int = DEFAULT_OUTPUT_LIMIT,
     elicitation: bool | None = None,
+    endpoints: Sequence[Endpoint] = (),
+    continuity: Continuity | None = None,
+    plugins: Sequence[SessionPlugin] = (),
+    pricing: Pricing | Mapping[str, Pricing] | None = HOSTED_PRICES,
+    resume: Checkpoint | None = None,
 ) -> AsyncIterator[Session]:
     """Connects, configures the session for ``agent`` and runs it for the block.
 
@@ -154,6 +166,18 @@ async def open_session(
             (``ElicitationRequested``); ``None``: only if the agent answers
             them (its ``answer_elicitation`` hook). When nothing does, MCP
             servers are told the session cannot be asked.
+        endpoints: where else the session may go when its connection fails:
+            tried in order after ``url`` (or after ``connection``, which cannot
+            be dialed again), each with its own key and model (failover).
+            With neither ``url`` nor ``connection``, the session starts on the
+            first of them (``Endpoint()`` is the hosted API).
+        continuity: how the session reconnects, fails over and rolls over
+            (default :class:`Continuity`: on).
+        plugins: plugins for this session only, besides the agent's (a recorder).
+        pricing: prices per million tokens for ``session.metrics`` costs: one
+            for every model, or a table by model (default: the hosted API's).
+        resume: a checkpoint (``session.checkpoint()`` of a session elsewhere)
+            whose conversation this session continues.
 
     Raises:
         ConnectionClosed: the connection could not be opened, or it ended.
@@ -162,15 +186,10 @@ async def open_session(
         PluginError: one of the agent's plugins is not installed.
         ValueError: no key for the hosted API, or a bad URL.
     """
+    if connection is None and (url is not None or not endpoints):
+        endpoints = (Endpoint(url=url, api_key=api_key, model=model), *endpoints)
     with single_errors():
         async with AsyncExitStack() as stack:
-            wire: Wire
-            if connection is None:
-                wire = await stack.enter_async_context(
-                    open_connection(url, api_key=api_key, model=model or agent.model)
-                )
-            else:
-                wire = connection
             outbox_send, outbox_receive = trio.open_memory_channel[ClientEvent](OUTBOX)
             response_send, response_receive = trio.open_memory_channel[ResponseInbox](
                 RESPONSE_INBOX
@@ -194,13 +213,20 @@ async def open_session(
                 announce=lambda r: events.publish(ElicitationRequested(request=r)),
             )
             answers = agent.answers_elicitations if elicitation is None else elicitation
-            plugins = await stack.enter_async_context(
+            opened = await stack.enter_async_context(
                 _open_plugins(
-                    agent.session_plugins(), changes, elicitations.ask if answers else None
+                    [*agent.session_plugins(), *plugins],
+                    changes,
+                    elicitations.ask if answers else None,
                 )
             )
-            approvals = Approvals()
+            approvals = Approvals(sticky=dict(resume.sticky) if resume is not None else {})
             hooks = HookRunner()
+            metrics = MetricsCollector(events, pricing=pricing, playback=audio_out is not None)
+            for _, contribution in opened:
+                if contribution.observe is not None:
+                    events.observe(contribution.observe)
+            taps = [c.audio for _, c in opened if c.audio is not None]
             with outbox_send, response_send, tool_send:
                 handle = Session(
                     outbox=outbox_send.clone(),
@@ -209,18 +235,23 @@ async def open_session(
                     events=events,
                     approvals=approvals,
                     elicitations=elicitations,
-                    services={id(p): c.service for p, c in plugins if c.service is not None},
+                    services={id(p): c.service for p, c in opened if c.service is not None},
                 )
                 session_actor = SessionActor(
-                    wire=wire,
                     agent=agent,
-                    plugins=plugins,
+                    plugins=opened,
                     inbox=session_receive,
                     outbox=outbox_receive,
                     updates=outbox_send.clone(),
                     to_responses=response_send.clone(),
                     to_tools=tool_send.clone(),
+                    to_audio=audio_send.clone(),
                     events=events,
+                    connection=connection,
+                    endpoints=endpoints,
+                    continuity=continuity,
+                    metrics=metrics,
+                    resume=resume,
                     raw_events=raw_events,
                 )
                 tools = ToolExecutionActor(
@@ -238,12 +269,15 @@ async def open_session(
                     events=events,
                     sink=audio_out,
                     on_done=hooks.response_done,
+                    on_quiet=metrics.quiet,
+                    taps=taps,
                 )
                 audio = AudioInputActor(
                     audio_receive,
                     outbox=outbox_send.clone(),
                     to_responses=response_send.clone(),
                     source=audio_in,
+                    taps=taps,
                 )
             events.observe(hooks.observe)
             session_actor.handle = hooks.session = handle
@@ -254,10 +288,12 @@ async def open_session(
                     tools=tools,
                     audio=audio,
                     hooks=hooks,
+                    metrics=metrics,
                 )
             )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(hooks.run)
+                nursery.start_soon(metrics.run)
                 await nursery.start(tools.run)
                 await nursery.start(responses.run)
                 await nursery.start(audio.run)
@@ -275,4 +311,5 @@ async def open_session(
                         ):
                             await control.send(CloseSession())
                         await session_actor.finished.wait()
+                    metrics.finish()  # the turns still open, with the outputs of the shutdown
                     nursery.cancel_scope.cancel()

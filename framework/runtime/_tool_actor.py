@@ -298,9 +298,26 @@ class ToolExecutionActor:
         return await self._approvals.ask(
             asked,
             hook=agent.approve_tool_call,
-            announce=lambda r: self._events.publish(ApprovalRequested(request=r)),
+            announce=self._announce,
             policies=request.context.policies,
         )
+
+    def _announce(self, request: ApprovalRequest) -> None:
+        """Offers ``request`` to the application, and says so at once when nothing reads.
+
+        An application that never iterates the session would otherwise wait
+        out the whole deadline without a word.
+        """
+        self._events.publish(ApprovalRequested(request=request))
+        if not self._events.read:
+            _log.warning(
+                "tool %r needs approval (call %s) and nothing reads this session's events: "
+                "answer with session.approve() or session.reject() within %.0f s, "
+                "or it is rejected",
+                request.tool,
+                request.call_id,
+                request.deadline - trio.current_time(),
+            )
 
     # --- delivery ------------------------------------------------------------------------
 

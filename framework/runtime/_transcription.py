@@ -10,20 +10,39 @@ Times come from server VAD. The protocol's ``audio_start_ms`` includes the
 prefix padding and ``audio_end_ms`` the closing silence; a segment reports
 the speech itself, so the padding is 0 by default and the silence is taken
 off the end.
+
+Order: a server may finish transcribing a later turn first (the hosted API
+does not promise the order of ``input_audio_transcription.completed``), so
+final segments are held back until every earlier turn is final: they come,
+and ``segments`` holds them, in the order of the turns.
+
+The end: when the ``audio_in`` source is exhausted, the session sends a
+stretch of silence (so that server VAD closes a turn still open) and then
+``input_audio_buffer.clear``. The server answers events in order, so once
+it has answered the clear, every turn of the audio has been committed; the
+iteration ends when each of those turns has its final transcript (or its
+failure).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
+import numpy as np
+import trio
 
+from framework.audio import encode, sample_rate
+from framework.errors import ConnectionClosed
 from framework.protocol import (
     UNSET,
     AudioTranscription,
+    InputAudioBufferClearEvent,
     McpTool,
     RealtimeAudioFormats,
     RealtimeError,
@@ -42,11 +61,24 @@ from framework.transport import HOSTED_URL
 from ._approvals import ApprovalRequest, Decision
 from ._contracts import AgentLike, SessionPlugin, Wire
 from ._elicitation import ElicitationAnswer, ElicitationRequest
-from ._events import Interrupted, UserSpeechStarted, UserSpeechStopped, UserTranscript
+from ._events import (
+    AudioCleared,
+    AudioCommitted,
+    Interrupted,
+    SessionEvent,
+    TranscriptionFailed,
+    UserSpeechStarted,
+    UserSpeechStopped,
+    UserTranscript,
+)
 from ._handle import Session
 from ._supervisor import open_session
 
 DEFAULT_MODEL = "gpt-4o-mini-transcribe"
+END_SILENCE_MARGIN_MS = 300
+"""Silence sent after the source beyond ``silence_duration_ms``, so that VAD surely ends a turn."""
+PARTIALS_KEPT = 1024
+"""Partial segments waiting to be read; past it the oldest go (finals are never dropped)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -60,6 +92,7 @@ class TranscriptSegment:
         start_ms, end_ms: where the speech lies in the session's audio
             (``None`` until server VAD has said).
         usage: the transcription's usage, with the final text.
+        error: why the transcription failed (then ``final``, with no text).
     """
 
     item_id: str
@@ -68,6 +101,7 @@ class TranscriptSegment:
     start_ms: int | None
     end_ms: int | None
     usage: TranscriptionUsage | None = None
+    error: str | None = None
 
 
 class _Listener:
@@ -128,13 +162,24 @@ class _Listener:
 
 
 class TranscriptionSession:
-    """A running transcription session (from :func:`open_transcription_session`)."""
+    """A running transcription session (from :func:`open_transcription_session`).
+
+    Iterate it for segments: partials as they grow, and the final ones in the
+    order of the turns. With an ``audio_in`` source the iteration ends once
+    the whole source is transcribed (see the module docstring); ``segments``
+    holds the final ones.
+    """
 
     def __init__(self, session: Session, silence_ms: int) -> None:
         self.session = session
         self.segments: list[TranscriptSegment] = []
+        """The final segments, in the order of the turns."""
         self._silence_ms = silence_ms
         self._times: dict[str, list[int | None]] = {}
+        self._turns: list[str] = []  # item ids, in the order they were committed
+        self._finals: dict[str, TranscriptSegment] = {}  # final, not yet handed out in order
+        self._ready: deque[TranscriptSegment] = deque()
+        self._drained = False  # the end-of-audio clear was answered: no turn comes after
 
     async def send_audio(self, audio: bytes) -> None:
         """Appends audio in the session's input format."""
@@ -150,26 +195,67 @@ class TranscriptionSession:
     async def __anext__(self) -> TranscriptSegment:
         # A plain iterator, not an async generator: leaving the loop early then
         # leaves nothing half-run behind.
-        while True:
-            event = await self.session.__anext__()
-            if isinstance(event, UserSpeechStarted):
-                self._times[event.item_id] = [event.audio_start_ms, None]
-            elif isinstance(event, UserSpeechStopped):
-                times = self._times.setdefault(event.item_id, [None, None])
-                times[1] = max(0, event.audio_end_ms - self._silence_ms)
-            elif isinstance(event, UserTranscript):
-                start, end = self._times.get(event.item_id, [None, None])
-                segment = TranscriptSegment(
-                    item_id=event.item_id,
-                    text=event.text,
-                    final=event.final,
-                    start_ms=start,
-                    end_ms=end,
-                    usage=event.usage,
-                )
-                if segment.final:
-                    self.segments.append(segment)
-                return segment
+        while not self._ready:
+            if self._drained and len(self.segments) == len(self._turns):
+                raise StopAsyncIteration
+            self._see(await self.session.__anext__())
+        return self._ready.popleft()
+
+    def _see(self, event: SessionEvent) -> None:
+        if isinstance(event, UserSpeechStarted):
+            self._times[event.item_id] = [event.audio_start_ms, None]
+        elif isinstance(event, UserSpeechStopped):
+            times = self._times.setdefault(event.item_id, [None, None])
+            times[1] = max(0, event.audio_end_ms - self._silence_ms)
+        elif isinstance(event, AudioCommitted):
+            self._turn(event.item_id)
+        elif isinstance(event, AudioCleared):
+            self._drained = True
+        elif isinstance(event, UserTranscript):
+            segment = self._segment(event.item_id, event.text, final=event.final)
+            if event.final:
+                self._finished(attrs.evolve(segment, usage=event.usage))
+            else:
+                if len(self._ready) >= PARTIALS_KEPT:
+                    self._ready.popleft()
+                self._ready.append(segment)
+        elif isinstance(event, TranscriptionFailed):
+            self._finished(self._segment(event.item_id, "", final=True, error=event.message))
+
+    def _turn(self, item_id: str) -> None:
+        if item_id not in self._finals and item_id not in self._turns:
+            self._turns.append(item_id)
+
+    def _segment(
+        self, item_id: str, text: str, *, final: bool, error: str | None = None
+    ) -> TranscriptSegment:
+        start, end = self._times.get(item_id, [None, None])
+        return TranscriptSegment(
+            item_id=item_id, text=text, final=final, start_ms=start, end_ms=end, error=error
+        )
+
+    def _finished(self, segment: TranscriptSegment) -> None:
+        """A turn is final: it, and the final turns after it, are handed out in turn order."""
+        self._turn(segment.item_id)  # a server that announced no commit for it
+        self._finals[segment.item_id] = segment
+        while len(self.segments) < len(self._turns):
+            ready = self._finals.pop(self._turns[len(self.segments)], None)
+            if ready is None:
+                return  # an earlier turn is still being transcribed
+            self.segments.append(ready)
+            self._ready.append(ready)
+
+
+async def _then_end(
+    source: AsyncIterable[bytes], silence: bytes, handle: list[Session], opened: trio.Event
+) -> AsyncIterator[bytes]:
+    """The source, then silence, then ``input_audio_buffer.clear`` in order after it."""
+    async for chunk in source:
+        yield chunk
+    yield silence
+    await opened.wait()
+    with contextlib.suppress(ConnectionClosed):  # the session is over anyway
+        await handle[0].send(InputAudioBufferClearEvent(event_id="transcription_end"))
 
 
 def _with_intent(url: str | None) -> str:
@@ -231,6 +317,13 @@ async def open_transcription_session(
     )
     if url is None and api_key is None:
         api_key = os.environ.get("OPENAI_API_KEY")
+    handle: list[Session] = []
+    opened = trio.Event()
+    if audio_in is not None:
+        tail_ms = silence_duration_ms + END_SILENCE_MARGIN_MS
+        rate = sample_rate(input_format)
+        silence = encode(np.zeros(rate * tail_ms // 1000, dtype=np.int16), input_format, rate=rate)
+        audio_in = _then_end(audio_in, silence, handle, opened)
     async with open_session(
         _Listener(config),
         url=None if connection is not None else _with_intent(url),
@@ -238,4 +331,6 @@ async def open_transcription_session(
         audio_in=audio_in,
         connection=connection,
     ) as session:
+        handle.append(session)
+        opened.set()
         yield TranscriptionSession(session, silence_duration_ms)

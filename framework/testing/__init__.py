@@ -15,6 +15,9 @@
           async with open_session(MyAgent(), connection=wire) as session:
               ...
 
+* :func:`memory_engine` serves a new in-memory session per dial, for sessions
+  that lose their connection and dial again (``Endpoint(dial=served.dial)``).
+
 * :class:`ScriptedServer` is a server the test scripts by hand: it sends the
   server events the test gives it and records every client event, for the
   orders of events no engine produces on purpose::
@@ -25,8 +28,10 @@
           output = await server.expect(ConversationItemCreateEvent)
 """
 
+from ._engine import MemoryEngine as MemoryEngine
 from ._engine import MemoryWire as MemoryWire
 from ._engine import engine_wire as engine_wire
+from ._engine import memory_engine as memory_engine
 from ._engine import run_engine as run_engine
 from ._mcp import MCP_CLIENT as MCP_CLIENT
 from ._mcp import InstalledMcpClient as InstalledMcpClient

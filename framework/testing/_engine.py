@@ -14,6 +14,14 @@ deadlines, tool timeouts and playback positions in virtual time)::
     async with engine_wire(rules=RULES) as wire:
         async with open_session(MyAgent(), connection=wire) as session:
             ...
+
+``memory_engine`` serves one in-memory session per dial, so that a session
+can lose its connection and dial again, on ``MockClock`` too::
+
+    async with memory_engine(rules=RULES) as served:
+        endpoint = Endpoint(dial=served.dial)
+        async with open_session(MyAgent(), endpoints=[endpoint]) as session:
+            await served.latest.drop()      # the line dies; the session reconnects
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Any
 import trio
 
 from framework.engine import Disconnected, Engine, EngineSession, Rules, open_engine
-from framework.errors import ConnectionClosed, single_errors
+from framework.errors import ConnectionClosed, HandshakeRefused, single_errors
 
 from ._mcp import InstalledMcpClient
 
@@ -54,12 +62,8 @@ async def run_engine(
 
 
 def _engine(rules: str | Path | Rules | None, options: dict[str, Any]) -> Engine:
-    if isinstance(rules, Path) or (isinstance(rules, str) and "\n" not in rules):
-        rules = Rules.from_file(rules)
-    elif isinstance(rules, str):
-        rules = Rules.from_toml(rules)
     options.setdefault("mcp_client", InstalledMcpClient())
-    return Engine(rules=rules, **options)
+    return Engine(rules=Rules.load(rules) if rules is not None else None, **options)
 
 
 class MemoryWire:
@@ -118,6 +122,65 @@ class MemoryWire:
         await self.close(1006, "connection dropped")
 
 
+class MemoryEngine:
+    """An engine that serves each dial as a new session in memory (see :func:`memory_engine`).
+
+    Attributes:
+        engine: the engine (its knobs: ``refuse``, ``max_session_s``, ...).
+        served: every session served so far, oldest first.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.served: list[EngineSession] = []
+
+    @property
+    def latest(self) -> EngineSession:
+        """The session served last."""
+        return self.served[-1]
+
+    @asynccontextmanager
+    async def dial(self) -> AsyncIterator[MemoryWire]:
+        """A new session on a new wire, for the block: an ``Endpoint(dial=...)``.
+
+        Raises:
+            HandshakeRefused: the engine refuses connections now (its ``refuse`` knob).
+        """
+        status = self.engine.admit()
+        if status is not None:
+            raise HandshakeRefused(status, "The server is temporarily unavailable.")
+        wire = MemoryWire()
+        session = EngineSession(self.engine.options, wire)
+        self.served.append(session)
+        self.engine.sessions.add(session)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(session.run)
+                try:
+                    yield wire
+                finally:
+                    await wire._up_send.aclose()
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.engine.sessions.discard(session)
+
+
+@asynccontextmanager
+async def memory_engine(
+    rules: str | Path | Rules | None = None, **engine_options: Any
+) -> AsyncIterator[MemoryEngine]:
+    """An engine serving sessions in memory, one per dial, for the block.
+
+    Args:
+        rules: as for :func:`run_engine`.
+        **engine_options: further :class:`~framework.engine.Engine` options.
+
+    Raises:
+        RulesError: the rules do not parse.
+    """
+    yield MemoryEngine(_engine(rules, engine_options))
+
+
 @asynccontextmanager
 async def engine_wire(
     rules: str | Path | Rules | None = None, **engine_options: Any
@@ -135,14 +198,6 @@ async def engine_wire(
     Raises:
         RulesError: the rules do not parse.
     """
-    engine = _engine(rules, engine_options)
-    wire = MemoryWire()
-    session = EngineSession(engine.options, wire)
     with single_errors():
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
-            try:
-                yield wire
-            finally:
-                await wire._up_send.aclose()
-                nursery.cancel_scope.cancel()
+        async with MemoryEngine(_engine(rules, engine_options)).dial() as wire:
+            yield wire

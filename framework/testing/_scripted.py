@@ -93,6 +93,7 @@ class ScriptedServer:
         self._arrived = trio.Event()
         self._read = 0  # events of `received` that expect() has looked at
         self._ids = itertools.count(1)
+        self._speech_item: str | None = None
         self._ended: ConnectionClosed | None = None
         self._send_nowait(
             SessionCreatedEvent(
@@ -186,15 +187,17 @@ class ScriptedServer:
         )
 
     def speech_started(self, audio_start_ms: int = 0) -> InputAudioBufferSpeechStartedEvent:
-        """Server VAD heard the user start speaking."""
+        """Server VAD heard the user start speaking (in a new item)."""
+        self._speech_item = self._id("item")
         return InputAudioBufferSpeechStartedEvent(
-            event_id=self._id("event"), item_id=self._id("item"), audio_start_ms=audio_start_ms
+            event_id=self._id("event"), item_id=self._speech_item, audio_start_ms=audio_start_ms
         )
 
     def speech_stopped(self, audio_end_ms: int) -> InputAudioBufferSpeechStoppedEvent:
-        """Server VAD heard the user stop."""
+        """Server VAD heard the user stop: the item of the last start, as the server says."""
+        item_id = self._speech_item or self._id("item")
         return InputAudioBufferSpeechStoppedEvent(
-            event_id=self._id("event"), item_id=self._id("item"), audio_end_ms=audio_end_ms
+            event_id=self._id("event"), item_id=item_id, audio_end_ms=audio_end_ms
         )
 
     def response(

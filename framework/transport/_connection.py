@@ -73,6 +73,24 @@ def _auth_headers(url: str, api_key: str | None) -> list[tuple[bytes, bytes]]:
     return [(b"authorization", b"Bearer " + api_key.encode())]
 
 
+async def _tls_handshake(stream: trio.SSLStream[trio.SocketStream], host: str) -> None:
+    """The TLS handshake; a failure is a :class:`ConnectionClosed` that says what to check."""
+    try:
+        await stream.do_handshake()
+    except trio.BrokenResourceError as e:
+        await trio.aclose_forcefully(stream)
+        cause = e.__cause__
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = f"the TLS certificate of {host} is not trusted ({cause.verify_message})"
+        else:
+            detail = getattr(cause, "reason", None) or cause or "the server closed the connection"
+            reason = (
+                f"the TLS handshake with {host} failed ({detail}); if the server speaks "
+                "plain WebSocket, use ws:// instead of wss://"
+            )
+        raise ConnectionClosed(1006, reason) from None
+
+
 def _refusal(error: trio_websocket.ConnectionRejected) -> HandshakeRefused:
     """Our error for a refused handshake, with the server's message when it sent one."""
     message = ""
@@ -241,12 +259,15 @@ async def open_connection(
     # retrying with a bad key would leak one per attempt.
     try:
         with trio.fail_after(connect_timeout):
+            stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
             if secure:
-                stream: (
-                    trio.SocketStream | trio.SSLStream[trio.SocketStream]
-                ) = await trio.open_ssl_over_tcp_stream(
+                tls = await trio.open_ssl_over_tcp_stream(
                     host, port, ssl_context=ssl.create_default_context(), https_compatible=True
                 )
+                # Handshaken here: inside trio-websocket a failed TLS handshake
+                # would only show as a WebSocket handshake that never comes.
+                await _tls_handshake(tls, host_header)
+                stream = tls
             else:
                 stream = await trio.open_tcp_stream(host, port)
     except trio.TooSlowError:

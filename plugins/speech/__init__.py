@@ -16,6 +16,7 @@ from ._deps import SpeechPackageMissing as SpeechPackageMissing
 from ._espeak import VOICES as VOICES
 from ._espeak import EspeakSynthesizer as EspeakSynthesizer
 from ._plugin import SpeechPlugin as SpeechPlugin
+from ._pocketsphinx import Conditioning as Conditioning
 from ._pocketsphinx import PocketsphinxTranscriber as PocketsphinxTranscriber
 from ._pocketsphinx import phrases_grammar as phrases_grammar
 from ._pocketsphinx import word_deltas as word_deltas

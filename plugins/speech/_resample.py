@@ -46,13 +46,15 @@ def margin(src: int, dst: int) -> int:
 
 
 def resample_at(
-    x: npt.NDArray[np.float64], src: int, dst: int, *, start: int, count: int
+    x: npt.NDArray[np.float64] | Samples, src: int, dst: int, *, start: int, count: int
 ) -> npt.NDArray[np.float64]:
     """``count`` outputs at input positions ``start + n * src / dst`` (zeros outside ``x``)."""
     weights, offsets = _kernel(src, dst)
     step = math.gcd(src, dst)
     reach = int(offsets[-1])
-    padded = np.concatenate([np.zeros(reach), x, np.zeros(reach + 1)])
+    # One float copy of the input, padded in place (long turns are tens of MB).
+    padded = np.zeros(len(x) + 2 * reach + 1, dtype=np.float64)
+    padded[reach : reach + len(x)] = x
     out = np.empty(count, dtype=np.float64)
     for first in range(0, count, _BLOCK):
         n = np.arange(first, min(count, first + _BLOCK), dtype=np.int64)
@@ -64,7 +66,10 @@ def resample_at(
 
 
 def to_int16(x: npt.NDArray[np.float64]) -> Samples:
-    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+    """``x`` rounded and clipped to 16 bits; ``x`` itself is the scratch space (no copies)."""
+    np.rint(x, out=x)
+    np.clip(x, -32768, 32767, out=x)
+    return x.astype(np.int16)
 
 
 def resample(samples: Samples, src: int, dst: int) -> Samples:
@@ -72,5 +77,4 @@ def resample(samples: Samples, src: int, dst: int) -> Samples:
     if src == dst:
         return np.asarray(samples, dtype=np.int16).copy()
     count = len(samples) * dst // src
-    x = np.asarray(samples, dtype=np.float64)
-    return to_int16(resample_at(x, src, dst, start=0, count=count))
+    return to_int16(resample_at(np.asarray(samples), src, dst, start=0, count=count))

@@ -267,6 +267,29 @@ async def test_g711_sinks_write_pcm_at_8_khz(
     np.testing.assert_array_equal(samples, decode(wire, fmt, rate=8000))
 
 
+async def test_a_sink_follows_the_format_the_session_sets(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    # Made with no format, told mu-law before the audio comes (as a session does).
+    fmt = AudioPCMU()
+    wire = encode(sine(100), fmt)
+    async with WavSink(tmp_path / "out.wav") as sink:
+        sink.set_format(fmt)
+        sink.write("a", wire)
+        await trio.sleep(0.05)
+        assert (sink.played_ms("a"), sink.bytes_per_ms) == (50, 8)
+    samples, rate = read_wav(tmp_path / "out.wav")
+    assert rate == 24000  # the file keeps the rate it was made with
+    assert len(samples) == 2400
+
+
+def test_a_path_that_cannot_be_written_fails_where_the_sink_is_made(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        WavSink(tmp_path / "no such dir" / "out.wav")
+    with pytest.raises(IsADirectoryError):
+        WavSink(tmp_path)
+
+
 async def test_close_stops_at_once_and_aclose_cancelled_keeps_what_was_heard(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:

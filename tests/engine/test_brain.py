@@ -306,12 +306,20 @@ args = { query = { topic = "{topic}", limit = "{n}" } }
             '[[rule]]\nwhen = "x"\ncalls = [{ name = "f", arg = {} }]',
             "test.toml: rule 1: unknown keys ['arg'] in a call",
         ),
+        ('phrases = "hello"', "test.toml: phrases must be a list of strings"),
+        ("phrases = [1]", "test.toml: phrases must be a list of strings"),
     ],
 )
 def test_mistakes_the_file_alone_shows_fail_the_load(rules: str, message: str) -> None:
     with pytest.raises(RulesError) as caught:
         Rules.from_toml(rules, source="test.toml")
     assert str(caught.value) == message
+
+
+def test_phrases_are_kept_for_the_transcriber() -> None:
+    rules = Rules.from_toml('phrases = ["Hello there", "Good bye."]\n')
+    assert rules.phrases == ("Hello there", "Good bye.")
+    assert Rules.from_toml("").phrases == ()
 
 
 def test_a_non_utf8_rules_file_says_so(tmp_path: Any) -> None:
@@ -536,3 +544,12 @@ async def test_a_brain_error_fails_the_response_and_names_the_cause(url: str) ->
             assert events[-1]["response"]["status"] == "failed"
             events = await client.turn("tell me a story")
             assert events[-1]["response"]["status"] == "completed"
+
+
+async def test_a_greeting_answers_before_the_user_has_said_anything() -> None:
+    rules = 'greeting = "Thanks for calling."\n' + WEATHER
+    assert await ask(rules, []) == [Say("Thanks for calling.")]
+    # Once the user has spoken the rules and the fallback answer as before.
+    assert await ask(rules, [user("hmm")]) == [Say(DEFAULT_FALLBACK)]
+    # Without a greeting, an opening response is the fallback.
+    assert await ask(WEATHER, []) == [Say(DEFAULT_FALLBACK)]

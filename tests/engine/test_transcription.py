@@ -1,10 +1,11 @@
 """Input audio transcription, in memory on the MockClock (§2 transcription events, §7.2).
 
 Without a transcriber every committed turn gets a ``failed`` event and the
-brain still answers. The transcriber here is a fake that returns scripted
-text: the real offline one comes in a later issue, and these tests pin what
-the engine does around any transcriber (deltas, completion, the brain reading
-the transcript).
+brain still answers. With one, the brain hears every turn, and transcription
+events come only when the session asks for them. The transcriber here is a
+fake that returns scripted text (the real offline one is tested with the
+speech plugin); these tests pin what the engine does around any transcriber
+(deltas, completion, the brain reading what was said).
 """
 
 from __future__ import annotations
@@ -192,16 +193,32 @@ async def test_each_turn_is_answered_from_its_own_transcript(
         assert len(fake.calls) == 2
 
 
-async def test_no_transcription_configured_means_no_transcriber_call(
+async def test_without_transcription_asked_the_brain_hears_but_no_event_says_so(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    # The hosted model understands speech whether or not transcripts are asked
+    # for; asking only adds the transcription events.
     fake = FakeTranscriber(["hello"])
     async with memory_session(Engine(transcriber=fake)) as (client, _):
         await _speak_turn(client)
         events = await client.until("response.done")
         await client.nothing_for(5)
         assert not any("input_audio_transcription" in kind for kind in types(events))
-        assert fake.calls == []
+        assert len(fake.calls) == 1 and fake.calls[0]["language"] is None
+        assert _reply(events) == GREETING
+        item_id = _of(events, "input_audio_buffer.committed")[0]["item_id"]
+        await client.send({"type": "conversation.item.retrieve", "item_id": item_id})
+        item = (await client.until("conversation.item.retrieved"))[-1]["item"]
+        assert item["content"][0]["transcript"] is None  # the heard text is the brain's alone
+
+
+async def test_without_a_transcriber_the_brain_says_it_cannot_hear(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with memory_session(Engine()) as (client, _):
+        await _speak_turn(client)
+        events = await client.until("response.done")
+        assert not any("input_audio_transcription" in kind for kind in types(events))
         assert "can't make out audio" in _reply(events)
 
 

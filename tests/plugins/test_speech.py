@@ -24,6 +24,7 @@ from framework.engine._vad import VoiceActivityDetector as Detector
 from framework.plugin import installed_plugins
 from plugins.speech import (
     VOICES,
+    Conditioning,
     EspeakSynthesizer,
     PocketsphinxTranscriber,
     SileroVad,
@@ -119,6 +120,19 @@ def test_resample_keeps_a_tone_and_the_length() -> None:
 
 
 # --- transcription -----------------------------------------------------------------------
+
+
+def test_conditioning_trims_digital_silence_and_pads_with_a_seeded_floor() -> None:
+    speech = np.array([300, -200, 0, 150], np.int16)
+    turn = np.concatenate([np.zeros(4800, np.int16), speech, np.zeros(8000, np.int16)])
+    conditioned = Conditioning(noise=0.0, pad_ms=10)(turn)
+    assert conditioned.tolist() == [0] * 160 + speech.tolist() + [0] * 160
+    assert Conditioning(noise=0.0, pad_ms=0)(np.zeros(100, np.int16)).size == 0
+    untrimmed = Conditioning(noise=0.0, pad_ms=0, trim=False)(turn)
+    assert untrimmed.tolist() == turn.tolist()
+    floored = Conditioning()(turn)
+    assert np.array_equal(floored, Conditioning()(turn))  # seeded: the same every time
+    assert len(floored) == len(speech) + 2 * 3200 and 30 < floored[:3200].std() < 70
 
 
 @pytest.mark.parametrize("voice", ["alloy", "echo", "shimmer", "cedar"])

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import trio
 
-from framework import Agent, tool
+from framework import Agent, open_session, tool
 from framework.protocol import AudioPCMU
+from framework.runtime import ApprovalRequested, Endpoint, Session, SessionPlugin
+from framework.testing import memory_engine
 
 RULES = r"""
 fallback = "Sorry, I can only talk about the weather."
@@ -179,3 +183,28 @@ class PhoneTriage(Agent):
     input_audio_format = AudioPCMU(type="audio/pcmu")
     output_audio_format = AudioPCMU(type="audio/pcmu")
     handoffs = (Billing(),)
+
+
+async def weather_turns(plugins: Sequence[SessionPlugin] = ()) -> Session:
+    """Two turns of the weather bot on an engine in memory: a greeting, then a tool call.
+
+    Returns the session, closed (its metrics are complete).
+    """
+    async with (
+        memory_engine(rules=RULES) as served,
+        open_session(
+            WeatherBot(), endpoints=[Endpoint(dial=served.dial)], plugins=plugins
+        ) as session,
+    ):
+        await session.run("hello")
+        await session.run("What is the weather in Paris?")
+    return session
+
+
+async def approve_after(session: Session, seconds: float) -> None:
+    """Answers the session's next approval request with a yes, ``seconds`` after it came."""
+    async for event in session:
+        if isinstance(event, ApprovalRequested):
+            await trio.sleep(seconds)
+            session.approve(event.request)
+            return

@@ -6,6 +6,7 @@ here, so the assertions are exact.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,11 +16,14 @@ import trio
 from trio.testing import MockClock
 
 from framework import ClockSink, open_session
-from framework.protocol import ServerVad
+from framework.audio import encode
+from framework.protocol import AudioPCMU, ServerVad
 from framework.runtime import (
     ApprovalRequested,
+    AssistantMessage,
     Interrupted,
     ResponseFinished,
+    Session,
     ToolCallFinished,
     ToolCallStarted,
     UserSpeechStarted,
@@ -29,6 +33,7 @@ from framework.testing import engine_wire
 from .bots import RULES, BankBot, PolicyTools, WeatherBot
 
 RATE = 24000
+MULAW = AudioPCMU(type="audio/pcmu")
 
 
 def tone(ms: int, amplitude: float = 0.3) -> bytes:
@@ -51,6 +56,52 @@ async def test_approval_deadline_is_a_rejection(autojump_clock: MockClock) -> No
     assert "in time" in call.output
     assert bot.transferred == []
     assert 30.0 <= waited < 30.1
+
+
+class _WhenLogged(logging.Handler):
+    """Records each warning with the trio clock's time when it was logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((trio.current_time(), record.getMessage()))
+
+
+@pytest.mark.parametrize("reading", [False, True])
+async def test_an_approval_nothing_reads_is_announced_at_once(
+    autojump_clock: MockClock, reading: bool
+) -> None:
+    handler = _WhenLogged()
+    logging.getLogger("cantata.tools").addHandler(handler)
+    try:
+        async with (
+            engine_wire(rules=RULES) as wire,
+            open_session(BankBot(approval_timeout=30.0), connection=wire) as session,
+            trio.open_nursery() as nursery,
+        ):
+            if reading:
+                nursery.start_soon(lambda: _drain(session))
+                await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            result = await session.run("send 100 to Bob")
+            nursery.cancel_scope.cancel()
+    finally:
+        logging.getLogger("cantata.tools").removeHandler(handler)
+    assert result.tool_calls[0].status == "rejected"
+    announced = [(when - start, text) for when, text in handler.seen if "approval" in text]
+    if reading:
+        assert announced == []  # the application sees ApprovalRequested: no need to warn
+        return
+    ((after, text),) = announced
+    assert after < 0.1  # at once, not at the deadline
+    assert "'transfer_money'" in text and "within 30 s" in text and "session.approve()" in text
+
+
+async def _drain(session: Session) -> None:
+    async for _ in session:
+        pass
 
 
 async def test_the_agent_hook_decides_first(autojump_clock: MockClock) -> None:
@@ -168,6 +219,46 @@ async def test_barge_in_truncates_at_the_played_position(autojump_clock: MockClo
     assert truncated is not None and truncated.truncated_ms == 1250
     assert not sink.playing
     assert session.statistics()["truncates"] == 1
+
+
+class MulawTalker(Talker):
+    """A phone line's formats: G.711 mu-law, 8 bytes a millisecond each way."""
+
+    input_audio_format = AudioPCMU(type="audio/pcmu")
+    output_audio_format = AudioPCMU(type="audio/pcmu")
+
+
+async def test_g711_is_timed_at_its_own_rate(autojump_clock: MockClock) -> None:
+    # The sink is made with no format, as `cantata run` makes it: the session
+    # tells it the server's, so 1250 ms heard is 1250 ms, not a sixth of it.
+    sink = ClockSink()
+    messages: list[AssistantMessage] = []
+    async with (
+        engine_wire(rules=RULES) as wire,
+        open_session(MulawTalker(), connection=wire, audio_out=sink) as session,
+    ):
+        await session.send_text("tell me a story")
+        async for event in session:
+            if isinstance(event, AssistantMessage):
+                messages.append(event)
+            if isinstance(event, ResponseFinished):
+                break
+        (item_id,) = sink.audio
+        sent_ms = len(sink.audio[item_id]) // 8  # mu-law: 8000 one-byte samples a second
+        assert sink.received_ms(item_id) == sent_ms > 4000
+        assert [m.audio_ms for m in messages] == [sent_ms]
+        await trio.sleep(1.25)
+        for _ in range(50):  # a second of speech over the reply
+            await session.send_audio(encode(np.frombuffer(tone(20), "<i2"), MULAW))
+        async for event in session:
+            if isinstance(event, Interrupted):
+                interrupted = event
+                break
+        await session.send_audio(encode(np.zeros(2400, np.int16), MULAW))
+        await session.wait_quiet()
+        truncated = session.history.get(item_id)
+    assert interrupted.played_ms == 1250
+    assert truncated is not None and truncated.truncated_ms == 1250
 
 
 async def test_no_truncate_when_nothing_played(autojump_clock: MockClock) -> None:

@@ -25,12 +25,17 @@ class Counted:
 
     built: list[weakref.ref[EnergyClassifier]] = attrs.Factory(list)
     rates: list[int] = attrs.Factory(list)
+    none_alive: trio.Event = attrs.Factory(trio.Event)
 
     def __call__(self, rate: int) -> EnergyClassifier:
         classifier = EnergyClassifier(rate)
-        self.built.append(weakref.ref(classifier))
+        self.built.append(weakref.ref(classifier, self._freed))
         self.rates.append(rate)
         return classifier
+
+    def _freed(self, _: object) -> None:
+        if not self.alive():
+            self.none_alive.set()
 
     def alive(self) -> int:
         return sum(1 for ref in self.built if ref() is not None)
@@ -67,8 +72,7 @@ async def test_updates_reuse_the_classifier_and_the_end_releases_it() -> None:
                     assert factory.alive() == 1
                 # The server notices the close and ends the session.
                 with trio.fail_after(5):
-                    while factory.alive():
-                        await trio.sleep(0.01)
+                    await factory.none_alive.wait()
     finally:
         gc.enable()
     assert factory.alive() == 0

@@ -301,6 +301,10 @@ class ChosenPart:
 DEFAULT_PARTS_PLUGIN = "speech"
 """The installed plugin whose engine parts stand in when a command names none."""
 
+BUILTIN_PART = "builtin"
+"""The name that asks for the engine's own part of a kind (energy VAD, tone voice, no
+transcriber) even when a plugin would stand in: ``cantata serve --vad builtin``."""
+
 
 def choose_engine_parts(
     named: Mapping[str, str | None], *, phrases: Sequence[str] = ()
@@ -314,8 +318,8 @@ def choose_engine_parts(
     Defaults come from the :data:`DEFAULT_PARTS_PLUGIN` plugin's
     :meth:`~Plugin.default_engine_parts`, and only that plugin is loaded for
     them (a command's start-up does not pay for every plugin's imports). A
-    kind with no name and no default is left out: the engine's own default
-    serves.
+    kind with no name and no default, or named :data:`BUILTIN_PART`, is left
+    out: the engine's own default serves.
 
     Raises:
         PluginError: a named part that no installed plugin provides.
@@ -323,6 +327,8 @@ def choose_engine_parts(
     chosen: list[ChosenPart] = []
     installed: list[InstalledPlugin] | None = None
     for kind, name in named.items():
+        if name == BUILTIN_PART:
+            continue  # left out: the engine's own default serves
         if name is not None:
             installed = installed if installed is not None else installed_plugins()
             part = _find_part(installed, kind, name)

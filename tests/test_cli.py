@@ -208,3 +208,22 @@ async def test_protocol_lists_the_events(how: str) -> None:
     assert re.search(r"^  input_audio_buffer\.timeout_triggered +\w+$", out, re.M)
     assert "(legacy, beta protocol)" in out
     assert re.search(r"^\d+ public names in framework\.protocol$", out, re.M)
+
+
+async def test_builtin_names_the_engines_own_parts_over_the_installed_ones() -> None:
+    with trio.fail_after(30):
+        async with spawn(
+            "serve", "--port", "0", "--vad", "builtin", "--transcriber", "builtin"
+        ) as served:
+            await served.stdout.line_with("Ready")
+            banner = served.stdout.text
+            served.process.send_signal(signal.SIGINT)
+            await served.process.wait()
+    vad = re.search(r"vad: +(.*)", banner)
+    transcriber = re.search(r"transcriber: +(.*)", banner)
+    synthesizer = re.search(r"synthesizer: +(.*)", banner)
+    assert vad is not None and transcriber is not None and synthesizer is not None, banner
+    assert "silero" not in vad.group(1).lower(), banner
+    assert "pocketsphinx" not in transcriber.group(1).lower(), banner
+    # The kind not named still gets the installed default.
+    assert "espeak" in synthesizer.group(1).lower(), banner

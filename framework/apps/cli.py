@@ -83,7 +83,8 @@ def _connect_options(cmd: argparse.ArgumentParser, *, parts: tuple[str, ...]) ->
         cmd.add_argument(
             f"--{kind}",
             metavar="NAME",
-            help=f"the local engine's {kind}, from a plugin (default: the installed one)",
+            help=f"the local engine's {kind}, from a plugin (default: the installed one; "
+            "builtin: the engine's own)",
         )
 
 
@@ -166,7 +167,11 @@ def _serve_options(cmd: argparse.ArgumentParser) -> None:
         "--drop-after-events", type=int, help="test knob: drop each connection after N events"
     )
     for kind in ("brain", "transcriber", "synthesizer", "vad"):
-        cmd.add_argument(f"--{kind}", metavar="NAME", help=f"a {kind} from an installed plugin")
+        cmd.add_argument(
+            f"--{kind}",
+            metavar="NAME",
+            help=f"a {kind} from an installed plugin (builtin: the engine's own)",
+        )
     cmd.add_argument(
         "--webhook-url",
         help="POST a signed realtime.call.incoming webhook here for each call rung "

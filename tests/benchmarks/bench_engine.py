@@ -70,12 +70,16 @@ def _spawn(command: list[str], tree: Path) -> subprocess.Popen[bytes]:
 
 @contextlib.asynccontextmanager
 async def engine_process(
-    profile: str | None, workers: int = 1, tree: Path = REPO
+    profile: str | None, workers: int = 1, tree: Path = REPO, parts: str = "builtin"
 ) -> AsyncIterator[tuple[int, str]]:
     """Runs ``cantata serve`` on a free loopback port; yields its pid and URL.
 
     ``python -m`` puts ``tree`` (the working directory) first on the path, so
-    its ``framework`` is the engine that runs.
+    its ``framework`` is the engine that runs. ``parts="builtin"`` serves with
+    the engine's own VAD and voice; ``"installed"`` with what ``cantata serve``
+    picks by default (the speech plugin's Silero VAD, pocketsphinx and
+    espeak-ng when it is installed; a checkout older than ``--vad builtin``
+    needs ``"installed"``, which there meant the engine's own).
 
     On the way out it sends SIGINT (the CLI then exits cleanly, and cProfile
     writes its file), and kills the engine if it is still there 15 s later.
@@ -83,6 +87,9 @@ async def engine_process(
     serve = ["-m", "framework.apps.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
     if workers != 1:
         serve += ["--workers", str(workers)]
+    if parts == "builtin":
+        for kind in ("vad", "transcriber", "synthesizer"):
+            serve += [f"--{kind}", "builtin"]
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
     proc = _spawn([sys.executable, *prefix, *serve], tree)
     assert proc.stdout is not None
@@ -182,7 +189,7 @@ async def run_level(
     """One level against a fresh engine process (so that no level inherits another's state)."""
     results = Results()
     go, window, pacer = trio.Event(), [0.0, 0.0], Pacer()
-    engine = engine_process(profile, args.workers, Path(args.engine_tree or REPO))
+    engine = engine_process(profile, args.workers, Path(args.engine_tree or REPO), args.parts)
     async with engine as (pid, url), trio.open_nursery() as paced:
         paced.start_soon(pacer.run)
         async with trio.open_nursery() as nursery:
@@ -334,6 +341,12 @@ def main() -> None:
     parser.add_argument("--keep-going", action="store_true", help="run every level")
     parser.add_argument("--workers", type=int, default=1, help="engine processes (serve --workers)")
     parser.add_argument("--engine-tree", metavar="DIR", help="serve the engine of this checkout")
+    parser.add_argument(
+        "--parts",
+        choices=["builtin", "installed"],
+        default="builtin",
+        help="the engine's own VAD and voice, or what cantata serve picks (Silero, ...)",
+    )
     parser.add_argument(
         "--profile", metavar="FILE", help="run the engine under cProfile (kept: the last level)"
     )

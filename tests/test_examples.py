@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -172,8 +173,12 @@ async def test_observed_call_reconnects_and_shows_its_metrics_and_trace() -> Non
     lines = [line.strip() for line in out.splitlines()]
     assert "assistant: In Oslo it is snowing at minus 4." in lines  # answered after the drop
     assert any(line.startswith("reconnect: back after ") for line in lines)
-    turns = [line for line in lines if line.startswith("turn ") and "(text), first audio" in line]
+    turns = [line for line in lines if re.match(r"turn \d \((text|response)\), first audio", line)]
     assert len(turns) == 3 and all("$0.0" in line for line in turns)
+    # The third question is asked while the line is down: whether its turn
+    # starts from the text or from the response asked again after the replay
+    # depends on when the drop is noticed, so either kind is right there.
+    assert all("(text)" in line for line in turns[:2])
     assert "3 turns, 1 reconnect, $0.01" in out
     assert any(
         line.startswith("session WeatherBot") and "event reconnecting, event reconnected" in line

@@ -213,7 +213,10 @@ class Link:
         """Reads the first request's head (and whatever came with it), to be handed on.
 
         Stops at the blank line that ends the head, at :data:`MAX_HEAD_BYTES`,
-        or when the peer stops sending (hypercorn then answers it).
+        when the peer stops sending, or at once when the first byte cannot
+        begin an HTTP request (hypercorn then answers it). A TLS client
+        dialling the plain port sends its hello and waits: answered at once, it
+        reports the mismatch instead of waiting for its timeout.
         """
         head = b""
         with trio.move_on_after(self.limits.peer_timeout_s):
@@ -222,6 +225,8 @@ class Link:
                 if not data:
                     break
                 head += data
+                if not head[:1].isupper():  # every method is an upper-case token
+                    break
         return head
 
     def hand_back(self, data: bytes) -> None:

@@ -26,6 +26,12 @@
       async with open_session(MyAgent(), connection=server) as session:
           await server.send(*server.function_call("get_weather", {"city": "Oslo"}))
           output = await server.expect(ConversationItemCreateEvent)
+
+* :func:`redis_server` runs a real ``redis-server`` on a free loopback port,
+  for the fleet's control plane (workers, leases, control streams)::
+
+      with redis_server() as redis_url:
+          ...
 """
 
 from ._engine import MemoryEngine as MemoryEngine
@@ -36,4 +42,6 @@ from ._engine import run_engine as run_engine
 from ._mcp import MCP_CLIENT as MCP_CLIENT
 from ._mcp import InstalledMcpClient as InstalledMcpClient
 from ._mcp import installed_mcp_client as installed_mcp_client
+from ._redis import RedisUnavailable as RedisUnavailable
+from ._redis import redis_server as redis_server
 from ._scripted import ScriptedServer as ScriptedServer

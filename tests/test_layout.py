@@ -1,6 +1,6 @@
 """Dependencies point one way: every import of framework/ and plugins/, parsed.
 
-protocol <- transport <- tools <- runtime <- agent/plugin <- telephony <- apps; the engine
+protocol <- transport <- tools <- runtime <- agent/plugin <- telephony <- fleet <- apps; the engine
 depends on the protocol and audio only; ``framework.errors`` on nothing;
 nothing imports apps; plugins use public exports only. Every import counts:
 at module level, inside functions and under ``TYPE_CHECKING``.
@@ -37,6 +37,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "framework.plugin",
         "framework.agent",
         "framework.engine",
+    ),
+    # Workers answer calls as telephony does, and the ingress verifies its webhooks.
+    "framework.fleet": (
+        *ABOVE_RUNTIME,
+        "framework.plugin",
+        "framework.agent",
+        "framework.engine",
+        "framework.telephony",
     ),
     "framework.apps": ("framework",),
     # The playground is an app: the whole framework below it, the runner beside it.

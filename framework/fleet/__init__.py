@@ -2,7 +2,8 @@
 
 The control plane is Redis (or Valkey) through ``coredis``; audio never
 crosses it. ``_schema`` names the keys and the records every role shares;
-``_lag`` measures a worker's event-loop lag for its heartbeat.
+``_lag`` measures a worker's event-loop lag for its heartbeat; ``_ops`` serves
+every role's ``/healthz`` and Prometheus ``/metrics``.
 """
 
 from ._lag import LoopLag as LoopLag
@@ -14,3 +15,13 @@ from ._schema import FleetKeys as FleetKeys
 from ._schema import WorkerBeat as WorkerBeat
 from ._schema import dump as dump
 from ._schema import load as load
+from ._ops import Ops as Ops
+from ._ops import Probe as Probe
+from ._ops import RoleMetrics as RoleMetrics
+from ._ops import open_ops_server as open_ops_server
+from ._ops import queue_depth as queue_depth
+from ._ops import redis_probe as redis_probe
+from ._ops import sample_queue as sample_queue
+from ._ops import serve_asgi as serve_asgi
+from ._ops import serve_ops as serve_ops
+from ._ops import watch_loop as watch_loop

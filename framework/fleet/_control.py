@@ -41,6 +41,9 @@ READ_BLOCK_S = 0.5
 READ_COUNT = 32
 """Orders read per stream at once."""
 
+SAY = "Say exactly these words, and nothing else: {text}"
+"""The instructions of the response a ``say`` order asks for."""
+
 _SEND = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'json', ARGV[2])
@@ -101,9 +104,7 @@ async def _say(call: PhoneCall, order: ControlMessage) -> None:
     if not order.text:
         raise ValueError("a say order needs text")
     await _session(call).create_response(
-        RealtimeResponseCreateParams(
-            instructions=f"Say exactly these words, and nothing else: {order.text}"
-        )
+        RealtimeResponseCreateParams(instructions=SAY.format(text=order.text))
     )
 
 

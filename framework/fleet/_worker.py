@@ -91,6 +91,8 @@ OnCall: TypeAlias = Callable[[PhoneCall], Awaitable[None]]
 
 BEAT_EVERY_S = 1.0
 """How often a worker says it is alive."""
+BEAT_GAP_S = 0.1
+"""The least time between two beats (a burst of calls coming and going is one beat)."""
 BEAT_TTL_S = 3.0
 """A beat not renewed for this long is gone: the worker is taken for dead."""
 READ_BLOCK_S = 1.0
@@ -235,7 +237,7 @@ class Worker:
                     await self._serve_ops(nursery)
                     self.metrics.set_sessions(active=0, capacity=self.capacity)
                     await self._send_beat()
-                    nursery.start_soon(self._every, BEAT_EVERY_S, self._send_beat)
+                    nursery.start_soon(self._beats)
                     nursery.start_soon(self._every, RENEW_EVERY_S, self._renew)
                     nursery.start_soon(self._every, SCAN_EVERY_S, self._recover)
                     await nursery.start(ControlReader(redis, self.keys, self.calls).run)
@@ -325,6 +327,20 @@ class Worker:
                 _log.warning("%s failed: %s", step.__name__.strip("_"), e)
 
     # --- beat, leases, recovery --------------------------------------------------------------
+
+    async def _beats(self) -> None:
+        """Beats every :data:`BEAT_EVERY_S`, and soon after a call comes or goes (so that
+        the fleet's view of free slots is fresh), at most every :data:`BEAT_GAP_S`."""
+        changed = self._changed
+        while True:
+            with trio.move_on_after(BEAT_EVERY_S):
+                await changed.wait()
+            changed = self._changed  # a change while this beat is sent makes the next one
+            try:
+                await self._send_beat()
+            except (coredis.exceptions.RedisError, OSError) as e:
+                _log.warning("beat failed: %s", e)
+            await trio.sleep(BEAT_GAP_S)
 
     async def _send_beat(self) -> None:
         beat = self.beat()

@@ -16,7 +16,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,19 @@ import coredis
 import httpx2
 import trio
 
-from framework.engine import Engine, EngineSession, OperatorClient, Rules, open_engine
+from framework.engine import (
+    BrainOutput,
+    BrainRequest,
+    Engine,
+    EngineSession,
+    OperatorClient,
+    Rules,
+    Say,
+    ScriptedBrain,
+    open_engine,
+)
 from framework.fleet import AttachJob, FleetKeys, WorkerBeat, dump, load
+from framework.fleet._control import SAY
 from framework.fleet._worker import BEAT_EVERY_S
 from framework.protocol import RealtimeSessionCreateRequest
 from framework.transport import open_rest_client, resolve_base_url
@@ -192,9 +203,26 @@ class Fleet:
                 await worker.process.wait()
 
 
+class ObedientBrain(ScriptedBrain):
+    """The scripted model, which also does what a ``say`` order's instructions ask.
+
+    The hosted model follows a response's instructions; the scripted one
+    answers by its rules only, so this much of the model is played here.
+    """
+
+    async def respond(self, request: BrainRequest) -> Sequence[BrainOutput]:
+        asked = _SAY.search(request.instructions)
+        if asked is not None:
+            return [Say(asked.group(1))]
+        return await super().respond(request)
+
+
+_SAY = re.compile(re.escape(SAY.format(text="")) + "(.+)$")
+
+
 def engine() -> Engine:
     rules = Rules.from_file(HERE / "fleet_bot.toml")
-    return Engine(rules=rules, latency_ms=LATENCY_MS)
+    return Engine(brain=ObedientBrain(rules), latency_ms=LATENCY_MS)
 
 
 @asynccontextmanager

@@ -52,6 +52,7 @@ PREFIX = "fleet-test"
 LATENCY_MS = 5
 """Before every event the engine sends: a reply is still streaming while the next key comes."""
 _BANNER = re.compile(r"worker (\S+): \d+ slots, calls on ")
+_OPS = re.compile(r", ops at (\S+)")
 STARTUP_S = 30.0
 """A worker process's start (imports) on a loaded machine."""
 
@@ -62,6 +63,7 @@ class WorkerProcess:
 
     process: trio.Process
     worker_id: str = ""
+    ops_url: str | None = None
     log: list[str] = attrs.Factory(list)
     _ready: trio.Event = attrs.Factory(trio.Event)
 
@@ -82,6 +84,8 @@ class WorkerProcess:
                 banner = _BANNER.search(text)
                 if banner is not None and not self._ready.is_set():
                     self.worker_id = banner.group(1)
+                    ops = _OPS.search(text)
+                    self.ops_url = ops.group(1) if ops else None
                     self._ready.set()
         self._ready.set()
 
@@ -99,13 +103,19 @@ class Fleet:
     redis: Any
     operator: OperatorClient
     rest: Any
+    http: httpx2.AsyncClient
     nursery: trio.Nursery
     keys: FleetKeys = attrs.Factory(lambda: FleetKeys(PREFIX))
     workers: list[WorkerProcess] = attrs.Factory(list)
     _last_report: str = "0-0"
 
-    async def start_worker(self, *, capacity: int, grace_s: float = 30.0) -> WorkerProcess:
-        """Starts a worker process; returns once it serves (its banner is logged)."""
+    async def start_worker(
+        self, *, capacity: int, grace_s: float = 30.0, ops: bool = False
+    ) -> WorkerProcess:
+        """Starts a worker process; returns once it serves (its banner is logged).
+
+        ``ops``: it serves ``/healthz`` and ``/metrics`` (at ``worker.ops_url``).
+        """
         env = {**os.environ, "FLEET_TEST_REDIS": self.redis_url, "PYTHONPATH": str(ROOT)}
         env.pop("OPENAI_API_KEY", None)
         process = await trio.lowlevel.open_process(
@@ -125,6 +135,7 @@ class Fleet:
                 str(capacity),
                 "--grace-s",
                 str(grace_s),
+                *(["--ops-port", "0"] if ops else []),
             ],
             env=env,
             cwd=HERE,
@@ -238,7 +249,7 @@ async def open_fleet(redis_url: str) -> AsyncIterator[Fleet]:
         trio.open_nursery() as nursery,
     ):
         operator = OperatorClient(http, running.http_url.removesuffix("/v1"), api_key=None)
-        fleet = Fleet(the_engine, running.url, redis_url, redis, operator, rest, nursery)
+        fleet = Fleet(the_engine, running.url, redis_url, redis, operator, rest, http, nursery)
         try:
             yield fleet
         finally:

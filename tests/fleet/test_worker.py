@@ -59,11 +59,23 @@ async def test_sigterm_drains_takes_nothing_new_and_hangs_up_after_the_grace(
 ) -> None:
     with trio.fail_after(90):
         async with open_fleet(redis_url) as fleet:
-            worker = await fleet.start_worker(capacity=4, grace_s=3)
+            worker = await fleet.start_worker(capacity=4, grace_s=3, ops=True)
             held = await fleet.call()
             await fleet.next_report("up")
+            assert worker.ops_url is not None
+            beat = await fleet.beat_until(worker, lambda beat: beat.active == 1)
+            assert beat.ops_url == worker.ops_url
+            healthz = await fleet.http.get(worker.ops_url + "/healthz")
+            assert healthz.status_code == 200
+            metrics = (await fleet.http.get(worker.ops_url + "/metrics")).text
+            assert 'cantata_active_sessions{role="worker"} 1.0' in metrics
+            assert 'cantata_capacity{role="worker"} 4.0' in metrics
+            assert 'cantata_jobs_taken_total{role="worker"} 1.0' in metrics
+
             worker.signal(signal.SIGTERM)
             await fleet.beat_until(worker, lambda beat: beat.draining)
+            healthz = await fleet.http.get(worker.ops_url + "/healthz")
+            assert (healthz.status_code, healthz.json()["reason"]) == (503, "draining")
 
             # Draining: a new job is left for others, though three slots are free.
             waiting = await fleet.call()

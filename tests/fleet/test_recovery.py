@@ -125,3 +125,25 @@ async def test_a_job_read_and_never_acknowledged_is_claimed_by_a_live_worker(
             assert await fleet.owner(call) == worker.worker_id
             pending = await fleet.redis.xpending(fleet.keys.jobs, JOB_GROUP)
             assert pending.pending == 0  # taken over, then acknowledged
+
+
+async def test_a_renewal_that_finds_another_owner_stops_the_call_here_and_touches_nothing(
+    redis_url: str,
+) -> None:
+    with trio.fail_after(60):
+        async with open_fleet(redis_url) as fleet:
+            worker = await fleet.start_worker(capacity=1)
+            call = await fleet.call()
+            await fleet.next_report("up")
+            await fleet.beat_until(worker, lambda beat: beat.active == 1)
+            # Split brain: another worker has the lease now (say it took over while this
+            # one was cut off from Redis). This one must stop talking, and hang up nothing.
+            await fleet.redis.set(fleet.keys.lease(call), "usurper")
+            await fleet.redis.hset(fleet.keys.calls, {call: "usurper"})
+            await fleet.beat_until(worker, lambda beat: beat.active == 0)
+            assert fleet.engine.rest.calls[call].state == "accepted"
+            assert fleet.engine.rest.calls[call].attachment is None
+            assert await fleet.redis.get(fleet.keys.lease(call)) == "usurper"
+            assert await fleet.owner(call) == "usurper"
+            assert await fleet.redis.exists([fleet.keys.job(call)]) == 1  # the usurper's now
+            assert any("another worker owns it now" in line for line in worker.log)

@@ -17,6 +17,9 @@ is a few hundred ms: about 3.5-4 s at worst. A renewal may be late by
 ``LEASE_TTL_S - RENEW_EVERY_S`` (2.25 s) before the lease lapses, which a
 loop that lags that long has lost anyway.
 
+The scan looks at every live call, so one worker of the fleet does it per
+period (``P:scan``, a token taken with ``SET NX PX``), whichever asks first.
+
 Every operation is one round trip: the scripts run in Redis, atomically.
 They build key names from the prefix, so they assume one Redis (or one
 cluster slot), not a sharded cluster.
@@ -87,6 +90,7 @@ return n
 # KEYS: leases; ARGV: worker. Leases only: the calls stay in P:calls for another to take.
 
 _ORPHANS = """
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {} end
 local calls = redis.call('HGETALL', KEYS[1])
 local found = {}
 for i = 1, #calls, 2 do
@@ -97,7 +101,9 @@ for i = 1, #calls, 2 do
 end
 return found
 """
-# KEYS: calls; ARGV: the lease key prefix, how many at most.
+# KEYS: calls, the scan token; ARGV: the lease key prefix, how many at most, worker, period ms.
+# One worker scans per period, whichever takes the token: the cost of a scan (a
+# look at every live call) does not grow with the number of workers.
 
 
 @attrs.frozen(kw_only=True)
@@ -186,9 +192,16 @@ async def let_go(redis: Any, keys: FleetKeys, worker_id: str, call_ids: Sequence
     return int(await redis.eval(_LET_GO, [keys.lease(c) for c in call_ids], [worker_id]))
 
 
-async def orphans(redis: Any, keys: FleetKeys, *, limit: int) -> list[str]:
-    """Calls in ``P:calls`` whose lease has lapsed (their owner died), ``limit`` at most."""
+async def orphans(
+    redis: Any, keys: FleetKeys, worker_id: str, *, limit: int, period_s: float = SCAN_EVERY_S
+) -> list[str]:
+    """Calls in ``P:calls`` whose lease has lapsed (their owner died), ``limit`` at most.
+
+    Only one worker of the fleet looks per ``period_s`` (the others get none).
+    """
     if limit <= 0:
         return []
-    found = await redis.eval(_ORPHANS, [keys.calls], [keys.lease(""), limit])
+    found = await redis.eval(
+        _ORPHANS, [keys.calls, keys.scan], [keys.lease(""), limit, worker_id, _ms(period_s)]
+    )
     return [_text(c) for c in found]

@@ -121,6 +121,8 @@ class HeldCall:
 
     call_id: str
     job: AttachJob
+    entry: str | None = None
+    """Its job's entry on ``P:jobs`` until acknowledged (none: it was found orphaned)."""
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     claimed: bool = False
     """This worker won the call's lease."""
@@ -372,7 +374,7 @@ class Worker:
         for entry in claimed[1]:
             _log.info("took over job %s, unacknowledged by a worker", entry.identifier)
             self._take_job(entry.identifier, entry.field_values)
-        for call_id in await orphans(self._redis, self.keys, limit=self.free):
+        for call_id in await orphans(self._redis, self.keys, self.worker_id, limit=self.free):
             if call_id not in self.held:
                 self._start(call_id, job=None, entry_id=None)
 
@@ -428,14 +430,20 @@ class Worker:
 
     def _start(self, call_id: str, *, job: AttachJob | None, entry_id: str | None) -> None:
         """Reserves a slot for the call at once (so the next read asks for one less)."""
-        held = HeldCall(call_id=call_id, job=job or AttachJob(call_id=call_id))
+        held = HeldCall(call_id=call_id, job=job or AttachJob(call_id=call_id), entry=entry_id)
         self.held[call_id] = held
         self._wake()
-        self._start_soon(self._serve, held, job is not None, entry_id)
+        self._start_soon(self._serve, held, job is not None)
+
+    async def _acknowledge(self, held: HeldCall) -> None:
+        """Acknowledges the call's job, once (the call is up, or cannot be)."""
+        entry, held.entry = held.entry, None
+        if entry is not None:
+            await self._ack(entry)
 
     # --- one call ----------------------------------------------------------------------------
 
-    async def _serve(self, held: HeldCall, fresh: bool, entry_id: str | None) -> None:
+    async def _serve(self, held: HeldCall, fresh: bool) -> None:
         call_id = held.call_id
         try:
             found = await claim(self._redis, self.keys, call_id, self.worker_id)
@@ -451,13 +459,12 @@ class Worker:
             elif found.job:
                 job = load(AttachJob, found.job)
             checkpoint = Checkpoint.from_json(found.checkpoint) if found.checkpoint else None
-            await self._attach(held, job, checkpoint, entry_id, greet=fresh)
+            await self._attach(held, job, checkpoint, greet=fresh)
         except (coredis.exceptions.RedisError, OSError, ValueError, ConnectionClosed) as e:
             _log.warning("call %s: could not be served: %s", call_id, e)
         finally:
-            if entry_id is not None:
-                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_S):
-                    await self._ack(entry_id)
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_S):
+                await self._acknowledge(held)
             await self._forget(held)
 
     async def _attach(
@@ -465,7 +472,6 @@ class Worker:
         held: HeldCall,
         job: AttachJob,
         checkpoint: Checkpoint | None,
-        entry_id: str | None,
         *,
         greet: bool,
     ) -> None:
@@ -487,8 +493,7 @@ class Worker:
                     self.calls[call.id] = call
                     session.observe(call.observe)
                     session.observe(self.metrics.observe)
-                    if entry_id is not None:
-                        await self._ack(entry_id)
+                    await self._acknowledge(held)
                     call.answered.set()
                     what = "resumed from its checkpoint" if checkpoint else "attached"
                     _log.info("call %s: %s", call.id, what)

@@ -1,7 +1,8 @@
 """The bot ``bench_fleet.py`` runs in its worker processes: a caller that talks, timed.
 
-Each call, once attached, waits a random part of one gap (so that calls do
-not speak in step), then says ``BENCH_TURNS`` lines one gap apart,
+Each call, once attached, says so (``bench:up``) and waits for the
+benchmark's go (``bench:go``: every call is up), then a random part of one
+gap (so that calls do not speak in step), then says ``BENCH_TURNS`` lines one gap apart,
 alternating a plain line and one that makes the model call a tool. It times
 three events on the worker's own clock: the first reply text after a plain
 line, the tool call after a tool line, and the first reply text after the
@@ -65,26 +66,30 @@ async def on_call(call: PhoneCall) -> None:
     session.observe(observe)
     latencies: list[float] = []
     missing = 0
-    await trio.sleep(random.random() * GAP_S)
-    for turn in range(TURNS):
-        line = LINES[turn % 2]
-        marks.clear()
-        sent = time.perf_counter()
-        await session.send_text(line)
-        with trio.move_on_after(TURN_LIMIT_S) as waited:
-            await session.wait_quiet()
-        if waited.cancelled_caught or "text" not in marks:
-            missing += 1
-        elif turn % 2:
-            if "tool" not in marks or "output" not in marks:
-                missing += 1
-            else:
-                latencies += [marks["tool"] - sent, marks["text"] - marks["output"]]
-        else:
-            latencies.append(marks["text"] - sent)
-        await trio.sleep(max(0.0, GAP_S - (time.perf_counter() - sent)))
     redis = coredis.Redis.from_url(os.environ["BENCH_REDIS"], decode_responses=True)
     async with redis:
+        # Every call is up before any talks: what is timed is calls talking, not
+        # calls being attached (which the benchmark times on its own).
+        await redis.rpush("bench:up", [call.id])
+        await redis.xread({"bench:go": "0-0"}, count=1, block=0)
+        await trio.sleep(random.random() * GAP_S)
+        for turn in range(TURNS):
+            line = LINES[turn % 2]
+            marks.clear()
+            sent = time.perf_counter()
+            await session.send_text(line)
+            with trio.move_on_after(TURN_LIMIT_S) as waited:
+                await session.wait_quiet()
+            if waited.cancelled_caught or "text" not in marks:
+                missing += 1
+            elif turn % 2:
+                if "tool" not in marks or "output" not in marks:
+                    missing += 1
+                else:
+                    latencies += [marks["tool"] - sent, marks["text"] - marks["output"]]
+            else:
+                latencies.append(marks["text"] - sent)
+            await trio.sleep(max(0.0, GAP_S - (time.perf_counter() - sent)))
         figures = {"call": call.id, "latency_s": latencies, "missing": missing}
         await redis.rpush("bench:latency", [orjson.dumps(figures).decode()])
     await call.hang_up(after_playout=False)

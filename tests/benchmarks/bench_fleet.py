@@ -15,12 +15,14 @@ first reply text after a plain line, the tool call after a tool line and the
 first reply text after the tool's output. A level passes when the p99 of
 those, pooled over every call, is under ``--limit-ms`` with no turn missing.
 
-Also measured: the workers', the engine's and everything else's CPU (from
-/proc; "other" is the machine's noise), the load average, and the fleet's
-Redis commands per call (``INFO commandstats`` before the first ring and
-after the last call's figures are in; they include the workers' beats, lease
-renewals and scans over the level, which are counted apart per worker-second
-too). Run it on demand::
+Every call is up before any talks (the time to ring, accept, take and
+attach them all is reported apart). Also measured, while the calls talk: the
+workers', the engine's and everything else's CPU (from /proc; "other" is the
+machine's noise, this process and the two Redis servers included), the load
+average; and over the whole level, the fleet's Redis commands per call
+(``INFO commandstats`` before the first ring and after the last call's
+figures are in; commands run by the lease scripts count one each; the
+workers' beats, renewals and scans are included). Run it on demand::
 
     python tests/benchmarks/bench_fleet.py [--workers 1 2 4] [--sessions 25 50 100]
         [--turns 6] [--gap-s 2] [--repeats 3] [--limit-ms 50]
@@ -36,6 +38,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -141,6 +144,8 @@ class Level:
     commands: int
     commands_by_name: dict[str, int]
     wall_s: float
+    attach_s: float
+    """From the first ring to every call up (rung, accepted, taken and attached)."""
 
     @property
     def calls(self) -> int:
@@ -188,12 +193,10 @@ async def run_level(args: argparse.Namespace, workers: int, sessions: int) -> Le
 
 @contextlib.contextmanager
 def _rules_file() -> Iterator[Path]:
-    path = HERE / f".bench_fleet_{os.getpid()}.toml"
-    path.write_text(RULES)
-    try:
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as directory:
+        path = Path(directory) / "rules.toml"
+        path.write_text(RULES)
         yield path
-    finally:
-        path.unlink()
 
 
 async def _drive(
@@ -218,8 +221,6 @@ async def _drive(
         operator = OperatorClient(http, resolve_base_url(url).removesuffix("/v1"), api_key=None)
         before = command_counts(await fleet.info("commandstats"))
         started = time.perf_counter()
-        worker0 = sum(cpu_seconds(p.pid) for p in procs)
-        engine0, all0, mine0 = cpu_seconds(engine.pid), machine_cpu_seconds(), _mine()
         limiter = trio.CapacityLimiter(RINGING)
 
         async def ring() -> None:
@@ -234,12 +235,21 @@ async def _drive(
         async with trio.open_nursery() as nursery:
             for _ in range(calls):
                 nursery.start_soon(ring)
+        with trio.fail_after(60 + calls / 10):
+            for _ in range(calls):
+                await figures.blpop(["bench:up"], timeout=0)
+        attached = time.perf_counter() - started
+        # From here on the calls talk: what the level's CPU and latency are about.
+        worker0 = sum(cpu_seconds(p.pid) for p in procs)
+        engine0, all0, mine0 = cpu_seconds(engine.pid), machine_cpu_seconds(), _mine()
+        talking = time.perf_counter()
+        await figures.xadd("bench:go", {"go": "1"})
         found = []
         with trio.fail_after(120 + 3 * calls / RINGING):
             while len(found) < calls:
                 _, raw = await figures.blpop(["bench:latency"], timeout=0)
                 found.append(orjson.loads(raw))
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - talking
         worker_cpu = sum(cpu_seconds(p.pid) for p in procs) - worker0
         engine_cpu = cpu_seconds(engine.pid) - engine0
         other = (machine_cpu_seconds() - all0) - worker_cpu - engine_cpu - (_mine() - mine0)
@@ -266,6 +276,7 @@ async def _drive(
             commands=sum(counted.values()),
             commands_by_name=counted,
             wall_s=wall,
+            attach_s=attached,
         )
 
 
@@ -279,7 +290,8 @@ def report(level: Level, limit_ms: float) -> None:
     print(
         f"{level.workers} x {level.sessions:>4} = {level.calls:>4} calls: p50 "
         f"{level.percentile(0.5):6.1f} ms, p99 {level.percentile(0.99):7.1f} ms, "
-        f"missing {level.missing}, {len(level.latencies_s)} events; workers CPU "
+        f"missing {level.missing}, {len(level.latencies_s)} events; all up in "
+        f"{level.attach_s:.1f} s; workers CPU "
         f"{level.worker_cpu:.0f}%, engine {level.engine_cpu:.0f}%, other {level.other_cpu:.0f}%, "
         f"load {level.load:.2f}; Redis {level.commands / level.calls:.1f} commands/call "
         f"over {level.wall_s:.0f} s ({', '.join(f'{k} {v}' for k, v in top)}) {ok}",

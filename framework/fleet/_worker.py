@@ -191,7 +191,8 @@ class Worker:
         return 0 if self.draining else max(0, self.capacity - len(self.held))
 
     def beat(self) -> WorkerBeat:
-        """The worker's state, as its heartbeat says it."""
+        """The worker's state, as its heartbeat says it (the loop lag is the longest
+        busy stretch since the last beat, so each call starts that measure over)."""
         return WorkerBeat(
             worker_id=self.worker_id,
             capacity=self.capacity,

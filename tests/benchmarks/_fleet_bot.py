@@ -15,6 +15,7 @@ audio goes between the trunk and the server, never over the worker's socket.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import time
@@ -32,6 +33,20 @@ GAP_S = float(os.environ.get("BENCH_GAP_S", "2.0"))
 TURN_LIMIT_S = 10.0
 """A turn not over by then counts as missing."""
 LINES = ("Hello there", "What is the weather in Paris")
+_GC_PAUSES: list[float] = []
+"""This worker process's garbage collections of the oldest generation, in seconds."""
+
+
+def _time_collections(phase: str, info: dict[str, int]) -> None:
+    if info["generation"] != 2:
+        return
+    if phase == "start":
+        _GC_PAUSES.append(-time.perf_counter())
+    elif _GC_PAUSES and _GC_PAUSES[-1] < 0:
+        _GC_PAUSES[-1] += time.perf_counter()
+
+
+gc.callbacks.append(_time_collections)
 
 
 class BenchBot(PhoneAgent):
@@ -90,6 +105,12 @@ async def on_call(call: PhoneCall) -> None:
             else:
                 latencies.append(marks["text"] - sent)
             await trio.sleep(max(0.0, GAP_S - (time.perf_counter() - sent)))
-        figures = {"call": call.id, "latency_s": latencies, "missing": missing}
+        figures = {
+            "call": call.id,
+            "latency_s": latencies,
+            "missing": missing,
+            "pid": os.getpid(),
+            "gc_pauses_s": [p for p in _GC_PAUSES if p > 0],
+        }
         await redis.rpush("bench:latency", [orjson.dumps(figures).decode()])
     await call.hang_up(after_playout=False)

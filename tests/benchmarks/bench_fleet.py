@@ -145,6 +145,8 @@ class Level:
     commands_by_name: dict[str, int]
     wall_s: float
     attach_s: float
+    gc_pauses_s: list[float]
+    """The workers' full garbage collections over the level."""
     """From the first ring to every call up (rung, accepted, taken and attached)."""
 
     @property
@@ -261,6 +263,7 @@ async def _drive(
         }
         latencies: list[float] = []
         missing = 0
+        pauses = {f["pid"]: f["gc_pauses_s"] for f in found}  # each process's last word
         for figure in found:
             latencies += figure["latency_s"]
             missing += figure["missing"]
@@ -277,6 +280,7 @@ async def _drive(
             commands_by_name=counted,
             wall_s=wall,
             attach_s=attached,
+            gc_pauses_s=[p for each in pauses.values() for p in each],
         )
 
 
@@ -291,7 +295,8 @@ def report(level: Level, limit_ms: float) -> None:
         f"{level.workers} x {level.sessions:>4} = {level.calls:>4} calls: p50 "
         f"{level.percentile(0.5):6.1f} ms, p99 {level.percentile(0.99):7.1f} ms, "
         f"missing {level.missing}, {len(level.latencies_s)} events; all up in "
-        f"{level.attach_s:.1f} s; workers CPU "
+        f"{level.attach_s:.1f} s; {len(level.gc_pauses_s)} full collections, longest "
+        f"{1000 * max(level.gc_pauses_s, default=0):.0f} ms; workers CPU "
         f"{level.worker_cpu:.0f}%, engine {level.engine_cpu:.0f}%, other {level.other_cpu:.0f}%, "
         f"load {level.load:.2f}; Redis {level.commands / level.calls:.1f} commands/call "
         f"over {level.wall_s:.0f} s ({', '.join(f'{k} {v}' for k, v in top)}) {ok}",

@@ -132,7 +132,8 @@ class ControlReader:
         redis: the worker's ``coredis`` client.
         keys: the fleet's keys.
         calls: the worker's live calls by id (read at each read, so that
-            calls taken and ended are followed).
+            calls taken and ended are followed; :meth:`follow` wakes a reader
+            that holds no call).
     """
 
     def __init__(self, redis: Any, keys: FleetKeys, calls: Mapping[str, PhoneCall]) -> None:
@@ -141,15 +142,21 @@ class ControlReader:
         self._calls = calls
         self.handled = 0
         self.refused = 0
+        self._taken = trio.Event()
+
+    def follow(self) -> None:
+        """Says a call was taken: its stream is read from the next read on."""
+        self._taken.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reads until cancelled; each order runs in a task of this one's nursery."""
         async with trio.open_nursery() as nursery:
             task_status.started()
             while True:
+                self._taken = trio.Event()
                 streams = {self._keys.control(c): "0-0" for c in list(self._calls)}
                 if not streams:
-                    await trio.sleep(READ_BLOCK_S)  # no call held: nothing to read yet
+                    await self._taken.wait()  # no call held: nothing to read yet
                     continue
                 read = await self._redis.xread(
                     streams, count=READ_COUNT, block=round(READ_BLOCK_S * 1000)

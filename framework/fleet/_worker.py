@@ -179,6 +179,7 @@ class Worker:
     _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
     _lag: LoopLag = attrs.field(factory=LoopLag, init=False)
     _reading: trio.CancelScope = attrs.field(factory=trio.CancelScope, init=False)
+    _control: ControlReader | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.capacity < 1:
@@ -232,6 +233,7 @@ class Worker:
         leaving: list[str] = []
         async with redis, AsyncExitStack() as stack:
             self._redis, self._stack = redis, stack
+            control = self._control = ControlReader(redis, self.keys, self.calls)
             await self._make_group()
             self._lag.install()
             try:
@@ -243,7 +245,7 @@ class Worker:
                     nursery.start_soon(self._beats)
                     nursery.start_soon(self._every, RENEW_EVERY_S, self._renew)
                     nursery.start_soon(self._every, SCAN_EVERY_S, self._recover)
-                    await nursery.start(ControlReader(redis, self.keys, self.calls).run)
+                    await nursery.start(control.run)
                     nursery.start_soon(self._intake)
                     try:
                         yield self
@@ -492,6 +494,8 @@ class Worker:
                     session = await self._open(stack, call, leg, url, checkpoint)
                     call.session = session
                     self.calls[call.id] = call
+                    if self._control is not None:
+                        self._control.follow()
                     session.observe(call.observe)
                     session.observe(self.metrics.observe)
                     await self._acknowledge(held)

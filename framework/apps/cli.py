@@ -20,6 +20,7 @@ function for its options and one row.
 * ``cantata ring`` / ``dtmf`` / ``calls``: a running engine's operator interface;
 * ``cantata dial URL``: a simulated Twilio caller for a phone endpoint (a
   WAV said, keys pressed, what was heard written to a WAV);
+* ``cantata worker BOT.py --redis URL``: a fleet worker (``framework.fleet``);
 * ``cantata init NAME``: a new bot in ``NAME/`` (agent, rules, a test that
   passes);
 * ``cantata plugins``: the installed plugins and what each contributes (one
@@ -279,6 +280,12 @@ COMMANDS: tuple[Command, ...] = (
         "call a phone endpoint as a simulated Twilio caller",
         _dial_options,
         "framework.apps.dial:run_dial",
+    ),
+    Command(
+        "worker",
+        "serve calls from a fleet's Redis as one of its workers",
+        lambda cmd: importlib.import_module("framework.apps.worker").worker_options(cmd),
+        "framework.apps.worker:run_worker",
     ),
     Command(
         "init",

@@ -2,10 +2,31 @@
 
 The control plane is Redis (or Valkey) through ``coredis``; audio never
 crosses it. ``_schema`` names the keys and the records every role shares;
-``_lag`` measures a worker's event-loop lag for its heartbeat.
+``_lag`` measures a worker's event-loop lag for its heartbeat; ``_ops`` serves
+every role's ``/healthz`` and Prometheus ``/metrics``. ``_worker`` is a fleet
+worker (``cantata worker``), ``_leases`` who owns a call and the take-over of a
+dead worker's calls, ``_control`` the orders sent to a call's owner
+(:func:`send_control`).
 """
 
+from ._control import ORDERS as ORDERS
+from ._control import CallNotOwned as CallNotOwned
+from ._control import ControlReader as ControlReader
+from ._control import send_control as send_control
 from ._lag import LoopLag as LoopLag
+from ._leases import LEASE_TTL_S as LEASE_TTL_S
+from ._leases import RENEW_EVERY_S as RENEW_EVERY_S
+from ._leases import SCAN_EVERY_S as SCAN_EVERY_S
+from ._ops import Ops as Ops
+from ._ops import Probe as Probe
+from ._ops import RoleMetrics as RoleMetrics
+from ._ops import open_ops_server as open_ops_server
+from ._ops import queue_depth as queue_depth
+from ._ops import redis_probe as redis_probe
+from ._ops import sample_queue as sample_queue
+from ._ops import serve_asgi as serve_asgi
+from ._ops import serve_ops as serve_ops
+from ._ops import watch_loop as watch_loop
 from ._schema import DEFAULT_PREFIX as DEFAULT_PREFIX
 from ._schema import JOB_GROUP as JOB_GROUP
 from ._schema import AttachJob as AttachJob
@@ -14,3 +35,5 @@ from ._schema import FleetKeys as FleetKeys
 from ._schema import WorkerBeat as WorkerBeat
 from ._schema import dump as dump
 from ._schema import load as load
+from ._worker import BEAT_TTL_S as BEAT_TTL_S
+from ._worker import Worker as Worker

@@ -16,6 +16,7 @@ key                       type               what
 ``P:job:CALL``            string, TTL        the call's :class:`AttachJob` (to re-attach it)
 ``P:control:CALL``        stream             :class:`ControlMessage` entries for the owner
 ``P:seen:WEBHOOK``        string, TTL        a webhook delivery already handled
+``P:scan``                string, TTL        the worker looking for orphaned calls this period
 ========================  =================  ==========================================
 
 A worker's beat expires on its own when the worker stops beating, and so does
@@ -75,6 +76,10 @@ class FleetKeys:
 
     def control(self, call_id: str) -> str:
         return f"{self.prefix}:control:{call_id}"
+
+    @property
+    def scan(self) -> str:
+        return f"{self.prefix}:scan"
 
     def seen(self, webhook_id: str) -> str:
         return f"{self.prefix}:seen:{webhook_id}"

@@ -65,6 +65,18 @@ _log = logging.getLogger("cantata.telephony")
 
 AgentSource: TypeAlias = AgentLike | Callable[[PhoneCall], AgentLike]
 
+
+def agent_for(source: AgentSource, call: PhoneCall) -> AgentLike:
+    """The agent that answers ``call``: a class makes one per call, a function gets the
+    call, an agent serves all."""
+    if isinstance(source, type):
+        made: AgentLike = source()
+        return made
+    if callable(source) and not hasattr(source, "session_config"):
+        return source(call)
+    return source  # type: ignore[return-value]
+
+
 MAX_CALLS = 100
 STREAM_TIMEOUT_S = 30.0
 ENDED_KEPT = 1000
@@ -148,14 +160,7 @@ class PhoneServer:
             await changed.wait()
 
     def _agent_for(self, call: PhoneCall) -> AgentLike:
-        """A class makes an agent per call, a function gets the call, an agent serves all."""
-        agent = self.agent
-        if isinstance(agent, type):
-            made: AgentLike = agent()
-            return made
-        if callable(agent) and not hasattr(agent, "session_config"):
-            return agent(call)
-        return agent  # type: ignore[return-value]
+        return agent_for(self.agent, call)
 
     def _register(self, call: PhoneCall) -> None:
         self.calls[call.id] = call

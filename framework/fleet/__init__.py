@@ -6,7 +6,25 @@ crosses it. ``_schema`` names the keys and the records every role shares;
 every role's ``/healthz`` and Prometheus ``/metrics``.
 """
 
+from ._ingress import FleetView as FleetView
+from ._ingress import Ingress as Ingress
+from ._ingress import fleet_view as fleet_view
+from ._ingress import read_beats as read_beats
 from ._lag import LoopLag as LoopLag
+from ._ops import Ops as Ops
+from ._ops import Probe as Probe
+from ._ops import RedisUnreachable as RedisUnreachable
+from ._ops import RoleMetrics as RoleMetrics
+from ._ops import one_line as one_line
+from ._ops import open_ops_server as open_ops_server
+from ._ops import open_redis as open_redis
+from ._ops import queue_depth as queue_depth
+from ._ops import redacted as redacted
+from ._ops import redis_probe as redis_probe
+from ._ops import sample_queue as sample_queue
+from ._ops import serve_asgi as serve_asgi
+from ._ops import serve_ops as serve_ops
+from ._ops import watch_loop as watch_loop
 from ._schema import DEFAULT_PREFIX as DEFAULT_PREFIX
 from ._schema import JOB_GROUP as JOB_GROUP
 from ._schema import AttachJob as AttachJob
@@ -15,13 +33,7 @@ from ._schema import FleetKeys as FleetKeys
 from ._schema import WorkerBeat as WorkerBeat
 from ._schema import dump as dump
 from ._schema import load as load
-from ._ops import Ops as Ops
-from ._ops import Probe as Probe
-from ._ops import RoleMetrics as RoleMetrics
-from ._ops import open_ops_server as open_ops_server
-from ._ops import queue_depth as queue_depth
-from ._ops import redis_probe as redis_probe
-from ._ops import sample_queue as sample_queue
-from ._ops import serve_asgi as serve_asgi
-from ._ops import serve_ops as serve_ops
-from ._ops import watch_loop as watch_loop
+from ._status import CallStatus as CallStatus
+from ._status import FleetStatus as FleetStatus
+from ._status import WorkerStatus as WorkerStatus
+from ._status import read_status as read_status

@@ -14,7 +14,8 @@ behind a load balancer, sharing the fleet's Redis. Its routes:
 * ``POST /twilio/voice``: Twilio's voice webhook, its ``X-Twilio-Signature``
   checked. Twilio sends the call's media to a URL the answer names, so the
   ingress picks the worker with the most free slots (then the least loop
-  lag) and answers TwiML that connects the call to that worker's
+  lag), counting the calls it was sent since its last beat (``P:routed:ID:BEAT``,
+  a counter per beat that expires), and answers TwiML that connects the call to that worker's
   ``media_url``, and adds a ``twilio`` job naming the worker. No free slot:
   TwiML rejecting the call as busy. A retry of the same ``CallSid`` gets the
   same worker and adds no second job.
@@ -34,14 +35,16 @@ Bad input never reaches Redis or the calls API: a request that is not signed
 is 403, one that is not what it claims 400, a body over 64 KiB 413; Redis
 down is 503 (the sender retries). Bounds: ``P:jobs`` is trimmed to about
 ``jobs_max`` entries (``XADD MAXLEN ~``); ``P:seen:*`` keys expire after
-``seen_ttl_s``.
+``seen_ttl_s``, ``P:routed:*`` after :data:`ROUTED_TTL_S`. Two replicas
+routing at the same instant may both count the same last slot: the worker's
+capacity is the final word.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -82,6 +85,8 @@ JOBS_MAX = 10_000
 """About how many attach jobs ``P:jobs`` keeps (older entries are trimmed)."""
 SEEN_TTL_S = 3600
 """How long a webhook delivery is remembered (senders retry within minutes)."""
+ROUTED_TTL_S = 120
+"""How long a count of calls routed since a beat is kept (beats come every few seconds)."""
 SIP_BUSY = 486
 """SIP's Busy Here: what a caller hears when the fleet is full."""
 _REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
@@ -94,6 +99,10 @@ class FleetView:
     beats: tuple[WorkerBeat, ...]
     unread: int = 0
     """Jobs in ``P:jobs`` no worker has read yet: they will take slots too."""
+    pending: int = 0
+    """Jobs read but not yet acknowledged."""
+    routed: Mapping[str, int] = attrs.field(factory=dict)
+    """Twilio calls sent to each worker since its last beat (not in its beat yet)."""
 
     @property
     def capacity(self) -> int:
@@ -104,10 +113,16 @@ class FleetView:
         """Slots left once the jobs waiting are taken."""
         return max(0, sum(beat.free for beat in self.beats) - self.unread)
 
+    def free_of(self, beat: WorkerBeat) -> int:
+        """A worker's free slots, less the calls routed to it since it beat."""
+        return beat.free - self.routed.get(beat.worker_id, 0)
+
     def pick(self) -> WorkerBeat | None:
         """The worker to send media to: the most free slots, then the least loop lag."""
-        open_ = [beat for beat in self.beats if beat.free > 0 and beat.media_url]
-        return min(open_, key=lambda b: (-b.free, b.loop_lag_ms, b.worker_id), default=None)
+        open_ = [b for b in self.beats if self.free_of(b) > 0 and b.media_url]
+        return min(
+            open_, key=lambda b: (-self.free_of(b), b.loop_lag_ms, b.worker_id), default=None
+        )
 
 
 async def read_beats(redis: Any, keys: FleetKeys) -> tuple[WorkerBeat, ...]:
@@ -130,8 +145,22 @@ async def read_beats(redis: Any, keys: FleetKeys) -> tuple[WorkerBeat, ...]:
 async def fleet_view(redis: Any, keys: FleetKeys) -> FleetView:
     """The live beats, and the jobs waiting for a worker."""
     beats = await read_beats(redis, keys)
-    _, unread = await queue_depth(redis, keys)
-    return FleetView(beats=beats, unread=unread)
+    pending, unread = await queue_depth(redis, keys)
+    return FleetView(beats=beats, unread=unread, pending=pending)
+
+
+def routed_key(keys: FleetKeys, beat: WorkerBeat) -> str:
+    """Counts the Twilio calls routed to a worker since a beat: a new beat, a new count."""
+    return f"{keys.prefix}:routed:{beat.worker_id}:{beat.beat_at!r}"
+
+
+async def with_routed(redis: Any, keys: FleetKeys, view: FleetView) -> FleetView:
+    """``view`` with the calls routed to each worker since its beat."""
+    if not view.beats:
+        return view
+    counts = await redis.mget([routed_key(keys, beat) for beat in view.beats])
+    routed = {b.worker_id: int(n) for b, n in zip(view.beats, counts, strict=True) if n}
+    return attrs.evolve(view, routed=routed)
 
 
 def after_url(media_url: str) -> str:
@@ -181,8 +210,7 @@ class Ingress:
     async def sample(self) -> None:
         """The queue's depth and the fleet's capacity, for ``/metrics``."""
         view = await fleet_view(self.redis, self.keys)
-        pending, lag = await queue_depth(self.redis, self.keys)
-        self.metrics.set_queue(pending=pending, lag=lag)
+        self.metrics.set_queue(pending=view.pending, lag=view.unread)
         self.metrics.set_fleet(workers=len(view.beats), capacity=view.capacity, free=view.free)
 
     # --- ASGI ---------------------------------------------------------------------------
@@ -265,7 +293,7 @@ class Ingress:
         seen = self.keys.seen(f"twilio:{call_sid}")
         earlier = await self.redis.get(seen)
         if earlier is None:
-            view = await fleet_view(self.redis, self.keys)
+            view = await with_routed(self.redis, self.keys, await fleet_view(self.redis, self.keys))
             chosen = view.pick()
             if chosen is None:
                 self.metrics.rejected_busy.inc()
@@ -305,6 +333,10 @@ class Ingress:
         except _REDIS_ERRORS:
             await self._forget(f"twilio:{call_sid}")
             raise
+        # Until the worker's next beat counts this call, the next pick counts it here.
+        routed = routed_key(self.keys, chosen)
+        await self.redis.incr(routed)
+        await self.redis.expire(routed, ROUTED_TTL_S)
         return twiml_connect(chosen.media_url, after_url(chosen.media_url), token)
 
     # --- Redis --------------------------------------------------------------------------

@@ -231,6 +231,29 @@ async def test_a_twilio_call_goes_to_the_worker_with_most_free_slots(redis_url: 
             assert len(await f.jobs()) == 1
 
 
+async def test_calls_routed_since_a_beat_count_against_the_worker(redis_url: str) -> None:
+    with trio.fail_after(30):
+        async with front(redis_url) as f:
+            big = WorkerBeat(
+                worker_id="w1", capacity=2, media_url="wss://w1.example/m", beat_at=100.0
+            )
+            small = WorkerBeat(
+                worker_id="w2", capacity=1, media_url="wss://w2.example/m", beat_at=100.0
+            )
+            await beat(f.redis, big, small)
+            routed = []
+            for n in range(4):  # faster than the workers beat
+                answer = await voice(f, twilio_form(f"CA10{n}"))
+                found = re.search(r"wss://(w\d)\.example", answer.text)
+                routed.append(found.group(1) if found else "busy")
+            assert routed == ["w1", "w1", "w2", "busy"]  # 2 + 1 slots, and no more
+            # w1 beats again with one call ended: one slot, counted afresh.
+            await beat(f.redis, attrs.evolve(big, active=1, beat_at=101.0))
+            answer = await voice(f, twilio_form("CA105"))
+            assert "wss://w1.example/m" in answer.text
+            assert [job.worker_id for job in await f.jobs()] == ["w1", "w1", "w2", "w1"]
+
+
 async def test_a_twilio_call_to_a_full_fleet_is_rejected_busy(redis_url: str) -> None:
     with trio.fail_after(30):
         async with front(redis_url) as f:

@@ -32,6 +32,11 @@ def serve_ingress(args: argparse.Namespace) -> int:
         print(f"cantata serve: {message}", file=sys.stderr)
         return status
 
+    if args.certfile or args.keyfile or args.workers != 1:
+        return fail(
+            "--certfile, --keyfile and --workers are the engine's: an ingress serves plain "
+            "HTTP behind a load balancer that ends TLS; run more ingresses to scale."
+        )
     webhook_secret = os.environ.get("OPENAI_WEBHOOK_SECRET") or None
     auth_token = os.environ.get("TWILIO_AUTH_TOKEN") or None
     if webhook_secret is None and auth_token is None:

@@ -3,7 +3,9 @@
 The control plane is Redis (or Valkey) through ``coredis``; audio never
 crosses it. ``_schema`` names the keys and the records every role shares;
 ``_lag`` measures a worker's event-loop lag for its heartbeat; ``_ops`` serves
-every role's ``/healthz`` and Prometheus ``/metrics``.
+every role's ``/healthz`` and Prometheus ``/metrics``; ``_ingress`` turns call
+webhooks into attach jobs (``cantata serve --role ingress``); ``_status`` reads
+a fleet's state for ``cantata fleet``.
 """
 
 from ._ingress import FleetView as FleetView

@@ -33,7 +33,9 @@ stream whose ``start`` presents it; its ``action`` URL is the worker's
 
 Bad input never reaches Redis or the calls API: a request that is not signed
 is 403, one that is not what it claims 400, a body over 64 KiB 413; Redis
-down is 503 (the sender retries). Bounds: ``P:jobs`` is trimmed to about
+down is 503 (the sender retries; a call accepted just before Redis failed
+answers that retry "gone", as the calls API then refuses a second accept).
+Bounds: ``P:jobs`` is trimmed to about
 ``jobs_max`` entries (``XADD MAXLEN ~``); ``P:seen:*`` keys expire after
 ``seen_ttl_s``, ``P:routed:*`` after :data:`ROUTED_TTL_S`. Two replicas
 routing at the same instant may both count the same last slot: the worker's

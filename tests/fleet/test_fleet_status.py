@@ -111,6 +111,12 @@ async def test_the_ingress_role_says_what_it_needs_in_one_line() -> None:
             "serve", "--role", "ingress", "--redis", "redis://127.0.0.1:1/0",
             env={"TWILIO_AUTH_TOKEN": "token"},
         )  # fmt: skip
+        with_tls = await cantata(
+            "serve", "--role", "ingress", "--certfile", "c.pem", "--keyfile", "k.pem",
+            env={"TWILIO_AUTH_TOKEN": "token"},
+        )  # fmt: skip
+    assert with_tls.returncode == 2
+    assert "load balancer" in with_tls.stderr.decode()
     assert no_secret.returncode == 2
     assert no_secret.stderr.decode().count("\n") == 1
     assert "OPENAI_WEBHOOK_SECRET" in no_secret.stderr.decode()

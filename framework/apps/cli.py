@@ -18,6 +18,8 @@ function for its options and one row.
   session), printed as they come and written to ``--out`` (.srt or .vtt);
 * ``cantata serve``: the local Realtime engine alone, for any client;
 * ``cantata ring`` / ``dtmf`` / ``calls``: a running engine's operator interface;
+* ``cantata serve --role ingress``: a fleet's webhook front door; ``cantata fleet``:
+  a fleet's workers, calls and queue, read from its Redis;
 * ``cantata dial URL``: a simulated Twilio caller for a phone endpoint (a
   WAV said, keys pressed, what was heard written to a WAV);
 * ``cantata worker BOT.py --redis URL``: a fleet worker (``framework.fleet``);
@@ -181,6 +183,39 @@ def _serve_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--workers", type=int, default=1, help="processes serving sessions on the one port"
     )
+    _fleet_serve_options(cmd)
+
+
+def _fleet_options(cmd: argparse.ArgumentParser) -> None:
+    """Where the fleet lives: its Redis and its key prefix."""
+    cmd.add_argument(
+        "--redis", metavar="URL", help="the fleet's Redis (default: $CANTATA_REDIS_URL)"
+    )
+    cmd.add_argument("--prefix", default="cantata", help="the fleet's Redis key prefix")
+
+
+def _fleet_serve_options(cmd: argparse.ArgumentParser) -> None:
+    """``cantata serve``'s fleet roles and operations endpoints."""
+    cmd.add_argument(
+        "--role",
+        choices=("engine", "ingress"),
+        default="engine",
+        help="engine: the local Realtime engine; ingress: the fleet's webhook front door",
+    )
+    cmd.add_argument("--ops-port", type=int, help="serve /healthz and /metrics on this port")
+    _fleet_options(cmd)
+    cmd.add_argument(
+        "--realtime-url",
+        help="ingress: the Realtime server whose calls it accepts (default: the hosted API)",
+    )
+    cmd.add_argument(
+        "--public-url", help="ingress: the base URL Twilio reaches it at (for signatures)"
+    )
+
+
+def _fleet_status_options(cmd: argparse.ArgumentParser) -> None:
+    _fleet_options(cmd)
+    cmd.add_argument("--json", action="store_true", help="print the status as JSON")
 
 
 def _operator_options(cmd: argparse.ArgumentParser) -> None:
@@ -274,6 +309,12 @@ COMMANDS: tuple[Command, ...] = (
         "list the calls and sessions of a running engine",
         _operator_options,
         "framework.apps.operate:operate",
+    ),
+    Command(
+        "fleet",
+        "show a fleet's workers, calls and queue",
+        _fleet_status_options,
+        "framework.apps.fleet:fleet_status_command",
     ),
     Command(
         "dial",

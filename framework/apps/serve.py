@@ -74,6 +74,10 @@ def serve(args: argparse.Namespace) -> int:
         print(f"cantata serve: {message}", file=sys.stderr)
         return 2
 
+    if args.role == "ingress":
+        from framework.apps.ingress import serve_ingress
+
+        return serve_ingress(args)
     if (args.certfile is None) != (args.keyfile is None):
         return fail("TLS needs both --certfile and --keyfile.")
     if args.workers < 1 or (args.workers > 1 and args.certfile):
@@ -133,6 +137,10 @@ def serve(args: argparse.Namespace) -> int:
                     )
                 )
                 print(engine.banner(url), flush=True)
+                if args.ops_port is not None:
+                    from framework.apps.ops import start_engine_ops
+
+                    await start_engine_ops(nursery, engine, host=args.host, port=args.ops_port)
                 print("Ready. Press Ctrl-C to stop.", flush=True)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()

@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import orjson
@@ -50,6 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from framework.engine import LinkLimits, serve_links
+from framework.errors import CantataError
 from framework.runtime import SessionEvent, TurnMeasured, TurnMetrics
 
 from ._lag import LoopLag
@@ -100,6 +102,10 @@ class RoleMetrics:
             "cantata_jobs_pending", "Attach jobs delivered to a worker, not yet acknowledged."
         )
         self._lag = gauge("cantata_jobs_lag", "Attach jobs in the stream no worker has read yet.")
+        self._connections = gauge("cantata_connections", "Client connections open now.")
+        self._calls = gauge(
+            "cantata_calls", "SIP calls in the engine's registry (the operator interface's)."
+        )
         self._fleet_workers = gauge("cantata_fleet_workers", "Workers with a live beat.")
         self._fleet_capacity = gauge(
             "cantata_fleet_capacity", "Sessions the live workers hold at most."
@@ -150,6 +156,11 @@ class RoleMetrics:
         if capacity is not None:
             self._set(self._capacity, capacity)
 
+    def set_engine(self, *, connections: int, calls: int) -> None:
+        """The engine's connections and its calls (the operator interface's)."""
+        self._set(self._connections, connections)
+        self._set(self._calls, calls)
+
     def set_draining(self, draining: bool) -> None:
         self._set(self._draining, 1 if draining else 0)
 
@@ -191,6 +202,52 @@ class RoleMetrics:
     def exposition(self) -> bytes:
         """The metrics in Prometheus's text format."""
         return generate_latest(self.registry)
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+
+class RedisUnreachable(CantataError):
+    """The fleet's Redis does not answer; the message says where and what to do."""
+
+
+def redacted(url: str) -> str:
+    """A Redis URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+@asynccontextmanager
+async def open_redis(url: str, *, timeout_s: float = PROBE_TIMEOUT_S) -> AsyncIterator[Any]:
+    """A ``coredis`` client of the fleet's Redis for the block, once it has answered a PING.
+
+    Raises:
+        RedisUnreachable: the URL is not a Redis URL, or nothing answers there.
+    """
+    import coredis
+
+    def unreachable(detail: str) -> RedisUnreachable:
+        return RedisUnreachable(
+            f"cannot reach Redis at {redacted(url)} ({detail}); start it, or pass --redis"
+        )
+
+    try:
+        client = coredis.Redis.from_url(
+            url, decode_responses=True, connect_timeout=timeout_s, stream_timeout=timeout_s
+        )
+        probe = redis_probe(client, timeout_s=timeout_s)
+        async with client:
+            failure = await probe()
+    except (Exception, BaseExceptionGroup) as e:  # a bad URL, or the connection refused
+        raise unreachable(one_line(e)) from None
+    if failure is not None:
+        raise unreachable(failure.removeprefix("unreachable (").removesuffix(")"))
+    async with coredis.Redis.from_url(url, decode_responses=True) as redis:
+        yield redis
 
 
 # --- health -------------------------------------------------------------------------------
@@ -376,7 +433,11 @@ async def watch_loop(
 
 
 async def respond(send: Send, status: int, content_type: str, body: bytes) -> None:
-    """Sends one whole HTTP response over ASGI."""
+    """Sends one whole HTTP response over ASGI.
+
+    ``framework.telephony`` has its twin; the engine's and the workers' ops
+    must not need the phone extra that importing telephony brings in.
+    """
     await send(
         {
             "type": "http.response.start",

@@ -25,6 +25,10 @@ calls.
 
 from ._agent import PhoneAgent as PhoneAgent
 from ._agent import greeting_of as greeting_of
+from ._asgi import HttpRefusal as HttpRefusal
+from ._asgi import Route as Route
+from ._asgi import respond as respond
+from ._asgi import route_request as route_request
 from ._call import DTMF_KEYS as DTMF_KEYS
 from ._call import CallLeg as CallLeg
 from ._call import PhoneCall as PhoneCall
@@ -34,6 +38,9 @@ from ._carrier import HeardClear as HeardClear
 from ._carrier import TwilioCaller as TwilioCaller
 from ._carrier import dial as dial
 from ._carrier import open_media_stream as open_media_stream
+from ._inbound import sip_webhook as sip_webhook
+from ._inbound import twilio_form as twilio_form
+from ._inbound import url_of as url_of
 from ._media import Clear as Clear
 from ._media import Connected as Connected
 from ._media import Dtmf as Dtmf
@@ -53,9 +60,12 @@ from ._sink import LEAD_MS as LEAD_MS
 from ._sink import MarkedSink as MarkedSink
 from ._sip import PlayoutClock as PlayoutClock
 from ._sip import SipLeg as SipLeg
+from ._sip import call_from_event as call_from_event
 from ._twilio import TwilioLeg as TwilioLeg
 from ._twilio import signature_for as signature_for
 from ._twilio import signature_ok as signature_ok
+from ._twilio import twiml_busy as twiml_busy
+from ._twilio import twiml_connect as twiml_connect
 from ._webhooks import RecentDeliveries as RecentDeliveries
 from ._webhooks import WebhookRefused as WebhookRefused
 from ._webhooks import verify_webhook as verify_webhook

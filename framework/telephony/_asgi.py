@@ -7,7 +7,7 @@ the stream code speaks (:class:`AsgiSocket`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -15,6 +15,8 @@ import trio
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Route = Callable[[Any, Scope, bytes], Awaitable[tuple[str, str]]]
+"""An HTTP endpoint: given its app, the scope and the body, its content type and text."""
 
 MAX_BODY_BYTES = 64 * 1024
 """The largest request body read (Twilio's forms and OpenAI's events are small)."""
@@ -91,3 +93,38 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+async def route_request(
+    app: object, routes: Mapping[tuple[str, str], Route], scope: Scope, receive: Receive
+) -> tuple[int, str, bytes]:
+    """Reads the request and runs its route; the status, content type and body to send.
+
+    A route answers 200 with what it returns, or raises :class:`HttpRefusal`
+    for another status; a path no route serves is 404.
+    """
+    route = (scope["method"], scope["path"].rstrip("/"))
+    try:
+        body = await read_body(receive)
+        handler = routes.get(route)
+        if handler is None:
+            raise HttpRefusal(404, f"no such endpoint: {route[0]} {route[1]}")
+        content_type, text = await handler(app, scope, body)
+        return 200, content_type, text.encode()
+    except HttpRefusal as e:
+        return e.status, "text/plain", e.text.encode()
+
+
+async def respond(send: Send, status: int, content_type: str, body: bytes) -> None:
+    """Sends one whole HTTP response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

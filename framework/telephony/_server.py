@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any, TypeAlias
-from urllib.parse import parse_qsl
 
 import attrs
 import orjson
@@ -49,17 +48,17 @@ from framework.runtime import AgentLike, open_session
 from framework.transport import RestClient, open_rest_client, resolve_base_url
 
 from ._agent import greeting_of
-from ._asgi import AsgiSocket, HttpRefusal, Receive, Scope, Send, header, read_body
+from ._asgi import AsgiSocket, HttpRefusal, Receive, Route, Scope, Send, respond, route_request
 from ._call import PhoneCall, enter_phone_call, leave_phone_call
+from ._inbound import sip_webhook, twilio_form, url_of
 from ._sip import SipLeg, call_from_event, with_call_id
 from ._twilio import (
     TwilioLeg,
     read_start,
-    signature_ok,
     twiml_busy,
     twiml_connect,
 )
-from ._webhooks import RecentDeliveries, WebhookRefused, verify_webhook
+from ._webhooks import RecentDeliveries
 
 _log = logging.getLogger("cantata.telephony")
 
@@ -268,52 +267,15 @@ class PhoneServer:
                     return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = (scope["method"], scope["path"].rstrip("/"))
-        content_type = "text/plain"
-        try:
-            body = await read_body(receive)
-            handler = _ROUTES.get(route)
-            if handler is None:
-                raise HttpRefusal(404, f"no such endpoint: {route[0]} {route[1]}")
-            content_type, text = await handler(self, scope, body)
-            status = 200
-        except HttpRefusal as e:
-            status, text = e.status, e.text
-        payload = text.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await respond(send, *await route_request(self, _ROUTES, scope, receive))
 
     def _url_of(self, scope: Scope, path: str, *, websocket: bool = False) -> str:
-        """The URL Twilio uses for ``path``, as it signs and dials it."""
-        if self.public_url is not None:
-            base = self.public_url.rstrip("/")
-        else:
-            host = header(scope, b"host") or "127.0.0.1"
-            base = f"{scope.get('scheme', 'http')}://{host}"
-        if websocket:
-            base = "ws" + base.removeprefix("http")
-        return base + path
+        return url_of(scope, self.public_url, path, websocket=websocket)
 
     def _twilio_form(self, scope: Scope, body: bytes) -> dict[str, str]:
-        """A Twilio request's form, once its signature checks out."""
-        if not self.twilio_auth_token:
-            raise HttpRefusal(403, "Twilio calls are not served: set TWILIO_AUTH_TOKEN")
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        query = scope.get("query_string", b"").decode("latin-1")
-        url = self._url_of(scope, scope["path"]) + (f"?{query}" if query else "")
-        signature = header(scope, b"x-twilio-signature") or ""
-        if not signature_ok(self.twilio_auth_token, url, form, signature):
-            raise HttpRefusal(403, "the X-Twilio-Signature does not match this request")
-        return form
+        return twilio_form(
+            scope, body, auth_token=self.twilio_auth_token, public_url=self.public_url
+        )
 
     async def _voice(self, scope: Scope, body: bytes) -> tuple[str, str]:
         form = self._twilio_form(scope, body)
@@ -368,19 +330,10 @@ class PhoneServer:
         return "text/xml", twiml
 
     async def _sip_webhook(self, scope: Scope, body: bytes) -> tuple[str, str]:
-        if not self.webhook_secret or self._rest is None:
+        if self._rest is None:
             raise HttpRefusal(403, "SIP calls are not served: set OPENAI_WEBHOOK_SECRET")
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            webhook_id = verify_webhook(body, headers, self.webhook_secret)
-        except WebhookRefused as e:
-            _log.warning("refused a webhook: %s", e)
-            raise HttpRefusal(400, f"webhook refused: {e}") from None
-        try:
-            event = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise HttpRefusal(400, "the webhook body is not JSON") from None
-        if not isinstance(event, dict) or event.get("type") != "realtime.call.incoming":
+        webhook_id, event = sip_webhook(scope, body, secret=self.webhook_secret)
+        if event.get("type") != "realtime.call.incoming":
             return "text/plain", "ignored: not realtime.call.incoming"
         if not self._deliveries.first_time(webhook_id):
             return "text/plain", "duplicate delivery: already handled"
@@ -451,8 +404,7 @@ class PhoneServer:
 
 _HANGUP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
 
-_Route: TypeAlias = Callable[[PhoneServer, Scope, bytes], Awaitable[tuple[str, str]]]
-_ROUTES: dict[tuple[str, str], _Route] = {
+_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/twilio/voice"): PhoneServer._voice,
     ("POST", "/twilio/after"): PhoneServer._after_stream,
     ("POST", "/sip/webhook"): PhoneServer._sip_webhook,

@@ -28,9 +28,16 @@ from collections.abc import AsyncIterable, Sequence
 
 import trio
 
-from framework.protocol import ClientEvent, InputAudioBufferAppendEvent, InputAudioBufferCommitEvent
+from framework.protocol import (
+    UNSET,
+    ClientEvent,
+    InputAudioBufferAppendEvent,
+    InputAudioBufferCommitEvent,
+    to_json,
+)
 
 from ._contracts import AudioTap
+from ._edge import post
 from ._messages import (
     AudioInbox,
     CommitAudio,
@@ -46,6 +53,24 @@ _log = logging.getLogger("cantata.audio")
 
 AUDIO_INBOX = 16
 """Chunks of audio waiting to be appended (with 20 ms chunks, 320 ms)."""
+
+_APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+
+
+def frame_text(event: ClientEvent) -> str:
+    """The JSON text of a client event; an append is written from a template.
+
+    Appends are nearly every frame a voice session sends (fifty a second with
+    20 ms chunks), and their base64 needs no JSON escaping: the template costs a
+    string concatenation where the converter walks the object. Any other event,
+    or an append with an id, extra fields or text that would need escaping, goes
+    through :func:`~framework.protocol.to_json`.
+    """
+    if type(event) is InputAudioBufferAppendEvent and event.event_id is UNSET and not event.extra:
+        audio = event.audio
+        if '"' not in audio and "\\" not in audio and audio.isprintable():
+            return _APPEND_HEAD + audio + '"}'
+    return to_json(event)
 
 
 class AudioInputActor:
@@ -84,6 +109,8 @@ class AudioInputActor:
         self._held_bytes = 0
         self._keep = 0
         self._taken = 0
+        self._busy = 0  # chunks and commits in progress (see offer)
+        self._open = True  # the inbox is still read
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self._outbox, self._to_responses:
@@ -93,20 +120,54 @@ class AudioInputActor:
                 task_status.started()
                 with self._inbox:
                     async for message in self._inbox:
-                        if isinstance(message, SendAudio):
-                            await self._take(message.audio)
-                        elif isinstance(message, CommitAudio):
-                            await self._commit(message)
-                        elif isinstance(message, ConnectionLost):
-                            self._hold(message.keep_bytes)
-                        else:
-                            await self._release(message)
+                        self._busy += 1
+                        try:
+                            if isinstance(message, SendAudio):
+                                await self._take(message.audio)
+                            elif isinstance(message, CommitAudio):
+                                await self._commit(message)
+                            elif isinstance(message, ConnectionLost):
+                                self._hold(message.keep_bytes)
+                            else:
+                                await self._release(message)
+                        finally:
+                            self._busy -= 1
+                self._open = False
                 nursery.cancel_scope.cancel()
 
     async def _read_source(self, source: AsyncIterable[bytes]) -> None:
         async for chunk in source:
             if chunk:
-                await self._take(chunk)
+                self._busy += 1
+                try:
+                    await self._take(chunk)
+                finally:
+                    self._busy -= 1
+
+    def offer(self, audio: bytes) -> bool:
+        """Appends ``audio`` at once, in the caller's task, when that keeps the order.
+
+        The application's chunks otherwise cross the inbox, and the actor's
+        wake-up is a task switch per chunk on top of the writer's. This takes a
+        chunk directly only when nothing of the actor's is queued or half done
+        (no message in the inbox, no chunk or commit in progress), the line is
+        up and the outbox has room; it runs without a checkpoint, so nothing
+        else touches the actor's state meanwhile. False: send it through the inbox.
+        """
+        if self._busy or not self._open or self._held is not None or not audio:
+            return False
+        if self._inbox.statistics().current_buffer_used:
+            return False
+        event = InputAudioBufferAppendEvent(audio=base64.b64encode(audio).decode("ascii"))
+        try:
+            self._outbox.send_nowait(event)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        for tap in self._taps:
+            tap.user_audio(audio)
+        self._taken += 1
+        self.appended_bytes += len(audio)
+        return True
 
     async def _take(self, audio: bytes) -> None:
         for tap in self._taps:
@@ -125,8 +186,9 @@ class AudioInputActor:
 
     async def _append(self, audio: bytes) -> None:
         self.appended_bytes += len(audio)
-        await self._outbox.send(
-            InputAudioBufferAppendEvent(audio=base64.b64encode(audio).decode("ascii"))
+        await post(
+            self._outbox,
+            InputAudioBufferAppendEvent(audio=base64.b64encode(audio).decode("ascii")),
         )
 
     async def _commit(self, command: CommitAudio) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
 import json
 import os
 import resource
@@ -112,18 +113,53 @@ async def consume(session: Any, counts: Counts) -> None:
             counts.error_text.append(str(event.error)[:200])
 
 
-async def stream(
-    session: Any, chunks: list[bytes], start: float, chunk_s: float, counts: Counts
-) -> None:
+async def pace(due: list[tuple[float, int, Any]]) -> None:
+    """One task and one timer that send every session's chunks (as the trio clients do)."""
     loop = asyncio.get_running_loop()
-    for n, chunk in enumerate(chunks):
-        due = start + n * chunk_s
-        await asyncio.sleep(max(0.0, due - loop.time()))
-        counts.lag.append(loop.time() - due)
-        await session.send_audio(chunk)
+    while due:
+        await asyncio.sleep(max(0.0, due[0][0] - loop.time()))
+        now = loop.time()
+        while due and due[0][0] <= now:
+            _, order, step = heapq.heappop(due)
+            later = await step(now)
+            if later is not None:
+                heapq.heappush(due, (later, order, step))
+
+
+def stream(session: Any, chunks: list[bytes], start: float, chunk_s: float, counts: Counts) -> Any:
+    """The pacer's step for one session: sends its next chunk, says when the one after is due."""
+    sent = 0
+
+    async def step(now: float) -> float | None:
+        nonlocal sent
+        counts.lag.append(now - (start + sent * chunk_s))
+        await session.send_audio(chunks[sent])
+        sent += 1
+        return start + sent * chunk_s if sent < len(chunks) else None
+
+    return step
+
+
+def compression_off() -> None:
+    """Has the SDK's websocket offer no permessage-deflate (as shipped it offers it)."""
+    import websockets
+    from agents.realtime.openai_realtime import _USER_AGENT, OpenAIRealtimeWebSocketModel
+
+    async def connect(self: Any, url: str, headers: dict[str, str], **_: Any) -> Any:
+        return await websockets.connect(
+            url,
+            user_agent_header=_USER_AGENT,
+            additional_headers=headers,
+            max_size=8 * 1024 * 1024,
+            compression=None,
+        )
+
+    OpenAIRealtimeWebSocketModel._create_websocket_connection = connect  # type: ignore[method-assign]
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.compression == "off":
+        compression_off()
     set_tracing_disabled(True)  # tracing exports to the hosted platform: not runtime work
     audio = Path(args.audio).read_bytes()  # noqa: ASYNC240 (before anything runs)
     step = args.chunk_ms * 48
@@ -148,10 +184,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     consumers = [asyncio.create_task(consume(s, c)) for s, c in zip(sessions, counts, strict=True)]
     t0 = loop.time() + args.lead_ms / 1000
     connect_s = loop.time() - began
-    streams = [
-        asyncio.create_task(stream(s, chunks, t0 + i * turn_s / len(sessions), chunk_s, c))
+    due = [
+        (start, i, stream(s, chunks, start, chunk_s, c))
         for i, (s, c) in enumerate(zip(sessions, counts, strict=True))
+        for start in [t0 + i * turn_s / len(sessions)]
     ]
+    streams = [asyncio.create_task(pace(due))]
     await asyncio.sleep(max(0.0, t0 - loop.time()))
     cpu1, engine1, busy1 = cpu(), process_cpu(args.engine_pid), machine_busy()
     wall1 = time.monotonic()
@@ -169,7 +207,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(session.close(), 5)
     return {
-        "framework": "agents-sdk",
+        "framework": "agents-sdk" if args.compression == "shipped" else "agents-sdk-nodeflate",
         "version": version("openai-agents"),
         "sessions": args.sessions,
         "connect_s": connect_s,
@@ -197,6 +235,12 @@ def cli() -> None:
     parser.add_argument("--lead-ms", type=int, required=True)
     parser.add_argument("--tail-ms", type=int, required=True)
     parser.add_argument("--engine-pid", type=int, required=True)
+    parser.add_argument(
+        "--compression",
+        choices=["shipped", "off"],
+        default="shipped",
+        help="shipped: the SDK offers permessage-deflate; off: it offers none",
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main(args))), flush=True)
 

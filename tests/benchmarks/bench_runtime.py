@@ -60,7 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 import orjson
 import trio
+from _load_client import Pacer
 
 from framework import Agent, ClockSink, open_session, tool
 from framework.protocol import AudioTranscription, ServerVad
@@ -425,7 +426,12 @@ class _Counts:
 
 
 class _Schedule:
-    """When each session's chunks are due: set once every session is connected."""
+    """When each session's chunks are due, and the one pacer that sends them all.
+
+    The pacer is ``_load_client.Pacer``: one task and one timer for every
+    session of the process, so that what is measured is the sessions' cost,
+    not a timer and a task per session.
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         audio = Path(args.audio).read_bytes()
@@ -435,41 +441,46 @@ class _Schedule:
         self.turn_s: float = args.turn_ms / 1000
         self.audio_s = len(audio) / 48000
         self.sessions: int = args.sessions
-        self.go = trio.Event()
+        self.pacer = Pacer()
         self.t0: float = 0.0
 
     def start(self, lead_s: float) -> None:
         self.t0 = trio.current_time() + lead_s
-        self.go.set()
 
     def end(self, tail_s: float) -> float:
         # The last session starts almost a turn late; the tail takes its last reply.
         return self.t0 + self.turn_s + len(self.chunks) * self.chunk_s + tail_s
 
-    async def paced(self, index: int, counts: _Counts) -> AsyncIterator[bytes]:
-        """The chunks of session ``index``, each at its time."""
-        await self.go.wait()
+    def stream(self, index: int, counts: _Counts, send: Callable[[bytes], Awaitable[None]]) -> None:
+        """Has the pacer send the chunks of session ``index``, each at its time."""
         start = self.t0 + index * self.turn_s / self.sessions
-        for n, chunk in enumerate(self.chunks):
-            due = start + n * self.chunk_s
-            await trio.sleep_until(due)
-            counts.lag.append(trio.current_time() - due)
-            yield chunk
+        chunks, chunk_s, lag = self.chunks, self.chunk_s, counts.lag
+        sent = 0
+
+        async def step(now: float) -> float | None:
+            nonlocal sent
+            lag.append(now - (start + sent * chunk_s))
+            await send(chunks[sent])
+            sent += 1
+            return start + sent * chunk_s if sent < len(chunks) else None
+
+        self.pacer.add(start, step)
+
+
+Send = Callable[[bytes], Awaitable[None]]
+"""Appends one chunk of a session's audio."""
 
 
 async def _cantata_session(
-    schedule: _Schedule,
-    index: int,
     url: str,
     counts: _Counts,
     *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Send] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     sink = ClockSink()
-    audio = schedule.paced(index, counts)
     try:
-        async with open_session(VoiceBot(), url=url, audio_in=audio, audio_out=sink) as session:
-            task_status.started()
+        async with open_session(VoiceBot(), url=url, audio_out=sink) as session:
+            task_status.started(session.send_audio)
             async for event in session:
                 if isinstance(event, ResponseFinished):
                     counts.responses += 1
@@ -491,12 +502,10 @@ async def _cantata_session(
 
 
 async def _floor_session(
-    schedule: _Schedule,
-    index: int,
     url: str,
     counts: _Counts,
     *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Send] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The same session over bare trio-websocket: no framework, only what the script needs."""
     from trio_websocket import open_websocket_url
@@ -509,41 +518,36 @@ async def _floor_session(
         await ws.send_message(update)
         while orjson.loads(await ws.get_message())["type"] != "session.updated":
             pass
-        task_status.started()
 
-        async def pump() -> None:
-            async for chunk in schedule.paced(index, counts):
-                audio = base64.b64encode(chunk).decode()
-                await ws.send_message(
-                    '{"type":"input_audio_buffer.append","audio":"' + audio + '"}'
-                )
+        async def send(chunk: bytes) -> None:
+            audio = base64.b64encode(chunk).decode()
+            await ws.send_message('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump)
-            while True:
-                event = orjson.loads(await ws.get_message())
-                kind = event["type"]
-                if kind == "response.output_audio.delta":
-                    counts.audio_bytes += len(event["delta"]) * 3 // 4
-                elif kind == "response.done":
-                    counts.responses += 1
-                    counts.completed += event["response"]["status"] == "completed"
-                elif kind == "response.function_call_arguments.done":
-                    output = {"type": "function_call_output", "call_id": event["call_id"]}
-                    create = {
-                        "type": "conversation.item.create",
-                        "item": {**output, "output": "sunny"},
-                    }
-                    await ws.send_message(orjson.dumps(create).decode())
-                    await ws.send_message('{"type":"response.create"}')
-                    counts.tool_calls += 1
-                elif kind == "conversation.item.input_audio_transcription.completed":
-                    counts.transcripts += 1
-                elif kind == "conversation.item.truncated":
-                    counts.truncated += 1
-                elif kind == "error":
-                    counts.errors += 1
-                    counts.error_text.append(str(event["error"])[:200])
+        task_status.started(send)
+        while True:
+            event = orjson.loads(await ws.get_message())
+            kind = event["type"]
+            if kind == "response.output_audio.delta":
+                counts.audio_bytes += len(event["delta"]) * 3 // 4
+            elif kind == "response.done":
+                counts.responses += 1
+                counts.completed += event["response"]["status"] == "completed"
+            elif kind == "response.function_call_arguments.done":
+                output = {"type": "function_call_output", "call_id": event["call_id"]}
+                create = {
+                    "type": "conversation.item.create",
+                    "item": {**output, "output": "sunny"},
+                }
+                await ws.send_message(orjson.dumps(create).decode())
+                await ws.send_message('{"type":"response.create"}')
+                counts.tool_calls += 1
+            elif kind == "conversation.item.input_audio_transcription.completed":
+                counts.transcripts += 1
+            elif kind == "conversation.item.truncated":
+                counts.truncated += 1
+            elif kind == "error":
+                counts.errors += 1
+                counts.error_text.append(str(event["error"])[:200])
 
 
 async def _trio_client(args: argparse.Namespace) -> dict[str, Any]:
@@ -552,11 +556,15 @@ async def _trio_client(args: argparse.Namespace) -> dict[str, Any]:
     one = _floor_session if args.floor else _cantata_session
     cpu0, began = self_cpu(), trio.current_time()
     async with trio.open_nursery() as nursery:
+        senders: list[Send] = []
         for i in range(args.sessions):
             with trio.fail_after(20):
-                await nursery.start(one, schedule, i, args.url, counts[i])
+                senders.append(await nursery.start(one, args.url, counts[i]))
         connect_s = trio.current_time() - began
         schedule.start(args.lead_ms / 1000)
+        for i, send in enumerate(senders):
+            schedule.stream(i, counts[i], send)
+        nursery.start_soon(schedule.pacer.run)
         await trio.sleep_until(schedule.t0)
         cpu1, engine1, busy1 = self_cpu(), process_cpu(args.engine_pid), machine_busy()
         wall1 = time.monotonic()
@@ -589,7 +597,7 @@ def client_main(args: argparse.Namespace) -> None:
 
 # --- (b) the orchestration --------------------------------------------------------------
 
-FRAMEWORKS = ("cantata", "agents-sdk", "trio-ws-floor")
+FRAMEWORKS = ("cantata", "agents-sdk", "agents-sdk-nodeflate", "trio-ws-floor")
 
 
 def machine_busy() -> float:
@@ -616,6 +624,7 @@ def run_client(
         "cantata": [str(Path(__file__).resolve()), "_client"],
         "trio-ws-floor": [str(Path(__file__).resolve()), "_client", "--floor"],
         "agents-sdk": [str(HERE / "_agents_sdk_client.py")],
+        "agents-sdk-nodeflate": [str(HERE / "_agents_sdk_client.py"), "--compression=off"],
     }[framework]
     turn_ms = args.speech_ms + args.silence_ms
     options = [
@@ -728,7 +737,7 @@ def summary(results: list[dict[str, Any]], turns: int) -> None:
 
 
 def cpu_main(args: argparse.Namespace) -> None:
-    if "agents-sdk" in args.frameworks:
+    if any(f.startswith("agents-sdk") for f in args.frameworks):
         try:
             print(f"openai-agents {version('openai-agents')}")
         except PackageNotFoundError:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import gc
 import json
 import os
@@ -75,6 +76,7 @@ from framework import Agent, ClockSink, open_session, tool
 from framework.protocol import AudioTranscription, ServerVad
 from framework.runtime import (
     AssistantMessage,
+    Endpoint,
     ErrorReported,
     Interrupted,
     ResponseFinished,
@@ -82,7 +84,7 @@ from framework.runtime import (
     UserTranscript,
 )
 from framework.testing import engine_wire, run_engine
-from framework.transport import open_connection
+from framework.transport import Framing, open_connection
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -474,12 +476,14 @@ Send = Callable[[bytes], Awaitable[None]]
 async def _cantata_session(
     url: str,
     counts: _Counts,
+    framing: Framing = "trio-websocket",
     *,
     task_status: trio.TaskStatus[Send] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     sink = ClockSink()
+    where = Endpoint(url=url, framing=framing)
     try:
-        async with open_session(VoiceBot(), url=url, audio_out=sink) as session:
+        async with open_session(VoiceBot(), endpoints=[where], audio_out=sink) as session:
             task_status.started(session.send_audio)
             async for event in session:
                 if isinstance(event, ResponseFinished):
@@ -553,7 +557,11 @@ async def _floor_session(
 async def _trio_client(args: argparse.Namespace) -> dict[str, Any]:
     schedule = _Schedule(args)
     counts = [_Counts() for _ in range(args.sessions)]
-    one = _floor_session if args.floor else _cantata_session
+    if args.floor:
+        one: Callable[..., Awaitable[None]] = _floor_session
+    else:
+        one = functools.partial(_cantata_session, framing=args.framing)
+    name = "trio-ws-floor" if args.floor else CANTATA_BY_FRAMING[args.framing]
     cpu0, began = self_cpu(), trio.current_time()
     async with trio.open_nursery() as nursery:
         senders: list[Send] = []
@@ -575,7 +583,7 @@ async def _trio_client(args: argparse.Namespace) -> dict[str, Any]:
         nursery.cancel_scope.cancel()
     lags = sorted(x for c in counts for x in c.lag)
     return {
-        "framework": "trio-ws-floor" if args.floor else "cantata",
+        "framework": name,
         "version": version("trio-websocket" if args.floor else "cantata"),
         "sessions": args.sessions,
         "connect_s": connect_s,
@@ -597,7 +605,14 @@ def client_main(args: argparse.Namespace) -> None:
 
 # --- (b) the orchestration --------------------------------------------------------------
 
-FRAMEWORKS = ("cantata", "agents-sdk", "agents-sdk-nodeflate", "trio-ws-floor")
+CANTATA_BY_FRAMING = {"trio-websocket": "cantata", "websockets": "cantata-websockets"}
+FRAMEWORKS = (
+    "cantata",
+    "cantata-websockets",
+    "agents-sdk",
+    "agents-sdk-nodeflate",
+    "trio-ws-floor",
+)
 
 
 def machine_busy() -> float:
@@ -622,6 +637,7 @@ def run_client(
 ) -> dict[str, Any]:
     script = {
         "cantata": [str(Path(__file__).resolve()), "_client"],
+        "cantata-websockets": [str(Path(__file__).resolve()), "_client", "--framing=websockets"],
         "trio-ws-floor": [str(Path(__file__).resolve()), "_client", "--floor"],
         "agents-sdk": [str(HERE / "_agents_sdk_client.py")],
         "agents-sdk-nodeflate": [str(HERE / "_agents_sdk_client.py"), "--compression=off"],
@@ -812,6 +828,7 @@ def main() -> None:
     eng.set_defaults(handler=engine_main)
     client = commands.add_parser("_client")
     client.add_argument("--floor", action="store_true", help="bare trio-websocket, no framework")
+    client.add_argument("--framing", default="trio-websocket", choices=list(CANTATA_BY_FRAMING))
     for name in ("url", "audio"):
         client.add_argument(f"--{name}", required=True)
     for name in ("sessions", "chunk-ms", "turn-ms", "lead-ms", "tail-ms", "engine-pid"):

@@ -133,6 +133,11 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def rss_kib() -> int:
+    """This process's resident memory in KiB."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -562,13 +567,19 @@ async def _trio_client(args: argparse.Namespace) -> dict[str, Any]:
     else:
         one = functools.partial(_cantata_session, framing=args.framing)
     name = "trio-ws-floor" if args.floor else CANTATA_BY_FRAMING[args.framing]
+    rss1 = 0
     cpu0, began = self_cpu(), trio.current_time()
     async with trio.open_nursery() as nursery:
         senders: list[Send] = []
         for i in range(args.sessions):
             with trio.fail_after(20):
                 senders.append(await nursery.start(one, args.url, counts[i]))
+            if i == 0:
+                await trio.sleep(0.2)
+                rss1 = rss_kib()  # one session up: what it imported is not per session
         connect_s = trio.current_time() - began
+        await trio.sleep(0.5)  # as the SDK's client waits: the sessions settle
+        rss_idle = rss_kib()
         schedule.start(args.lead_ms / 1000)
         for i, send in enumerate(senders):
             schedule.stream(i, counts[i], send)
@@ -579,6 +590,7 @@ async def _trio_client(args: argparse.Namespace) -> dict[str, Any]:
         await trio.sleep_until(schedule.end(args.tail_ms / 1000))
         cpu2, engine2, busy2 = self_cpu(), process_cpu(args.engine_pid), machine_busy()
         wall2 = time.monotonic()
+        rss_active = rss_kib()
         snapshot = [c.as_dict() for c in counts]
         nursery.cancel_scope.cancel()
     lags = sorted(x for c in counts for x in c.lag)
@@ -596,6 +608,7 @@ async def _trio_client(args: argparse.Namespace) -> dict[str, Any]:
         "lag_p99_ms": 1000 * lags[int(0.99 * (len(lags) - 1))] if lags else float("nan"),
         "per_session": snapshot,
         "errors": [e for c in counts for e in c.error_text][:5],
+        "rss_kib": [rss1, rss_idle, rss_active],
     }
 
 

@@ -50,6 +50,8 @@ class SansIOConnection(RealtimeConnection):
         self._binary = False
         self._write_lock = trio.StrictFIFOLock()
         self._pong = trio.Event()
+        self._reading = False  # a task is in receive_some (only one may be)
+        self._over = trio.Event()  # the peer's close, or the end of the stream, was read
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -99,10 +101,13 @@ class SansIOConnection(RealtimeConnection):
         return message if isinstance(message, str) else message.decode("utf-8", "replace")
 
     async def _read(self) -> None:
+        self._reading = True
         try:
             data = await self._stream.receive_some(_RECEIVE_BYTES)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
+        finally:
+            self._reading = False
         protocol = self._protocol
         if data:
             protocol.receive_data(bytes(data))
@@ -112,6 +117,7 @@ class SansIOConnection(RealtimeConnection):
         await self._flush()  # pongs, the answer to a close
         if protocol.state is CLOSED or protocol.close_rcvd is not None or not data:
             self._close_seen()
+            self._over.set()
 
     def _take(self, events: Sequence[object]) -> None:
         for frame in events:
@@ -160,8 +166,13 @@ class SansIOConnection(RealtimeConnection):
             with trio.CancelScope(shield=True):
                 await self._flush()
                 with trio.move_on_after(_CLOSE_WAIT_S):
-                    while self._protocol.state is not CLOSED and self._protocol.close_rcvd is None:
-                        await self._read()
+                    # The server's answer, read here unless a reader is already waiting
+                    # for it (a stream takes one reader at a time).
+                    while not self._over.is_set():
+                        if self._reading:
+                            await self._over.wait()
+                        else:
+                            await self._read()
 
     async def _keepalive(self, interval: float, patience: float) -> None:
         """Pings the server; no pong read within ``patience`` drops the line."""

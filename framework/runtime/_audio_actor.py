@@ -7,7 +7,9 @@ of audio chunks in the session's input format), a task of this actor reads it
 and appends each chunk; the source sets the pace (a file read as fast as
 possible, a microphone in real time). Audio is never queued without bound: the
 inbox is small (:data:`AUDIO_INBOX`) and ``send_audio`` waits when it is full,
-which is the backpressure a paced source expects.
+which is the backpressure a paced source expects. ``send_audio`` skips the
+inbox when nothing is queued ahead of its chunk (:meth:`AudioInputActor.offer`):
+the writer's wake-up is then the only task switch of a chunk.
 
 While the connection is down (between ``ConnectionLost`` and
 ``ConnectionRestored``) the user goes on speaking: their audio is held, the
@@ -71,6 +73,10 @@ def frame_text(event: ClientEvent) -> str:
         if '"' not in audio and "\\" not in audio and audio.isprintable():
             return _APPEND_HEAD + audio + '"}'
     return to_json(event)
+
+
+def _append_event(audio: bytes) -> InputAudioBufferAppendEvent:
+    return InputAudioBufferAppendEvent(audio=base64.b64encode(audio).decode("ascii"))
 
 
 class AudioInputActor:
@@ -158,21 +164,22 @@ class AudioInputActor:
             return False
         if self._inbox.statistics().current_buffer_used:
             return False
-        event = InputAudioBufferAppendEvent(audio=base64.b64encode(audio).decode("ascii"))
         try:
-            self._outbox.send_nowait(event)
+            self._outbox.send_nowait(_append_event(audio))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             return False
-        for tap in self._taps:
-            tap.user_audio(audio)
-        self._taken += 1
+        self._tap(audio)
         self.appended_bytes += len(audio)
         return True
 
-    async def _take(self, audio: bytes) -> None:
+    def _tap(self, audio: bytes) -> None:
+        """A chunk is taken: the taps see it, and it is counted."""
         for tap in self._taps:
             tap.user_audio(audio)
         self._taken += 1
+
+    async def _take(self, audio: bytes) -> None:
+        self._tap(audio)
         held = self._held
         if held is None:
             await self._append(audio)
@@ -186,10 +193,7 @@ class AudioInputActor:
 
     async def _append(self, audio: bytes) -> None:
         self.appended_bytes += len(audio)
-        await post(
-            self._outbox,
-            InputAudioBufferAppendEvent(audio=base64.b64encode(audio).decode("ascii")),
-        )
+        await post(self._outbox, _append_event(audio))
 
     async def _commit(self, command: CommitAudio) -> None:
         if self._held is not None:

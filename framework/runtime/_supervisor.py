@@ -44,7 +44,6 @@ import trio
 from framework.audio import AudioSink
 from framework.errors import single_errors
 from framework.protocol import ClientEvent
-from framework.transport import settle_collector
 
 from ._approvals import Approvals
 from ._audio_actor import AUDIO_INBOX, AudioInputActor
@@ -299,7 +298,6 @@ async def open_session(
                 await nursery.start(responses.run)
                 await nursery.start(audio.run)
                 await nursery.start(session_actor.run)
-                settle_collector()  # once per process, when the first session is up
                 try:
                     yield handle
                 finally:

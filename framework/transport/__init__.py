@@ -10,9 +10,6 @@ from framework.errors import ConnectionClosed as ConnectionClosed
 from framework.errors import HandshakeRefused as HandshakeRefused
 from framework.errors import RestError as RestError
 
-from ._collector import (
-    settle_collector as settle_collector,
-)
 from ._connection import (
     DEFAULT_MODEL as DEFAULT_MODEL,
 )

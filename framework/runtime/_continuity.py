@@ -49,7 +49,7 @@ from framework.protocol import (
     parse_client_event,
     to_dict,
 )
-from framework.transport import open_connection
+from framework.transport import Framing, open_connection
 
 from ._contracts import Wire
 from ._history import History, HistoryItem
@@ -74,6 +74,7 @@ class Endpoint:
             configuration (failing over to another model).
         dial: opens the wire some other way (then ``url`` and ``api_key`` are unused).
         name: how events name it (default: the URL).
+        framing: what frames its WebSocket (see ``open_connection``).
     """
 
     url: str | None = None
@@ -81,6 +82,7 @@ class Endpoint:
     model: str | None = None
     dial: Dialer | None = attrs.field(default=None, eq=False, repr=False)
     name: str = ""
+    framing: Framing = "trio-websocket"
 
     @property
     def label(self) -> str:
@@ -94,7 +96,9 @@ class Endpoint:
         """Opens a connection to it."""
         if self.dial is not None:
             return self.dial()
-        return open_connection(self.url, api_key=self.api_key, model=self.model or default_model)
+        return open_connection(
+            self.url, api_key=self.api_key, model=self.model or default_model, framing=self.framing
+        )
 
 
 @attrs.frozen(kw_only=True)

@@ -305,7 +305,18 @@ class Session:
         Raises:
             ConnectionClosed: the session has ended.
         """
-        await self._send(self._to_audio, SendAudio(audio=audio))
+        parts = self._parts
+        if parts is not None and parts.audio.offer(audio):
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            # No checkpoint when there is room: a paced source sends fifty chunks a
+            # second per session.
+            self._to_audio.send_nowait(SendAudio(audio=audio))
+        except trio.WouldBlock:
+            await self._send(self._to_audio, SendAudio(audio=audio))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise self._ended() from None
 
     async def commit(self, *, respond: bool = True) -> None:
         """Commits the input buffer as a user turn (manual turns, push-to-talk).

@@ -102,6 +102,7 @@ from framework.protocol import (
 )
 from framework.tools import FunctionTool
 
+from ._audio_actor import frame_text
 from ._continuity import (
     FAILURES,
     Checkpoint,
@@ -419,19 +420,26 @@ class SessionActor:
             if self._held is None:
                 if line.switching:
                     return False
-                with trio.CancelScope() as line.waiting:
-                    try:
-                        self._held = await self._outbox.receive()
-                    except trio.EndOfChannel:
-                        return True
-                line.waiting = None
-                if self._held is None:
-                    return False
+                try:
+                    # What is queued is taken without a cancel scope or a task switch;
+                    # the wire's send checkpoints.
+                    self._held = self._outbox.receive_nowait()
+                except trio.WouldBlock:
+                    with trio.CancelScope() as line.waiting:
+                        try:
+                            self._held = await self._outbox.receive()
+                        except trio.EndOfChannel:
+                            return True
+                    line.waiting = None
+                    if self._held is None:
+                        return False
+                except trio.EndOfChannel:
+                    return True
             event = self._held = self._stamped(self._held)
             if isinstance(event, ConversationItemTruncateEvent) and event.item_id in line.replayed:
                 await self._cut_replayed(line, event)
             else:
-                await line.wire.send_text(to_json(event))
+                await line.wire.send_text(frame_text(event))
             self._held = None
             if isinstance(event, ResponseCreateEvent) and isinstance(event.event_id, str):
                 line.last_create = event.event_id

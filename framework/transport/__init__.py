@@ -17,6 +17,9 @@ from ._connection import (
     HOSTED_URL as HOSTED_URL,
 )
 from ._connection import (
+    Framing as Framing,
+)
+from ._connection import (
     RealtimeConnection as RealtimeConnection,
 )
 from ._connection import (

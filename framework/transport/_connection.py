@@ -18,7 +18,7 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -37,6 +37,9 @@ KEEPALIVE_INTERVAL_S = 20.0
 KEEPALIVE_TIMEOUT_S = 10.0
 
 _log = logging.getLogger("cantata.transport")
+
+Framing: TypeAlias = Literal["trio-websocket", "websockets"]
+"""What frames a connection's WebSocket (see :func:`open_connection`)."""
 
 
 def resolve_url(url: str | None, model: str | None) -> str:
@@ -91,23 +94,26 @@ async def _tls_handshake(stream: trio.SSLStream[trio.SocketStream], host: str) -
         raise ConnectionClosed(1006, reason) from None
 
 
-def _refusal(error: trio_websocket.ConnectionRejected) -> HandshakeRefused:
+def refusal(status: int, body: bytes | None) -> HandshakeRefused:
     """Our error for a refused handshake, with the server's message when it sent one."""
     message = ""
-    if error.body:
+    if body:
         try:
-            body = orjson.loads(error.body)
-            message = str(body.get("error", {}).get("message", ""))
+            decoded = orjson.loads(body)
+            message = str(decoded.get("error", {}).get("message", ""))
         except (ValueError, AttributeError):
-            message = error.body[:200].decode("utf-8", "replace")
-    return HandshakeRefused(error.status_code, message or f"HTTP {error.status_code}")
+            message = body[:200].decode("utf-8", "replace")
+    return HandshakeRefused(status, message or f"HTTP {status}")
 
 
 class RealtimeConnection:
-    """One open Realtime WebSocket (from :func:`open_connection`)."""
+    """One open Realtime WebSocket (from :func:`open_connection`).
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, url: str) -> None:
-        self._ws = ws
+    The events are the same whichever framing carries them; a subclass moves
+    the frames (``send_text``, ``receive_text``, ``aclose``).
+    """
+
+    def __init__(self, url: str) -> None:
         self.url = url
         self._closed: ConnectionClosed | None = None
         self.sent = 0
@@ -121,14 +127,20 @@ class RealtimeConnection:
         """Why the connection ended, once it has."""
         return self._closed
 
-    def _ended(self, error: trio_websocket.ConnectionClosed) -> ConnectionClosed:
-        if self._closed is None:
-            reason = error.reason
-            if reason is None:
-                self._closed = ConnectionClosed(1006, "the connection dropped")
-            else:
-                self._closed = ConnectionClosed(reason.code, reason.reason or reason.name)
-        return self._closed
+    async def send_text(self, text: str) -> None:
+        """Sends one already-serialized event."""
+        raise NotImplementedError
+
+    async def receive_text(self) -> str:
+        """The next frame's text, unparsed."""
+        raise NotImplementedError
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Closes the connection with a closing handshake (bounded by a timeout)."""
+        raise NotImplementedError
+
+    async def _keepalive(self, interval: float, patience: float) -> None:
+        raise NotImplementedError
 
     async def send(self, event: ClientEvent | Mapping[str, Any]) -> None:
         """Sends one client event (a protocol object, or a plain dict sent as is).
@@ -143,27 +155,6 @@ class RealtimeConnection:
             else to_json(event)  # raises ValidationError naming the bad path
         )
         await self.send_text(text)
-
-    async def send_text(self, text: str) -> None:
-        """Sends one already-serialized event."""
-        if self._closed is not None:
-            raise self._closed
-        try:
-            await self._ws.send_message(text)
-        except trio_websocket.ConnectionClosed as e:
-            raise self._ended(e) from None
-        self.sent += 1
-
-    async def receive_text(self) -> str:
-        """The next frame's text, unparsed."""
-        if self._closed is not None:
-            raise self._closed
-        try:
-            message = await self._ws.get_message()
-        except trio_websocket.ConnectionClosed as e:
-            raise self._ended(e) from None
-        self.received += 1
-        return message if isinstance(message, str) else message.decode("utf-8", "replace")
 
     async def receive(self) -> ServerEvent:
         """The next server event, parsed.
@@ -187,8 +178,43 @@ class RealtimeConnection:
                 raise
             yield event
 
+
+class _TrioWebSocketConnection(RealtimeConnection):
+    """The default framing: trio-websocket (wsproto), with its own reader task."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection, url: str) -> None:
+        super().__init__(url)
+        self._ws = ws
+
+    def _ended(self, error: trio_websocket.ConnectionClosed) -> ConnectionClosed:
+        if self._closed is None:
+            reason = error.reason
+            if reason is None:
+                self._closed = ConnectionClosed(1006, "the connection dropped")
+            else:
+                self._closed = ConnectionClosed(reason.code, reason.reason or reason.name)
+        return self._closed
+
+    async def send_text(self, text: str) -> None:
+        if self._closed is not None:
+            raise self._closed
+        try:
+            await self._ws.send_message(text)
+        except trio_websocket.ConnectionClosed as e:
+            raise self._ended(e) from None
+        self.sent += 1
+
+    async def receive_text(self) -> str:
+        if self._closed is not None:
+            raise self._closed
+        try:
+            message = await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as e:
+            raise self._ended(e) from None
+        self.received += 1
+        return message if isinstance(message, str) else message.decode("utf-8", "replace")
+
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        """Closes the connection with a closing handshake (bounded by a timeout)."""
         if self._closed is None:
             self._closed = ConnectionClosed(code, reason or "closed by the client")
         await self._ws.aclose(code, reason)
@@ -220,6 +246,7 @@ async def open_connection(
     headers: Sequence[tuple[str, str]] = (),
     connect_timeout: float = 10.0,
     keepalive_interval: float | None = KEEPALIVE_INTERVAL_S,
+    framing: Framing = "trio-websocket",
 ) -> AsyncIterator[RealtimeConnection]:
     """Opens a Realtime WebSocket for the duration of the block.
 
@@ -232,6 +259,11 @@ async def open_connection(
         headers: extra request headers.
         connect_timeout: seconds allowed for TCP, TLS and the handshake.
         keepalive_interval: seconds between pings (``None``: no pings).
+        framing: what frames the WebSocket: ``"trio-websocket"`` (the default),
+            or ``"websockets"``, the ``websockets`` package's Sans-I/O protocol
+            (C masking, frames read in the reader's own task, no task between).
+            Its pongs are read by whoever reads events, so keepalive needs a
+            reader (a session always has one).
 
     Raises:
         HandshakeRefused: the server refused the connection.
@@ -280,6 +312,39 @@ async def open_connection(
         ) from None
     try:
         with single_errors():
+            if framing == "websockets":
+                from ._sansio import open_sansio  # only when asked for: it builds on this module
+
+                opened = open_sansio(stream, target, host_header, extra, connect_timeout)
+            else:
+                opened = _open_trio_websocket(
+                    stream, target, host_header, resource, extra, connect_timeout
+                )
+            async with opened as connection, trio.open_nursery() as nursery:
+                if keepalive_interval:
+                    nursery.start_soon(
+                        connection._keepalive, keepalive_interval, KEEPALIVE_TIMEOUT_S
+                    )
+                try:
+                    yield connection
+                finally:
+                    nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+@asynccontextmanager
+async def _open_trio_websocket(
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
+    target: str,
+    host_header: str,
+    resource: str,
+    extra: list[tuple[bytes, bytes]],
+    connect_timeout: float,
+) -> AsyncIterator[RealtimeConnection]:
+    """The WebSocket handshake and the connection on trio-websocket."""
+    try:
+        with single_errors():
             async with trio.open_nursery() as nursery:
                 try:
                     with trio.fail_after(connect_timeout):
@@ -296,18 +361,11 @@ async def open_connection(
                     raise ConnectionClosed(
                         1006, f"no handshake from {host_header} in {connect_timeout:g} s"
                     ) from None
-                connection = RealtimeConnection(ws, target)
-                if keepalive_interval:
-                    nursery.start_soon(
-                        connection._keepalive, keepalive_interval, KEEPALIVE_TIMEOUT_S
-                    )
                 try:
-                    yield connection
+                    yield _TrioWebSocketConnection(ws, target)
                 finally:
                     with trio.CancelScope(shield=True), trio.move_on_after(5):
                         await ws.aclose()
                     nursery.cancel_scope.cancel()
     except trio_websocket.ConnectionRejected as e:
-        raise _refusal(e) from None
-    finally:
-        await trio.aclose_forcefully(stream)
+        raise refusal(e.status_code, e.body) from None

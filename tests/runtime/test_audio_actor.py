@@ -6,8 +6,11 @@ import base64
 import itertools
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from framework import Agent, open_session
@@ -15,7 +18,9 @@ from framework.protocol import (
     InputAudioBufferAppendEvent,
     InputAudioBufferCommitEvent,
     ResponseCreateEvent,
+    to_json,
 )
+from framework.runtime._audio_actor import frame_text
 from framework.testing import ScriptedServer
 
 
@@ -89,3 +94,65 @@ async def test_leaving_stops_an_endless_source(autojump_clock: MockClock) -> Non
     await trio.sleep(1)
     assert read == before > 0
     assert len(server.of_type(InputAudioBufferAppendEvent)) == before
+
+
+class _SlowWire:
+    """A wire whose every send takes 20 ms: the outbox fills, and chunks queue."""
+
+    def __init__(self, inner: ScriptedServer) -> None:
+        self.inner = inner
+
+    async def send_text(self, text: str) -> None:
+        await trio.sleep(0.02)
+        await self.inner.send_text(text)
+
+    async def receive_text(self) -> str:
+        return await self.inner.receive_text()
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        await self.inner.aclose(code, reason)
+
+
+async def test_chunks_and_commits_keep_their_order_when_the_outbox_is_full(
+    autojump_clock: MockClock,
+) -> None:
+    # 400 chunks behind a slow wire: the first go straight to the outbox, the
+    # rest wait in the inbox once it is full, and a commit between them waits
+    # in line. None may overtake another, whichever way it went.
+    server = ScriptedServer()
+    chunks = [n.to_bytes(2, "little") * 480 for n in range(400)]
+    async with open_session(Agent(turn_detection=None), connection=_SlowWire(server)) as session:
+        for chunk in chunks[:300]:
+            await session.send_audio(chunk)
+        await session.commit(respond=False)
+        for chunk in chunks[300:]:
+            await session.send_audio(chunk)
+        await session.commit(respond=False)
+        await server.expect(InputAudioBufferCommitEvent)
+        stats = session.statistics()
+    kinds = _kinds(server)
+    assert kinds == ["append"] * 300 + ["commit"] + ["append"] * 100 + ["commit"]
+    assert _audio(server) == chunks
+    assert stats["audio_bytes_sent"] == sum(map(len, chunks))
+
+
+@given(st.binary(max_size=2000))
+def test_an_append_from_the_template_is_what_the_converter_writes(audio: bytes) -> None:
+    event = InputAudioBufferAppendEvent(audio=base64.b64encode(audio).decode())
+    assert orjson.loads(frame_text(event)) == orjson.loads(to_json(event))
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        InputAudioBufferAppendEvent(audio='AAAA"}, "type": "session.update'),
+        InputAudioBufferAppendEvent(audio="AA\\u0041"),
+        InputAudioBufferAppendEvent(audio="AA\nAA"),
+        InputAudioBufferAppendEvent(audio="AAAA", event_id="mine"),
+        InputAudioBufferAppendEvent(audio="AAAA", extra={"note": 1}),
+    ],
+)
+def test_an_append_the_template_cannot_write_goes_through_the_converter(
+    event: InputAudioBufferAppendEvent,
+) -> None:
+    assert frame_text(event) == to_json(event)

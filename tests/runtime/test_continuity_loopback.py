@@ -4,13 +4,15 @@ The faults come through the engine's operator interface, as an operator (or a
 test) drives a running engine: the line dropped with no closing handshake
 mid-reply and mid-call, handshakes refused, and a short session lifetime for
 rollovers. What the session holds afterwards is read from the engine's own
-conversation. Every test is bounded by ``trio.fail_after``.
+conversation. Every test is bounded by ``trio.fail_after``. The drop mid-call and
+the rollover run on both framings of the connection (``Endpoint.framing``).
 """
 
 from __future__ import annotations
 
 import attrs
 import httpx2
+import pytest
 import trio
 
 from framework import ClockSink, open_session
@@ -27,6 +29,7 @@ from framework.runtime import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from framework.transport import Framing
 
 from .bots import RULES, WeatherBot
 from .test_continuity import FAST, Patient, collect, texts
@@ -91,7 +94,11 @@ async def test_killed_mid_reply_the_session_resumes_with_its_history() -> None:
     assert len(conversation) == 5
 
 
-async def test_killed_mid_call_every_call_is_answered_exactly_once() -> None:
+FRAMINGS = pytest.mark.parametrize("framing", ["trio-websocket", "websockets"])
+
+
+@FRAMINGS
+async def test_killed_mid_call_every_call_is_answered_exactly_once(framing: Framing) -> None:
     engine = _engine()
     bot = Patient()
     events: list[SessionEvent] = []
@@ -99,7 +106,9 @@ async def test_killed_mid_call_every_call_is_answered_exactly_once() -> None:
         async with (
             open_engine(engine) as running,
             httpx2.AsyncClient(timeout=10) as http,
-            open_session(bot, url=running.url, continuity=FAST) as session,
+            open_session(
+                bot, endpoints=[Endpoint(url=running.url, framing=framing)], continuity=FAST
+            ) as session,
             trio.open_nursery() as nursery,
         ):
             first = _only(engine)
@@ -167,7 +176,8 @@ async def test_failover_to_a_second_engine() -> None:
     assert primary.refused == 2
 
 
-async def test_rollover_at_a_short_expiry_loses_and_repeats_no_audio() -> None:
+@FRAMINGS
+async def test_rollover_at_a_short_expiry_loses_and_repeats_no_audio(framing: Framing) -> None:
     engine = _engine(max_session_s=4)
     events: list[SessionEvent] = []
     policy = attrs.evolve(FAST, rollover_margin_s=0.5)
@@ -178,7 +188,12 @@ async def test_rollover_at_a_short_expiry_loses_and_repeats_no_audio() -> None:
     with trio.fail_after(60):
         async with (
             open_engine(engine) as running,
-            open_session(Talker(), url=running.url, continuity=policy, audio_out=sink) as session,
+            open_session(
+                Talker(),
+                endpoints=[Endpoint(url=running.url, framing=framing)],
+                continuity=policy,
+                audio_out=sink,
+            ) as session,
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(collect, session, events)

@@ -1,13 +1,20 @@
-"""The client connection against the local engine over a real loopback WebSocket."""
+"""The client connection against the local engine over a real loopback WebSocket.
+
+Every test runs with both framings: trio-websocket (the default) and the
+``websockets`` package's Sans-I/O protocol (``framing="websockets"``).
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
 
-from framework.engine import Engine, open_engine
+from framework.engine import Engine, LinkLimits, open_engine
 from framework.protocol import (
     RealtimeErrorEvent,
     RealtimeSessionCreateRequest,
@@ -17,12 +24,20 @@ from framework.protocol import (
 )
 from framework.transport import (
     ConnectionClosed,
+    Framing,
     HandshakeRefused,
     open_connection,
     resolve_url,
 )
 
 KEY = "sk-test-correct-horse-battery"
+FRAMINGS: list[Framing] = ["trio-websocket", "websockets"]
+
+
+@pytest.fixture(params=FRAMINGS)
+def connect(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``open_connection`` with each framing in turn."""
+    return functools.partial(open_connection, framing=request.param)
 
 
 @pytest.mark.parametrize(
@@ -52,19 +67,23 @@ def test_resolve_url_refuses_other_schemes() -> None:
         resolve_url("ftp://127.0.0.1/v1", None)
 
 
-async def test_hosted_api_without_a_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_hosted_api_without_a_key_is_a_clear_error(
+    connect: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
-        async with open_connection():
+        async with connect():
             pass
 
 
-async def test_round_trip_with_the_key(caplog: pytest.LogCaptureFixture) -> None:
+async def test_round_trip_with_the_key(
+    connect: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     with trio.fail_after(10):
         async with (
             open_engine(Engine(api_key=KEY)) as running,
-            open_connection(running.url, api_key=KEY, model="gpt-realtime") as conn,
+            connect(running.url, api_key=KEY, model="gpt-realtime") as conn,
         ):
             created = await conn.receive()
             assert isinstance(created, SessionCreatedEvent)
@@ -78,30 +97,30 @@ async def test_round_trip_with_the_key(caplog: pytest.LogCaptureFixture) -> None
     assert KEY not in caplog.text
 
 
-async def test_a_wrong_key_is_refused_without_echoing_it() -> None:
+async def test_a_wrong_key_is_refused_without_echoing_it(connect: Callable[..., Any]) -> None:
     with trio.fail_after(10):
         async with open_engine(Engine(api_key=KEY)) as running:
             with pytest.raises(HandshakeRefused) as refused:
-                async with open_connection(running.url, api_key="sk-wrong-key-0123456789"):
+                async with connect(running.url, api_key="sk-wrong-key-0123456789"):
                     pass
     assert refused.value.code == 401
     assert "Incorrect API key" in refused.value.reason
     assert "sk-wrong-key-0123456789" not in str(refused.value)
 
 
-async def test_nothing_listening_is_connection_closed() -> None:
+async def test_nothing_listening_is_connection_closed(connect: Callable[..., Any]) -> None:
     with trio.socket.socket() as sock:  # a port that is surely closed
         await sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
-        async with open_connection(f"ws://127.0.0.1:{port}/v1", api_key="x"):
+        async with connect(f"ws://127.0.0.1:{port}/v1", api_key="x"):
             pass
     assert closed.value.code == 1006
 
 
-async def test_bad_events_fail_before_the_wire() -> None:
+async def test_bad_events_fail_before_the_wire(connect: Callable[..., Any]) -> None:
     with trio.fail_after(10):
-        async with open_engine() as running, open_connection(running.url) as conn:
+        async with open_engine() as running, connect(running.url) as conn:
             await conn.receive()
             with pytest.raises(ValidationError, match=r"session\.instructions"):
                 bad = RealtimeSessionCreateRequest(instructions=3)  # type: ignore[arg-type]
@@ -109,11 +128,11 @@ async def test_bad_events_fail_before_the_wire() -> None:
             assert conn.sent == 0
 
 
-async def test_server_close_carries_code_and_reason() -> None:
+async def test_server_close_carries_code_and_reason(connect: Callable[..., Any]) -> None:
     with trio.fail_after(10):
         async with (
             open_engine(Engine(max_session_s=0.3)) as running,
-            open_connection(running.url) as conn,
+            connect(running.url) as conn,
         ):
             kinds = [type(event).__name__ async for event in conn]
             # A normal close (1001, expiry) ends iteration quietly...
@@ -125,11 +144,11 @@ async def test_server_close_carries_code_and_reason() -> None:
     assert "maximum duration" in closed.value.reason
 
 
-async def test_a_dropped_line_raises_from_iteration() -> None:
+async def test_a_dropped_line_raises_from_iteration(connect: Callable[..., Any]) -> None:
     with trio.fail_after(10):
         async with (
             open_engine(Engine(drop_after_events=1)) as running,
-            open_connection(running.url) as conn,
+            connect(running.url) as conn,
         ):
             with pytest.raises(ConnectionClosed) as closed:
                 async for _ in conn:
@@ -137,11 +156,11 @@ async def test_a_dropped_line_raises_from_iteration() -> None:
     assert not closed.value.normal
 
 
-async def test_keepalive_keeps_an_idle_connection_open() -> None:
+async def test_keepalive_keeps_an_idle_connection_open(connect: Callable[..., Any]) -> None:
     with trio.fail_after(10):
         async with (
             open_engine() as running,
-            open_connection(running.url, keepalive_interval=0.05) as conn,
+            connect(running.url, keepalive_interval=0.05) as conn,
         ):
             await conn.receive()
             await trio.sleep(0.5)  # ten pings answered
@@ -150,13 +169,43 @@ async def test_keepalive_keeps_an_idle_connection_open() -> None:
             assert type(await conn.receive()).__name__ == "InputAudioBufferClearedEvent"
 
 
-async def test_errors_of_the_block_reach_the_caller_unwrapped() -> None:
+async def test_errors_of_the_block_reach_the_caller_unwrapped(connect: Callable[..., Any]) -> None:
     with trio.fail_after(10):
         async with open_engine() as running:
             with pytest.raises(LookupError, match="mine"):
-                async with open_connection(running.url) as conn:
+                async with connect(running.url) as conn:
                     await conn.receive()
                     raise LookupError("mine")
             # The engine saw the client leave and forgot the session.
             await trio.sleep(0.2)
             assert not running.engine.sessions
+
+
+async def test_the_servers_pings_are_answered_while_the_reader_waits(
+    connect: Callable[..., Any],
+) -> None:
+    # The engine drops a peer silent for its ping interval plus the timeout:
+    # only pongs keep this connection, on which nothing else is sent, open.
+    limits = LinkLimits(ping_interval_s=0.05, peer_timeout_s=0.1)
+    with trio.fail_after(10):
+        async with open_engine(Engine(links=limits)) as running, connect(running.url) as conn:
+            await conn.receive()
+            with trio.move_on_after(0.6):
+                await conn.receive()  # nothing comes: the engine only pings
+            assert conn.closed is None
+            await conn.send({"type": "input_audio_buffer.clear"})
+            assert type(await conn.receive()).__name__ == "InputAudioBufferClearedEvent"
+
+
+async def test_a_large_event_crosses_whole(connect: Callable[..., Any]) -> None:
+    # 3 MB of instructions: many TCP reads on the way in, one message out.
+    instructions = "x" * 3_000_000
+    with trio.fail_after(20):
+        async with open_engine() as running, connect(running.url) as conn:
+            await conn.receive()
+            update = {"type": "session.update", "session": {"type": "realtime"}}
+            update["session"]["instructions"] = instructions  # type: ignore[index]
+            await conn.send(update)
+            updated = await conn.receive()
+            assert type(updated).__name__ == "SessionUpdatedEvent"
+            assert updated.session.instructions == instructions

@@ -112,8 +112,15 @@ def twiml_busy() -> str:
 
 
 def signature_ok(auth_token: str, url: str, params: Mapping[str, str], signature: str) -> bool:
-    """Whether ``X-Twilio-Signature`` signs this URL and form with the auth token."""
-    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+    """Whether ``X-Twilio-Signature`` signs this URL and form with the auth token.
+
+    A URL that does not parse (its host comes from the request's ``Host``
+    header, which a client may forge as ``[``) signs nothing: no match.
+    """
+    try:
+        return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+    except ValueError:
+        return False
 
 
 def signature_for(auth_token: str, url: str, params: Mapping[str, str]) -> str:

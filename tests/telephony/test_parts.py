@@ -375,6 +375,12 @@ def test_twilio_signature_is_checked_on_url_and_form() -> None:
     assert not signature_ok("token", url + "?x=1", form, signature)
 
 
+def test_a_url_from_a_forged_host_header_signs_nothing() -> None:
+    # The URL's host is the request's Host header; "[" does not parse as one.
+    form = {"CallSid": "CA1"}
+    assert not signature_ok("token", "http://[/twilio/voice", form, "anything")
+
+
 MESSAGES = [
     Connected(),
     Start(stream_sid="MZ1", call_sid="CA1", custom_parameters={"k": "v"}),

@@ -6,6 +6,7 @@ it must say what it is, be ready fast, and stop cleanly on Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -18,6 +19,8 @@ import pytest
 import trio
 import trustme
 from trio_websocket import open_websocket_url
+
+from framework.apps import cli
 
 from .engine.helpers import connect
 from .engine.served import CANTATA, ROOT, RawSocket, spawn
@@ -227,3 +230,21 @@ async def test_builtin_names_the_engines_own_parts_over_the_installed_ones() -> 
     assert "pocketsphinx" not in transcriber.group(1).lower(), banner
     # The kind not named still gets the installed default.
     assert "espeak" in synthesizer.group(1).lower(), banner
+
+
+@pytest.mark.parametrize(
+    "beside", [KeyboardInterrupt(), SystemExit(1)], ids=["another interrupt", "an exit"]
+)
+def test_ctrl_c_beside_another_ending_still_exits_quietly(
+    beside: BaseException, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(args: object) -> int:
+        raise BaseExceptionGroup("session", [KeyboardInterrupt(), beside])
+
+    class Parsed:
+        def parse_args(self, argv: object) -> argparse.Namespace:
+            return argparse.Namespace(run=interrupted, debug=False, command="console")
+
+    monkeypatch.setattr(cli, "parser", Parsed)
+    assert cli.main(["console"]) == cli.INTERRUPTED
+    assert capsys.readouterr().err == ""

@@ -206,7 +206,7 @@ def test_ctrl_c_in_the_console_exits_quietly() -> None:
         os.write(fd, b"\x03")  # Ctrl-C at the prompt: the terminal sends SIGINT
         shown = _read_until(fd, b"\xff", seconds=20)  # everything until the console is gone
         _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 130
+        assert os.waitstatus_to_exitcode(status) == 130, shown
         assert b"Traceback" not in shown and b"KeyboardInterrupt" not in shown, shown
         assert b"Error" not in shown, shown
     finally:

@@ -381,6 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return INTERRUPTED
     except (Exception, BaseExceptionGroup) as raised:
+        if isinstance(raised, BaseExceptionGroup) and raised.subgroup(KeyboardInterrupt):
+            # Ctrl-C, whatever else ended beside it (two tasks each saw the
+            # interrupt, or one stopped with SystemExit): the user asked to stop.
+            return INTERRUPTED
         if args.debug:
             raise
         from framework.apps.advice import Context, advise

@@ -20,6 +20,22 @@ class _OneLine(logging.Formatter):
         return super().format(record).splitlines()[0]
 
 
+def log_to_stderr(logger: str, command: str, *, debug: bool) -> logging.Logger:
+    """Sends a command's log to stderr, each record one line prefixed by the command.
+
+    ``debug``: every level, with tracebacks; otherwise INFO and up, one line each.
+    Returns the logger.
+    """
+    handler = logging.StreamHandler()
+    formatter = logging.Formatter if debug else _OneLine
+    handler.setFormatter(formatter(f"cantata {command}: %(message)s"))
+    log = logging.getLogger(logger)
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+    return log
+
+
 def _cannot_listen(error: BaseException, args: argparse.Namespace) -> str:
     """What to do about an error that stopped the engine from listening, in one line."""
     import errno
@@ -112,13 +128,7 @@ def serve(args: argparse.Namespace) -> int:
         webhook_url=args.webhook_url,
         webhook_secret=os.environ.get("CANTATA_WEBHOOK_SECRET") or None,
     )
-    handler = logging.StreamHandler()
-    formatter = logging.Formatter if args.debug else _OneLine
-    handler.setFormatter(formatter("cantata serve: %(message)s"))
-    log = logging.getLogger("cantata.engine")
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if args.debug else logging.INFO)
-    log.propagate = False
+    log_to_stderr("cantata.engine", "serve", debug=args.debug)
 
     async def run() -> None:
         # Ctrl-C (or SIGTERM) cancels the server's nursery: connections close and

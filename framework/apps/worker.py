@@ -13,7 +13,6 @@ and ``/metrics``.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -59,7 +58,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     from framework.apps.backend import NoKey, api_key, is_hosted
     from framework.apps.runner import load_agent
-    from framework.apps.serve import _OneLine
+    from framework.apps.serve import log_to_stderr
     from framework.errors import single_errors
     from framework.fleet import Worker
 
@@ -71,13 +70,7 @@ def run_worker(args: argparse.Namespace) -> int:
     key = api_key(url, args.api_key)
     if is_hosted(url) and key is None:
         raise NoKey()
-    handler = logging.StreamHandler()
-    formatter = logging.Formatter if args.debug else _OneLine
-    handler.setFormatter(formatter("cantata worker: %(message)s"))
-    log = logging.getLogger("cantata")
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if args.debug else logging.INFO)
-    log.propagate = False
+    log = log_to_stderr("cantata", "worker", debug=args.debug)
     # An instance the file made serves every call; a class makes one agent per call.
     source: Any = agent if getattr(module, "agent", None) is agent else type(agent)
     worker = Worker(

@@ -34,6 +34,12 @@ from ._hosted_mcp import HostedMcpClient as HostedMcpClient
 from ._hosted_mcp import McpCallResult as McpCallResult
 from ._hosted_mcp import McpListError as McpListError
 from ._hosted_mcp import NoMcpClient as NoMcpClient
+from ._http import Receive as Receive
+from ._http import Scope as Scope
+from ._http import Send as Send
+from ._http import answer_lifespan as answer_lifespan
+from ._http import respond as respond
+from ._http import server_config as server_config
 from ._input import InputStatistics as InputStatistics
 from ._network import Link as Link
 from ._network import LinkLimits as LinkLimits

@@ -17,10 +17,10 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import parse_qs
 
 import attrs
@@ -31,6 +31,7 @@ from hypercorn.config import Config
 from ._brain import Brain, Rules, ScriptedBrain
 from ._config import DEFAULT_MODEL
 from ._hosted_mcp import HostedMcpClient
+from ._http import Receive, Scope, Send, answer_lifespan, server_config
 from ._network import Link, LinkLimits, current_link, serve_handed, serve_links
 from ._operator import PREFIX as OPERATOR_PREFIX
 from ._operator import operate
@@ -57,10 +58,6 @@ from ._workers import (
     settle_collector,
     start_helpers,
 )
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _log = logging.getLogger("cantata.engine")
 _CALL_ACTION = re.compile(r"^/v1/realtime/calls/([^/]+)/(accept|reject|hangup|refer)$")
@@ -322,13 +319,7 @@ class Engine:
         elif kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -561,18 +552,14 @@ socket buffers push back on the client."""
 def _hypercorn_config(
     host: str, port: int, links: LinkLimits, certfile: str | None, keyfile: str | None
 ) -> Config:
-    config = Config()
-    config.bind = [f"{host}:{port}"]
+    config = server_config(
+        host, port, links, _log, max_message_bytes=MAX_MESSAGE_BYTES, app_queue=APP_QUEUE
+    )
     if certfile is not None:
         config.certfile = certfile
         config.keyfile = keyfile
         # WebSocket clients negotiate HTTP/1.1; the engine does not serve HTTP/2.
         config.alpn_protocols = ["http/1.1"]
-    config.accesslog = None
-    config.errorlog = _log
-    config.websocket_ping_interval = links.ping_interval_s
-    config.websocket_max_message_size = MAX_MESSAGE_BYTES
-    config.max_app_queue_size = APP_QUEUE
     return config
 
 

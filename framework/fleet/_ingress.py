@@ -54,6 +54,7 @@ import attrs
 import coredis
 import trio
 
+from framework.engine import Receive, Scope, Send, respond
 from framework.errors import RestError
 from framework.telephony import (
     HttpRefusal,
@@ -68,17 +69,7 @@ from framework.telephony import (
 )
 from framework.transport import RestClient
 
-from ._ops import (
-    Ops,
-    Receive,
-    RoleMetrics,
-    Scope,
-    Send,
-    one_line,
-    queue_depth,
-    redis_probe,
-    respond,
-)
+from ._ops import Ops, RoleMetrics, one_line, queue_depth, redis_probe
 from ._schema import AttachJob, FleetKeys, WorkerBeat, dump, load
 
 _log = logging.getLogger("cantata.fleet")

@@ -46,11 +46,19 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 import orjson
 import trio
-from hypercorn.config import Config
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from framework.engine import LinkLimits, serve_links
+from framework.engine import (
+    LinkLimits,
+    Receive,
+    Scope,
+    Send,
+    answer_lifespan,
+    respond,
+    serve_links,
+    server_config,
+)
 from framework.errors import CantataError
 from framework.runtime import SessionEvent, TurnMeasured, TurnMetrics
 
@@ -62,9 +70,6 @@ _log = logging.getLogger("cantata.fleet")
 Role: TypeAlias = Literal["engine", "ingress", "worker"]
 Probe: TypeAlias = Callable[[], Awaitable[str | None]]
 """A health check: ``None`` when fine, else why not (one line)."""
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 PROBE_TIMEOUT_S = 2.0
 """How long a probe may take before it counts as failed."""
@@ -350,7 +355,7 @@ class Ops:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] != "http":
             await receive()  # a WebSocket's connect: refused by closing
@@ -432,46 +437,6 @@ async def watch_loop(
 # --- serving ------------------------------------------------------------------------------
 
 
-async def respond(send: Send, status: int, content_type: str, body: bytes) -> None:
-    """Sends one whole HTTP response over ASGI.
-
-    ``framework.telephony`` has its twin; the engine's and the workers' ops
-    must not need the phone extra that importing telephony brings in.
-    """
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def lifespan(receive: Receive, send: Send) -> None:
-    """Answers ASGI's lifespan messages: nothing to start or stop."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-def http_config(host: str, port: int, limits: LinkLimits, log: logging.Logger) -> Config:
-    """hypercorn's configuration for a plain HTTP server on the guarded accept loop."""
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = log
-    config.websocket_ping_interval = limits.ping_interval_s
-    return config
-
-
 async def serve_asgi(
     app: Any,
     *,
@@ -489,7 +454,7 @@ async def serve_asgi(
     limits = LinkLimits()
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
-            partial(serve_links, app, http_config(host, port, limits, log), limits)
+            partial(serve_links, app, server_config(host, port, limits, log), limits)
         )
         task_status.started(binds[0])
 

@@ -27,7 +27,6 @@ from ._agent import PhoneAgent as PhoneAgent
 from ._agent import greeting_of as greeting_of
 from ._asgi import HttpRefusal as HttpRefusal
 from ._asgi import Route as Route
-from ._asgi import respond as respond
 from ._asgi import route_request as route_request
 from ._call import DTMF_KEYS as DTMF_KEYS
 from ._call import CallLeg as CallLeg

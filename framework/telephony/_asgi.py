@@ -12,9 +12,8 @@ from typing import Any
 
 import trio
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+from framework.engine import Receive, Scope, Send
+
 Route = Callable[[Any, Scope, bytes], Awaitable[tuple[str, str]]]
 """An HTTP endpoint: given its app, the scope and the body, its content type and text."""
 
@@ -113,18 +112,3 @@ async def route_request(
         return 200, content_type, text.encode()
     except HttpRefusal as e:
         return e.status, "text/plain", e.text.encode()
-
-
-async def respond(send: Send, status: int, content_type: str, body: bytes) -> None:
-    """Sends one whole HTTP response."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from ._asgi import HttpRefusal, Scope, header
+from framework.engine import Scope
+
+from ._asgi import HttpRefusal, header
 from ._twilio import signature_ok
 from ._webhooks import WebhookRefused, verify_webhook
 

@@ -40,15 +40,23 @@ from typing import Any, TypeAlias
 import attrs
 import orjson
 import trio
-from hypercorn.config import Config
 
-from framework.engine import LinkLimits, serve_links
+from framework.engine import (
+    LinkLimits,
+    Receive,
+    Scope,
+    Send,
+    answer_lifespan,
+    respond,
+    serve_links,
+    server_config,
+)
 from framework.errors import ConnectionClosed, RestError
 from framework.runtime import AgentLike, open_session
 from framework.transport import RestClient, open_rest_client, resolve_base_url
 
 from ._agent import greeting_of
-from ._asgi import AsgiSocket, HttpRefusal, Receive, Route, Scope, Send, respond, route_request
+from ._asgi import AsgiSocket, HttpRefusal, Route, route_request
 from ._call import PhoneCall, enter_phone_call, leave_phone_call
 from ._inbound import sip_webhook, twilio_form, url_of
 from ._sip import SipLeg, call_from_event, with_call_id
@@ -258,13 +266,7 @@ class PhoneServer:
         elif kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, *await route_request(self, _ROUTES, scope, receive))
@@ -423,16 +425,6 @@ def _one_line(error: BaseException) -> str:
 # --- serving -------------------------------------------------------------------------------
 
 
-def _config(host: str, port: int, limits: LinkLimits) -> Config:
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = _log
-    config.websocket_ping_interval = limits.ping_interval_s
-    config.websocket_max_message_size = MAX_FRAME_BYTES
-    return config
-
-
 async def serve_phone(
     server: PhoneServer,
     *,
@@ -447,10 +439,9 @@ async def serve_phone(
         OSError: the address cannot be bound.
     """
     limits = limits or LinkLimits()
+    config = server_config(host, port, limits, _log, max_message_bytes=MAX_FRAME_BYTES)
     async with server.running(), trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(
-            partial(serve_links, server, _config(host, port, limits), limits)
-        )
+        binds: list[str] = await nursery.start(partial(serve_links, server, config, limits))
         task_status.started(binds[0])
 
 

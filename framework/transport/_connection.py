@@ -13,6 +13,7 @@ or an error message.
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 import ssl
@@ -106,11 +107,11 @@ def refusal(status: int, body: bytes | None) -> HandshakeRefused:
     return HandshakeRefused(status, message or f"HTTP {status}")
 
 
-class RealtimeConnection:
+class RealtimeConnection(abc.ABC):
     """One open Realtime WebSocket (from :func:`open_connection`).
 
     The events are the same whichever framing carries them; a subclass moves
-    the frames (``send_text``, ``receive_text``, ``aclose``).
+    the frames (``send_text``, ``receive_text``, ``aclose``, ``_keepalive``).
     """
 
     def __init__(self, url: str) -> None:
@@ -127,20 +128,21 @@ class RealtimeConnection:
         """Why the connection ended, once it has."""
         return self._closed
 
+    @abc.abstractmethod
     async def send_text(self, text: str) -> None:
         """Sends one already-serialized event."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def receive_text(self) -> str:
         """The next frame's text, unparsed."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Closes the connection with a closing handshake (bounded by a timeout)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _keepalive(self, interval: float, patience: float) -> None:
-        raise NotImplementedError
+        """Pings every ``interval`` seconds; a pong missing after ``patience`` drops the line."""
 
     async def send(self, event: ClientEvent | Mapping[str, Any]) -> None:
         """Sends one client event (a protocol object, or a plain dict sent as is).

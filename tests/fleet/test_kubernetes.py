@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from framework.apps.cli import COMMANDS, parser
+from framework.apps.cli import parser
 from framework.fleet import JOB_GROUP, FleetKeys, RoleMetrics
 
 RECIPE = Path(__file__).parents[2] / "deploy" / "kubernetes"
@@ -132,10 +132,6 @@ def test_workers_get_a_core_each_and_time_to_drain() -> None:
     assert worker["livenessProbe"]["httpGet"]["path"] == "/livez"
 
 
-@pytest.mark.skipif(
-    "worker" not in {c.name for c in COMMANDS},
-    reason="cantata worker is not in this checkout's command table yet",
-)
 def test_the_worker_command_parses() -> None:
     args = parser().parse_args(container("cantata-worker")["args"][1:])
     assert args.command == "worker"

@@ -15,20 +15,17 @@ direct mode, where the browser talks to the Realtime server itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 import orjson
 import trio
-from hypercorn.config import Config
 
 from framework.agent import Agent
-from framework.engine import LinkLimits, serve_links
+from framework.engine import LinkLimits, Receive, Scope, Send, serve_links, server_config
 from framework.errors import CantataError, single_errors
 from framework.plugin import Plugin
 from framework.runtime import open_session
@@ -38,9 +35,6 @@ from ._bridge import OUTBOX, BrowserSink, offer, run_bridge
 
 _log = logging.getLogger("cantata.playground")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 """The largest WebSocket message hypercorn reads from a page (the bridge's
@@ -382,14 +376,10 @@ async def serve_playground(
         OSError: the address cannot be bound.
     """
     playground.loopback_only = host in LOOPBACK
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = _log
-    config.websocket_max_message_size = MAX_MESSAGE_BYTES
-    config.max_app_queue_size = 16
     limits = LinkLimits()
-    config.websocket_ping_interval = limits.ping_interval_s
+    config = server_config(
+        host, port, limits, _log, max_message_bytes=MAX_MESSAGE_BYTES, app_queue=16
+    )
     with single_errors():  # a port in use is an OSError, not a group around one
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(partial(serve_links, playground, config, limits))

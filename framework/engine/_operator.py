@@ -48,7 +48,7 @@ import trio
 from framework.errors import CantataError
 from framework.protocol import InputAudioBufferDtmfEventReceivedEvent
 
-from ._rest import Call, HttpError, HttpResponse, _json_object, _no_unknown, _type_error
+from ._rest import HttpError, HttpResponse, _json_object, _no_unknown, _type_error
 
 if TYPE_CHECKING:
     from ._server import Engine
@@ -139,7 +139,7 @@ async def operate(
     if route == ("POST", "/calls"):
         return await _ring(engine, body)
     if route == ("GET", "/calls"):
-        return _listing({"calls": [_call_view(c) for c in engine.rest.calls.values()]})
+        return _listing({"calls": await engine.listed_calls()})
     if route == ("GET", "/sessions"):
         return _listing({"sessions": [_session_view(s) for s in engine.sessions]})
     if route == ("POST", "/refuse"):
@@ -156,17 +156,6 @@ async def operate(
 
 def _listing(data: object) -> HttpResponse:
     return HttpResponse(200, orjson.dumps(data))
-
-
-def _call_view(call: Call) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "transport": call.transport,
-        "state": call.state,
-        "created_at": call.created_at,
-        "session_id": call.session_id,
-        "attached": call.attachment is not None,
-    }
 
 
 def _session_view(session: EngineSession) -> dict[str, Any]:
@@ -199,6 +188,7 @@ async def _ring(engine: Engine, body: bytes) -> HttpResponse:
         callee=_string(data, "callee", "sip:agent@cantata.invalid"),
         headers=headers,
     )
+    await engine.flush_calls()
     event = call.webhook_event()
     delivery = None
     if engine.webhook_url is not None:

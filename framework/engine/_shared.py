@@ -1,47 +1,137 @@
-"""Client secrets shared through Redis, so every engine process sharing it accepts them.
+"""The engine's state shared through Redis (``cantata serve --redis URL``).
 
-Each secret is one key under a prefix, holding its JSON and expiring with the secret (the
-key's TTL), so Redis itself bounds the store: nothing outlives its secret. ``coredis`` is
-imported only when a store is opened, so an engine without ``--redis`` never needs it.
-Checks fail closed: when Redis cannot be reached, a lookup raises ``SharedStoreError`` and
-no unknown secret is ever taken for a known one.
+Every engine process given the same Redis (the helpers of ``--workers N`` and
+engines on other hosts alike) is one *instance* with an id and an address, and
+shares three things through it, all under :data:`KEY_PREFIX`:
+
+==========================  ==============  ===============================================
+key                         type            what
+==========================  ==============  ===============================================
+``secret:VALUE``            string, TTL     a client secret's JSON; expires with the secret
+``call:ID``                 string, TTL     a call's record and the instance that holds it
+``calls``                   sorted set      call ids, scored by when their record expires
+``inbox:INSTANCE``          list, TTL       call actions forwarded to the instance holding
+``reply:TOKEN``             list, TTL       the holder's answer to one forwarded action
+==========================  ==============  ===============================================
+
+A call's record is written when it changes and again every :data:`BEAT_S`, with a
+TTL of :data:`CALL_TTL_S`: a forgotten call is deleted at the next beat, and the
+calls of an instance that died vanish on their own. Redis bounds the store: each
+key expires, an inbox keeps at most :data:`MAX_INBOX` actions, and every
+identifier is checked against :data:`MAX_ID_CHARS` before it becomes a key.
+
+``coredis`` is imported only when a store is opened, so an engine without
+``--redis`` never needs it. Checks fail closed: when Redis cannot be reached, a
+lookup raises :class:`SharedStoreError` and no unknown secret is ever taken for a
+known one.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import orjson
+import trio
 
 from framework.protocol import RealtimeSessionCreateRequest, from_dict, to_dict
 
-from ._rest import ClientSecret
+from ._rest import Call, ClientSecret, HttpError, HttpResponse
+
+_log = logging.getLogger("cantata.engine")
 
 KEY_PREFIX = "cantata:engine:"
 """Where the engine's keys live in the shared Redis."""
+CALL_TTL_S = 15
+"""How long a call's record outlives the last beat of the instance holding it."""
+BEAT_S = 5.0
+"""How often an instance writes the records of all its calls again."""
+FORWARD_TIMEOUT_S = 5.0
+"""How long an action forwarded to a call's holder waits for the answer."""
+MAX_INBOX = 100
+"""Forwarded actions waiting at one instance; past it the oldest are dropped (and time out)."""
+MAX_FORWARDED_BYTES = 256 * 1024
+"""The largest request body forwarded to another instance."""
+MAX_ID_CHARS = 128
+"""Longer call ids and client secrets are unknown without asking Redis."""
+MAX_LISTED_CALLS = 10_000
+"""The most calls one listing returns."""
+REDIS_TIMEOUT_S = 3.0
+"""How long one Redis command may take before the store counts Redis as lost."""
+_INBOX_TTL_S = 30  # an inbox nobody reads (its instance died) goes with its last action
+_READ_BLOCK_S = 1  # an inbox read blocks this long, so that Redis lost is seen in time
+
+Action = Callable[[str, str, bytes], Awaitable[HttpResponse]]
+"""Carries out a call action (``verb``, ``call_id``, body) on the calls this instance holds."""
 
 
 class SharedStoreError(Exception):
     """The shared store could not be reached; the message says what to do."""
 
 
-@attrs.define(kw_only=True, eq=False)
-class SharedSecrets:
-    """Client secrets in Redis, readable by every engine process that shares it.
+def redacted(url: str) -> str:
+    """A Redis URL as messages show it: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
-    Made by ``open_shared_secrets``, which holds the connection for its block.
+
+@attrs.frozen(kw_only=True)
+class Instance:
+    """One engine process sharing the Redis: its id, and the URL its clients reach."""
+
+    id: str = attrs.field(factory=lambda: f"eng_{secrets.token_hex(8)}")
+    address: str = ""
+
+
+def unavailable(error: SharedStoreError) -> HttpError:
+    """What a client hears when Redis is lost: 503, and what to do."""
+    return HttpError(503, str(error), code="shared_state_unavailable", type="server_error")
+
+
+@attrs.define(kw_only=True, eq=False)
+class SharedState:
+    """The engine's shared state in Redis, for every engine process that shares it.
+
+    Made by :func:`open_shared_state`, which holds the connection for its block.
     """
 
     url: str
     client: Any
+    me: Instance = attrs.field(factory=Instance)
     prefix: str = KEY_PREFIX
+    _published: set[str] = attrs.field(factory=set, init=False)
+    _pending: dict[str, Call] = attrs.field(factory=dict, init=False)
+    _wake: trio.Event = attrs.field(factory=trio.Event, init=False)
 
     def _key(self, value: str) -> str:
         return f"{self.prefix}secret:{value}"
+
+    def _call_key(self, call_id: str) -> str:
+        return f"{self.prefix}call:{call_id}"
+
+    def _inbox(self, instance_id: str) -> str:
+        return f"{self.prefix}inbox:{instance_id}"
+
+    async def _call(self, what: str, command: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self.client, command)(*args, **kwargs)
+        except Exception as error:
+            raise SharedStoreError(
+                f"Cannot {what}: Redis at {redacted(self.url)} is unreachable ({error}); "
+                "restore it, the check fails closed until then."
+            ) from error
+
+    # --- client secrets ---------------------------------------------------------------
 
     async def put(self, secret: ClientSecret) -> None:
         """Stores a minted secret until it expires."""
@@ -58,6 +148,8 @@ class SharedSecrets:
 
     async def get(self, value: str) -> ClientSecret | None:
         """The secret stored under ``value``, or None when no process minted it (or it expired)."""
+        if len(value) > MAX_ID_CHARS:
+            return None
         raw = await self._call("check a client secret", "get", self._key(value))
         if raw is None:
             return None
@@ -70,31 +162,218 @@ class SharedSecrets:
             transcription=body["transcription"],
         )
 
-    async def _call(self, what: str, command: str, *args: Any, **kwargs: Any) -> Any:
+    # --- the registry of calls --------------------------------------------------------
+
+    def note(self, call: Call) -> None:
+        """Says a call changed: its record is written soon (by :meth:`run`), without waiting."""
+        self._pending[call.id] = call
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Writes the records of the calls noted since the last write, now.
+
+        Raises:
+            SharedStoreError: Redis was lost (they are written at a later beat).
+        """
+        pending, self._pending = self._pending, {}
         try:
-            return await getattr(self.client, command)(*args, **kwargs)
+            await self._publish(pending.values(), every=False)
+        except SharedStoreError:
+            self._pending = {**pending, **self._pending}
+            raise
+
+    async def _publish(self, calls: Iterable[Call], *, every: bool) -> None:
+        """Writes the records of ``calls``, held here; with ``every``, ``calls`` are all
+        this instance holds, and the records of the calls it no longer holds are deleted."""
+        records = {call.id: self._record(call) for call in calls}
+        gone = self._published - set(records) if every else set()
+        if not records and not gone and not every:
+            return
+        expires = time.time() + CALL_TTL_S
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            async with pipe:
+                for call_id, record in records.items():
+                    pipe.set(self._call_key(call_id), record, ex=CALL_TTL_S)
+                if records:
+                    pipe.zadd(self._calls, dict.fromkeys(records, expires))
+                if gone:
+                    pipe.delete([self._call_key(call_id) for call_id in gone])
+                    pipe.zrem(self._calls, list(gone))
+                pipe.zremrangebyscore(self._calls, "-inf", time.time())
         except Exception as error:
             raise SharedStoreError(
-                f"Cannot {what}: Redis at {self.url} is unreachable ({error}); "
-                "restore it, the check fails closed until then."
+                f"Cannot register the calls: Redis at {redacted(self.url)} is unreachable "
+                f"({error}); other engines see them once it is back."
             ) from error
+        self._published = (self._published - gone) | set(records)
+
+    @property
+    def _calls(self) -> str:
+        return f"{self.prefix}calls"
+
+    def _record(self, call: Call) -> bytes:
+        return orjson.dumps({**call.view(), "engine": attrs.asdict(self.me)})
+
+    async def holder_of(self, call_id: str) -> Instance | None:
+        """The instance that holds the call, or None when no instance does."""
+        if len(call_id) > MAX_ID_CHARS:
+            return None
+        raw = await self._call("look up a call", "get", self._call_key(call_id))
+        if raw is None:
+            return None
+        engine = orjson.loads(raw)["engine"]
+        return Instance(id=engine["id"], address=engine["address"])
+
+    async def calls(self) -> list[dict[str, Any]]:
+        """The records of the calls every instance holds, oldest first."""
+        ids = await self._call(
+            "list the calls", "zrangebyscore", self._calls, time.time(), "+inf",
+            offset=0, count=MAX_LISTED_CALLS,
+        )  # fmt: skip
+        if not ids:
+            return []
+        raws = await self._call("list the calls", "mget", [self._call_key(i.decode()) for i in ids])
+        records = [orjson.loads(raw) for raw in raws if raw is not None]
+        return sorted(records, key=lambda record: record["created_at"])
+
+    # --- actions forwarded to the holder ----------------------------------------------
+
+    async def forward(self, holder: Instance, verb: str, call_id: str, body: bytes) -> HttpResponse:
+        """Has ``holder`` carry out a call action; its answer, as it gave it.
+
+        Raises:
+            HttpError: 413 for a body too large to forward; 504 when the holder
+                does not answer in time.
+            SharedStoreError: Redis was lost.
+        """
+        if len(body) > MAX_FORWARDED_BYTES:
+            raise HttpError(
+                413,
+                f"Call '{call_id}' is held by the engine at {holder.address}, and bodies over "
+                f"{MAX_FORWARDED_BYTES} bytes are not forwarded; send it there.",
+                code="request_too_large",
+            )
+        reply = f"{self.prefix}reply:{secrets.token_hex(16)}"
+        request = {"reply": reply, "verb": verb, "call_id": call_id, "body": body.decode("latin-1")}
+        inbox = self._inbox(holder.id)
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            async with pipe:
+                pipe.rpush(inbox, [orjson.dumps(request)])
+                pipe.ltrim(inbox, -MAX_INBOX, -1)
+                pipe.expire(inbox, _INBOX_TTL_S)
+        except Exception as error:
+            raise SharedStoreError(
+                f"Cannot forward to the engine holding call '{call_id}': Redis at "
+                f"{redacted(self.url)} is unreachable ({error}); restore it."
+            ) from error
+        answer = None
+        deadline = trio.current_time() + FORWARD_TIMEOUT_S
+        while answer is None and trio.current_time() < deadline:
+            answer = await self._call("wait for the call's engine", "blpop", [reply], _READ_BLOCK_S)
+        if answer is None:
+            raise HttpError(
+                504,
+                f"The engine at {holder.address} that holds call '{call_id}' did not answer "
+                f"within {FORWARD_TIMEOUT_S:g} s; check that it runs, or retry.",
+                code="call_holder_unreachable",
+                type="server_error",
+            )
+        data = orjson.loads(answer[1])
+        return HttpResponse(data["status"], data["body"].encode("latin-1"))
+
+    async def _answer(self, raw: bytes, act: Action) -> None:
+        try:
+            request = orjson.loads(raw)
+            reply, verb, call_id = request["reply"], request["verb"], request["call_id"]
+            body = request["body"].encode("latin-1")
+            if not (isinstance(reply, str) and reply.startswith(f"{self.prefix}reply:")):
+                raise ValueError(f"a reply key outside {self.prefix}reply:")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            _log.warning("skipped a malformed forwarded call action: %s", error)
+            return
+        try:
+            response = await act(str(verb), str(call_id), body)
+        except HttpError as error:
+            response = error.response()
+        answer = {"status": response.status, "body": response.body.decode("latin-1")}
+        pipe = self.client.pipeline(transaction=True)
+        async with pipe:
+            pipe.rpush(reply, [orjson.dumps(answer)])
+            pipe.expire(reply, int(FORWARD_TIMEOUT_S) + _INBOX_TTL_S)
+
+    # --- the instance's own tasks -----------------------------------------------------
+
+    async def run(
+        self,
+        held: Callable[[], Iterable[Call]],
+        act: Action,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Keeps the records of the ``held`` calls written, and answers the actions
+        forwarded here with ``act``, until cancelled. Redis lost is logged, and retried."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._beat, held)
+            nursery.start_soon(self._read_inbox, act)
+            task_status.started()
+
+    async def _beat(self, held: Callable[[], Iterable[Call]]) -> None:
+        next_beat = trio.current_time()
+        lost = False
+        while True:
+            with trio.move_on_at(next_beat):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            try:
+                if trio.current_time() < next_beat:
+                    await self.flush()
+                    continue
+                self._pending = {}
+                await self._publish(held(), every=True)
+            except SharedStoreError as error:
+                if not lost:
+                    _log.warning("%s", error)
+                lost = True
+                await trio.sleep(1)
+                continue
+            lost = False
+            next_beat = trio.current_time() + BEAT_S
+
+    async def _read_inbox(self, act: Action) -> None:
+        inbox = self._inbox(self.me.id)
+        while True:
+            try:
+                popped = await self.client.blpop([inbox], _READ_BLOCK_S)
+                if popped is not None:
+                    await self._answer(popped[1], act)
+            except Exception as error:
+                _log.warning("cannot read forwarded call actions from Redis (%s); retrying", error)
+                await trio.sleep(1)
 
 
 @asynccontextmanager
-async def open_shared_secrets(url: str) -> AsyncIterator[SharedSecrets]:
-    """Connects to Redis at ``url`` for the block; ``SharedStoreError`` if it does not answer."""
+async def open_shared_state(url: str) -> AsyncIterator[SharedState]:
+    """Connects to Redis at ``url`` for the block.
+
+    Raises:
+        SharedStoreError: Redis does not answer at ``url``.
+    """
     import coredis  # Lazy: only an engine given --redis needs the client.
 
-    client = coredis.Redis.from_url(url)
     entered = False
     try:
+        client = coredis.Redis.from_url(
+            url, connect_timeout=REDIS_TIMEOUT_S, stream_timeout=REDIS_TIMEOUT_S + _READ_BLOCK_S
+        )
         async with client:
             await client.ping()
             entered = True
-            yield SharedSecrets(url=url, client=client)
+            yield SharedState(url=url, client=client)
     except Exception as error:
         if entered:
             raise
         raise SharedStoreError(
-            f"Redis at {url} did not answer ({error}); start it or fix --redis."
+            f"Redis at {redacted(url)} did not answer ({error}); start it or fix --redis."
         ) from error

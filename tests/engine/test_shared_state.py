@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from framework.engine._rest import ClientSecret
-from framework.engine._shared import SharedStoreError, open_shared_secrets
+from framework.engine._shared import SharedStoreError, open_shared_state
 from framework.protocol import RealtimeSessionCreateRequest, from_dict
 from framework.testing import redis_server
 
@@ -25,8 +25,8 @@ def _secret(value: str, lifetime_s: int = 60) -> ClientSecret:
 async def test_a_secret_minted_by_one_store_is_read_by_another(redis_url: str) -> None:
     with trio.fail_after(10):
         async with (
-            open_shared_secrets(redis_url) as minting,
-            open_shared_secrets(redis_url) as checking,
+            open_shared_state(redis_url) as minting,
+            open_shared_state(redis_url) as checking,
         ):
             await minting.put(_secret("ek_shared1"))
             found = await checking.get("ek_shared1")
@@ -37,7 +37,7 @@ async def test_a_secret_minted_by_one_store_is_read_by_another(redis_url: str) -
 
 async def test_a_secret_expires_with_its_key(redis_url: str) -> None:
     with trio.fail_after(10):
-        async with open_shared_secrets(redis_url) as store:
+        async with open_shared_state(redis_url) as store:
             await store.put(_secret("ek_short", lifetime_s=1))
             ttl = await store.client.ttl(store._key("ek_short"))
             assert 0 < ttl <= 1
@@ -50,7 +50,7 @@ async def test_a_secret_expires_with_its_key(redis_url: str) -> None:
 async def test_unreachable_redis_fails_closed_with_a_clear_error() -> None:
     with trio.fail_after(10):
         with pytest.raises(SharedStoreError, match="did not answer"):
-            async with open_shared_secrets("redis://127.0.0.1:1"):
+            async with open_shared_state("redis://127.0.0.1:1"):
                 pass
 
 
@@ -59,7 +59,7 @@ async def test_unreachable_redis_fails_closed_with_a_clear_error() -> None:
 async def test_redis_lost_later_fails_closed_rather_than_accepting() -> None:
     with trio.fail_after(20), ExitStack() as server:
         url = server.enter_context(redis_server())  # a server of its own, to stop
-        async with open_shared_secrets(url) as store:
+        async with open_shared_state(url) as store:
             await store.put(_secret("ek_before"))
             assert await store.get("ek_before") is not None
             server.close()  # Redis goes away while the store is open

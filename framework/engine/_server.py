@@ -277,7 +277,7 @@ class Engine:
             try:
                 await self.shared.flush()
             except SharedStoreError as error:
-                _log.warning("%s", error)
+                _log.warning("%s", str(error))  # a string: a record keeps its args
 
     async def listed_calls(self) -> list[dict[str, object]]:
         """The calls of this engine, or of every engine sharing its Redis."""

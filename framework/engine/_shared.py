@@ -127,7 +127,8 @@ class SharedState:
             return await getattr(self.client, command)(*args, **kwargs)
         except Exception as error:
             raise SharedStoreError(
-                f"Cannot {what}: Redis at {redacted(self.url)} is unreachable ({error}); "
+                f"Cannot {what}: Redis at {redacted(self.url)} is unreachable or refused "
+                f"({error}); "
                 "restore it, the check fails closed until then."
             ) from error
 
@@ -227,9 +228,11 @@ class SharedState:
 
     async def calls(self) -> list[dict[str, Any]]:
         """The records of the calls every instance holds, oldest first."""
+        from coredis import PureToken
+
         ids = await self._call(
-            "list the calls", "zrangebyscore", self._calls, time.time(), "+inf",
-            offset=0, count=MAX_LISTED_CALLS,
+            "list the calls", "zrange", self._calls, time.time(), "+inf",
+            sortby=PureToken.BYSCORE, offset=0, count=MAX_LISTED_CALLS,
         )  # fmt: skip
         if not ids:
             return []
@@ -291,7 +294,7 @@ class SharedState:
             if not (isinstance(reply, str) and reply.startswith(f"{self.prefix}reply:")):
                 raise ValueError(f"a reply key outside {self.prefix}reply:")
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            _log.warning("skipped a malformed forwarded call action: %s", error)
+            _log.warning("skipped a malformed forwarded call action: %s", str(error))
             return
         try:
             response = await act(str(verb), str(call_id), body)
@@ -334,7 +337,7 @@ class SharedState:
                 await self._publish(held(), every=True)
             except SharedStoreError as error:
                 if not lost:
-                    _log.warning("%s", error)
+                    _log.warning("%s", str(error))  # a string: a record keeps its args
                 lost = True
                 await trio.sleep(1)
                 continue
@@ -343,14 +346,23 @@ class SharedState:
 
     async def _read_inbox(self, act: Action) -> None:
         inbox = self._inbox(self.me.id)
+        lost = False
         while True:
             try:
                 popped = await self.client.blpop([inbox], _READ_BLOCK_S)
                 if popped is not None:
                     await self._answer(popped[1], act)
             except Exception as error:
-                _log.warning("cannot read forwarded call actions from Redis (%s); retrying", error)
+                if not lost:
+                    _log.warning(
+                        "cannot read forwarded call actions from Redis at %s (%s); retrying",
+                        redacted(self.url),
+                        str(error),
+                    )
+                lost = True
                 await trio.sleep(1)
+            else:
+                lost = False
 
 
 @asynccontextmanager

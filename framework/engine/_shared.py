@@ -8,6 +8,7 @@ shares three things through it, all under :data:`KEY_PREFIX`:
 key                         type            what
 ==========================  ==============  ===============================================
 ``secret:VALUE``            string, TTL     a client secret's JSON; expires with the secret
+``secrets``                 sorted set      the secrets' values, scored by their expiry
 ``call:ID``                 string, TTL     a call's record and the instance that holds it
 ``calls``                   sorted set      call ids, scored by when their record expires
 ``inbox:INSTANCE``          list, TTL       call actions forwarded to the instance holding
@@ -17,8 +18,9 @@ key                         type            what
 A call's record is written when it changes and again every :data:`BEAT_S`, with a
 TTL of :data:`CALL_TTL_S`: a forgotten call is deleted at the next beat, and the
 calls of an instance that died vanish on their own. Redis bounds the store: each
-key expires, an inbox keeps at most :data:`MAX_INBOX` actions, and every
-identifier is checked against :data:`MAX_ID_CHARS` before it becomes a key.
+key expires, at most :data:`MAX_SHARED_SECRETS` secrets are kept, an inbox keeps at
+most :data:`MAX_INBOX` actions, and an identifier longer than :data:`MAX_ID_CHARS`
+is unknown without asking. Calls are bounded by each engine's own ``MAX_CALLS``.
 
 ``coredis`` is imported only when a store is opened, so an engine without
 ``--redis`` never needs it. Checks fail closed: when Redis cannot be reached, a
@@ -42,7 +44,7 @@ import trio
 
 from framework.protocol import RealtimeSessionCreateRequest, from_dict, to_dict
 
-from ._rest import Call, ClientSecret, HttpError, HttpResponse
+from ._rest import MAX_CLIENT_SECRETS, MAX_EXPIRY_S, Call, ClientSecret, HttpError, HttpResponse
 
 _log = logging.getLogger("cantata.engine")
 
@@ -58,6 +60,8 @@ MAX_INBOX = 100
 """Forwarded actions waiting at one instance; past it the oldest are dropped (and time out)."""
 MAX_FORWARDED_BYTES = 256 * 1024
 """The largest request body forwarded to another instance."""
+MAX_SHARED_SECRETS = MAX_CLIENT_SECRETS
+"""Client secrets the shared store keeps: as many as one engine does."""
 MAX_ID_CHARS = 128
 """Longer call ids and client secrets are unknown without asking Redis."""
 MAX_LISTED_CALLS = 10_000
@@ -122,20 +126,26 @@ class SharedState:
     def _inbox(self, instance_id: str) -> str:
         return f"{self.prefix}inbox:{instance_id}"
 
-    async def _call(self, what: str, command: str, *args: Any, **kwargs: Any) -> Any:
+    @asynccontextmanager
+    async def _guard(self, what: str) -> AsyncIterator[None]:
+        """Turns whatever Redis raised in the block into a :class:`SharedStoreError`."""
         try:
-            return await getattr(self.client, command)(*args, **kwargs)
+            yield
         except Exception as error:
             raise SharedStoreError(
                 f"Cannot {what}: Redis at {redacted(self.url)} is unreachable or refused "
-                f"({error}); "
-                "restore it, the check fails closed until then."
+                f"({error}); restore it, the check fails closed until then."
             ) from error
+
+    async def _call(self, what: str, command: str, *args: Any, **kwargs: Any) -> Any:
+        async with self._guard(what):
+            return await getattr(self.client, command)(*args, **kwargs)
 
     # --- client secrets ---------------------------------------------------------------
 
     async def put(self, secret: ClientSecret) -> None:
-        """Stores a minted secret until it expires."""
+        """Stores a minted secret until it expires; past :data:`MAX_SHARED_SECRETS`, the
+        ones nearest their expiry are forgotten (as one engine forgets its oldest)."""
         ttl = max(1, int(secret.expires_at - time.time()))
         body = {
             "created_at": secret.created_at,
@@ -143,9 +153,21 @@ class SharedState:
             "session": to_dict(secret.session),
             "transcription": secret.transcription,
         }
-        await self._call(
-            "store a client secret", "set", self._key(secret.value), orjson.dumps(body), ex=ttl
-        )
+        async with self._guard("store a client secret"):
+            pipe = self.client.pipeline(transaction=True)
+            async with pipe:
+                pipe.set(self._key(secret.value), orjson.dumps(body), ex=ttl)
+                pipe.zadd(self._secrets, {secret.value: secret.expires_at})
+                pipe.zremrangebyscore(self._secrets, "-inf", time.time())
+                pipe.expire(self._secrets, MAX_EXPIRY_S)
+            excess = await self.client.zcard(self._secrets) - MAX_SHARED_SECRETS
+            if excess > 0:
+                oldest = await self.client.zpopmin(self._secrets, excess)
+                await self.client.delete([self._key(m.member.decode()) for m in oldest])
+
+    @property
+    def _secrets(self) -> str:
+        return f"{self.prefix}secrets"
 
     async def get(self, value: str) -> ClientSecret | None:
         """The secret stored under ``value``, or None when no process minted it (or it expired)."""
@@ -191,7 +213,7 @@ class SharedState:
         if not records and not gone and not every:
             return
         expires = time.time() + CALL_TTL_S
-        try:
+        async with self._guard("register the calls"):
             pipe = self.client.pipeline(transaction=False)
             async with pipe:
                 for call_id, record in records.items():
@@ -202,11 +224,6 @@ class SharedState:
                     pipe.delete([self._call_key(call_id) for call_id in gone])
                     pipe.zrem(self._calls, list(gone))
                 pipe.zremrangebyscore(self._calls, "-inf", time.time())
-        except Exception as error:
-            raise SharedStoreError(
-                f"Cannot register the calls: Redis at {redacted(self.url)} is unreachable "
-                f"({error}); other engines see them once it is back."
-            ) from error
         self._published = (self._published - gone) | set(records)
 
     @property
@@ -260,17 +277,12 @@ class SharedState:
         reply = f"{self.prefix}reply:{secrets.token_hex(16)}"
         request = {"reply": reply, "verb": verb, "call_id": call_id, "body": body.decode("latin-1")}
         inbox = self._inbox(holder.id)
-        try:
+        async with self._guard(f"forward to the engine holding call '{call_id}'"):
             pipe = self.client.pipeline(transaction=True)
             async with pipe:
                 pipe.rpush(inbox, [orjson.dumps(request)])
                 pipe.ltrim(inbox, -MAX_INBOX, -1)
                 pipe.expire(inbox, _INBOX_TTL_S)
-        except Exception as error:
-            raise SharedStoreError(
-                f"Cannot forward to the engine holding call '{call_id}': Redis at "
-                f"{redacted(self.url)} is unreachable ({error}); restore it."
-            ) from error
         answer = None
         deadline = trio.current_time() + FORWARD_TIMEOUT_S
         while answer is None and trio.current_time() < deadline:

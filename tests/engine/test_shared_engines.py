@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
 import httpx2
+import orjson
 import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
@@ -135,6 +136,27 @@ async def test_a_call_rung_on_one_engine_is_driven_through_another(redis_url: st
             again = await http.post(f"{b.http_url}/realtime/calls/{call_id}/hangup", headers=AUTH)
             assert again.status_code == 409  # A's answer, forwarded as it gave it
             assert "it has ended" in again.json()["error"]["message"]
+
+
+async def test_malformed_entries_in_an_inbox_are_skipped(redis_url: str) -> None:
+    with trio.fail_after(30):
+        async with two_engines(redis_url) as (a, b), httpx2.AsyncClient(timeout=10) as http:
+            assert a.engine.shared is not None
+            call = a.engine.ring()
+            inbox = f"{KEY_PREFIX}inbox:{a.engine.shared.me.id}"
+            junk = [
+                b"not json",
+                b"[]",
+                b'{"reply": "somewhere:else", "verb": "hangup", "call_id": "x", "body": ""}',
+                orjson.dumps({"reply": f"{KEY_PREFIX}reply:j", "verb": "nope", "call_id": call.id}),
+            ]
+            await a.engine.shared.client.rpush(inbox, junk)
+            rejected = await http.post(
+                f"{b.http_url}/realtime/calls/{call.id}/reject", headers=AUTH, json={}
+            )
+            assert rejected.status_code == 200, rejected.text
+            assert call.state == "rejected"
+            assert not await a.engine.shared.client.exists([f"{KEY_PREFIX}reply:j"])
 
 
 async def _lose_redis() -> None:

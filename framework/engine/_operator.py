@@ -12,7 +12,9 @@ it has one, is required; client secrets are not enough):
   any client. When the engine has a webhook URL, the ``realtime.call.incoming``
   event is POSTed there, signed as Standard Webhooks specifies (what the
   official SDK's ``webhooks.unwrap`` verifies); the answer says how it went.
-* ``GET /operator/calls`` and ``GET /operator/sessions`` list what is live.
+* ``GET /operator/calls`` and ``GET /operator/sessions`` list what is live
+  (the calls of every engine sharing the engine's Redis, when it has one, each
+  with the engine that holds it; the sessions of this process).
 * ``POST /operator/sessions/{id}/dtmf`` and ``POST /operator/calls/{id}/dtmf``
   (body ``{"digits": "12#"}``) emit one ``input_audio_buffer.dtmf_event_received``
   per digit into the session (for a call: the session attached to it). The

@@ -8,6 +8,11 @@ connection and the engine forgets it. A WebSocket authenticated with a client
 secret starts from the secret's configuration; one opened with ``?call_id=``
 attaches to an accepted call, starts from the configuration given at accept,
 and is closed with :data:`HANGUP_CLOSE_CODE` when the call is hung up.
+
+Served with a Redis (:mod:`._shared`), the engine also accepts the client
+secrets other engines minted, registers its calls with itself as their holder,
+forwards a call action for a call another engine holds to that engine, and
+answers an attach to such a call with the holder's address.
 """
 
 from __future__ import annotations

@@ -384,8 +384,12 @@ async def open_shared_state(url: str) -> AsyncIterator[SharedState]:
     Raises:
         SharedStoreError: Redis does not answer at ``url``.
     """
-    import coredis  # Lazy: only an engine given --redis needs the client.
-
+    try:
+        import coredis  # Lazy: only an engine given --redis needs the client.
+    except ImportError:
+        raise SharedStoreError(
+            "--redis needs the Redis client of the fleet extra: pip install 'cantata[fleet]'."
+        ) from None
     entered = False
     try:
         client = coredis.Redis.from_url(

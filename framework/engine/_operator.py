@@ -141,7 +141,7 @@ async def operate(
     if route == ("POST", "/calls"):
         return await _ring(engine, body)
     if route == ("GET", "/calls"):
-        return _listing({"calls": await engine.listed_calls()})
+        return _listing({"calls": await engine.registry.calls()})
     if route == ("GET", "/sessions"):
         return _listing({"sessions": [_session_view(s) for s in engine.sessions]})
     if route == ("POST", "/refuse"):
@@ -190,7 +190,7 @@ async def _ring(engine: Engine, body: bytes) -> HttpResponse:
         callee=_string(data, "callee", "sip:agent@cantata.invalid"),
         headers=headers,
     )
-    await engine.flush_calls()
+    await engine.registry.flush()
     event = call.webhook_event()
     delivery = None
     if engine.webhook_url is not None:

@@ -9,10 +9,8 @@ secret starts from the secret's configuration; one opened with ``?call_id=``
 attaches to an accepted call, starts from the configuration given at accept,
 and is closed with :data:`HANGUP_CLOSE_CODE` when the call is hung up.
 
-Served with a Redis (:mod:`._shared`), the engine also accepts the client
-secrets other engines minted, registers its calls with itself as their holder,
-forwards a call action for a call another engine holds to that engine, and
-answers an attach to such a call with the holder's address.
+Client secrets and calls are asked of :mod:`._registry`, which also knows those
+of the engines sharing a Redis, when the engine is served with one.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ from ._http import Receive, Scope, Send, answer_lifespan, server_config
 from ._network import Link, LinkLimits, current_link, serve_handed, serve_links
 from ._operator import PREFIX as OPERATOR_PREFIX
 from ._operator import operate
+from ._registry import Registry
 from ._rest import (
     HANGUP_CLOSE_CODE,
     HANGUP_CLOSE_REASON,
@@ -51,10 +50,9 @@ from ._rest import (
     HttpResponse,
     RestState,
     error_body,
-    unknown_call,
 )
 from ._session import Connection, Disconnected, EngineSession, SessionOptions
-from ._shared import Instance, SharedState, SharedStoreError, open_shared_state, unavailable
+from ._shared import SharedState
 from ._speech import NoTranscriber, Synthesizer, ToneSynthesizer, Transcriber
 from ._vad import ClassifierFactory, EnergyClassifier
 from ._workers import (
@@ -231,13 +229,15 @@ class Engine:
     """WebSocket handshakes refused by the ``refuse`` knob so far."""
     rest: RestState = attrs.field(init=False)
     """Client secrets and calls (see :mod:`._rest`)."""
-    shared: SharedState | None = attrs.field(default=None, init=False)
-    """The state shared with other engines through Redis, when served with one."""
+    registry: Registry = attrs.field(init=False)
+    """The client secrets and calls, here and in a shared Redis (see :mod:`._registry`)."""
 
     def __attrs_post_init__(self) -> None:
         if self.brain is None:
             self.brain = ScriptedBrain(self.rules) if self.rules is not None else ScriptedBrain()
-        self.rest = RestState(model=self.model, clock=self.clock, changed=self._call_changed)
+        self.rest = RestState(model=self.model, clock=self.clock)
+        self.registry = Registry(rest=self.rest)
+        self.rest.changed = self.registry.changed
         if self.webhook_url is not None and not self.webhook_secret:
             raise ValueError("a webhook URL needs a webhook secret to sign with")
 
@@ -266,81 +266,10 @@ class Engine:
         """
         return self.rest.ring(caller=caller, callee=callee, headers=headers)
 
-    # --- state shared through Redis ----------------------------------------------------
-
-    def _call_changed(self, call: Call) -> None:
-        if self.shared is not None:
-            self.shared.note(call)
-
-    async def flush_calls(self) -> None:
-        """Registers the calls changed here in the shared Redis before answering about them.
-
-        Redis lost is logged, not raised: the calls go on here, and a later beat
-        registers them.
-        """
-        if self.shared is not None:
-            try:
-                await self.shared.flush()
-            except SharedStoreError as error:
-                _log.warning("%s", str(error))  # a string: a record keeps its args
-
-    async def listed_calls(self) -> list[dict[str, object]]:
-        """The calls of this engine, or of every engine sharing its Redis."""
-        if self.shared is None:
-            return [call.view() for call in self.rest.calls.values()]
-        await self.flush_calls()
-        try:
-            return await self.shared.calls()
-        except SharedStoreError as error:
-            raise unavailable(error) from None
-
-    async def _authorize(self, key: str | None, *, ephemeral_ok: bool) -> ClientSecret | None:
-        """``RestState.authorize``, which also knows the client secrets other engines minted."""
-        shared = self.shared
-        if (
-            shared is not None
-            and key
-            and key.startswith("ek_")
-            and key not in self.rest.client_secrets
-        ):
-            try:
-                found = await shared.get(key)
-            except SharedStoreError as error:
-                raise unavailable(error) from None
-            if found is not None:
-                self.rest.remember(found)
-        return self.rest.authorize(key, api_key=self.api_key, ephemeral_ok=ephemeral_ok)
-
-    async def _holder(self, call_id: str) -> Instance:
-        """The other engine that holds a call this one does not.
-
-        Raises:
-            HttpError: 404 when no engine holds it; 503 when Redis is lost.
-        """
-        assert self.shared is not None
-        try:
-            holder = await self.shared.holder_of(call_id)
-        except SharedStoreError as error:
-            raise unavailable(error) from None
-        if holder is None or holder.id == self.shared.me.id:
-            raise unknown_call(call_id)
-        return holder
-
-    async def _act_on_call(self, verb: str, call_id: str, body: bytes) -> HttpResponse:
-        """A call action, carried out here when the call is here, else by the engine holding it."""
-        if self.shared is not None and call_id not in self.rest.calls:
-            holder = await self._holder(call_id)
-            try:
-                return await self.shared.forward(holder, verb, call_id, body)
-            except SharedStoreError as error:
-                raise unavailable(error) from None
-        return await self.act_here(verb, call_id, body)
-
-    async def act_here(self, verb: str, call_id: str, body: bytes) -> HttpResponse:
-        """A call action on a call this engine holds (one forwarded here is never sent on)."""
-        response = self.rest.act_on_call(verb, call_id, body)
-        await self.flush_calls()
-        return response
+    @property
+    def shared(self) -> SharedState | None:
+        """The state shared with other engines through Redis, while served with one."""
+        return self.registry.shared
 
     def refuse(self, seconds: float, *, status: int = 503) -> None:
         """Test knob: refuses WebSocket handshakes with ``status`` for ``seconds`` from now.
@@ -447,24 +376,18 @@ class Engine:
             raise HttpError(404, f"Invalid URL ({method} {scope['path']})", code="not_found")
         key = self._presented_key(scope)
         # Only a browser's call to POST /realtime/calls may use a client secret.
-        secret = await self._authorize(key, ephemeral_ok=path == "/v1/realtime/calls")
+        secret = await self.registry.authorize(
+            key, api_key=self.api_key, ephemeral_ok=path == "/v1/realtime/calls"
+        )
         body = await _read_body(receive)
         if path == "/v1/realtime/client_secrets":
-            minted, response = self.rest.create_client_secret(body)
-            if self.shared is not None:
-                try:
-                    await self.shared.put(minted)
-                except SharedStoreError as error:
-                    # Fail closed: a secret other engines would refuse is not handed out.
-                    del self.rest.client_secrets[minted.value]
-                    raise unavailable(error) from None
-            return response
+            return await self.registry.mint(body)
         if action is None:
             response = self.rest.create_call(_header(scope, b"content-type"), body, secret)
-            await self.flush_calls()
+            await self.registry.flush()
             return response
         call_id, verb = action.groups()
-        return await self._act_on_call(verb, call_id, body)
+        return await self.registry.act_anywhere(verb, call_id, body)
 
     def _presented_key(self, scope: Scope) -> str | None:
         for name, value in scope["headers"]:
@@ -504,9 +427,11 @@ class Engine:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         call: Call | None = None
         try:
-            secret = await self._authorize(self._presented_key(scope), ephemeral_ok=True)
+            secret = await self.registry.authorize(
+                self._presented_key(scope), api_key=self.api_key, ephemeral_ok=True
+            )
             if "call_id" in query:
-                call = await self._attachable(query["call_id"][0])
+                call = await self.registry.attachable(query["call_id"][0])
         except HttpError as e:
             await opening.deny(e.status, e.body())
             return
@@ -515,34 +440,13 @@ class Engine:
         attachment = trio.CancelScope()
         if call is not None:
             call.attachment = attachment
-            self._call_changed(call)
+            self.rest.changed(call)
         try:
             await self._serve_socket(opening, query, secret, call, attachment)
         finally:
             if call is not None:
                 call.attachment = None
-                self._call_changed(call)
-
-    async def _attachable(self, call_id: str) -> Call:
-        """The call a ``?call_id=`` WebSocket attaches to, when this engine holds it.
-
-        Across hosts a WebSocket is not carried from one engine to another: the
-        client is told which engine holds the call (421, as RFC 9110 names a
-        request sent to a server that cannot answer it), and dials that one.
-
-        Raises:
-            HttpError: as :meth:`RestState.attachable` does; 421 for a call another
-                engine holds; 503 when Redis is lost.
-        """
-        if self.shared is not None and call_id not in self.rest.calls:
-            holder = await self._holder(call_id)
-            raise HttpError(
-                421,
-                f"Call '{call_id}' is held by the engine at {holder.address}; open the "
-                f"WebSocket there, with ?call_id={call_id}.",
-                code="call_held_elsewhere",
-            )
-        return self.rest.attachable(call_id)  # no await since: the caller takes it at once
+                self.rest.changed(call)
 
     async def _serve_socket(
         self,
@@ -716,12 +620,12 @@ async def serve_engine(
         (engine.connections.add if opened else engine.connections.discard)(link)
         engine._changed()
 
-    async with _sharing(engine, redis), trio.open_nursery() as nursery:
+    async with engine.registry.sharing(redis), trio.open_nursery() as nursery:
         helper_fd = os.environ.get(HELPER_FD) if workers is not None else None
         if helper_fd is not None:  # a helper of a primary (see _workers)
             handed = await nursery.start(receive_handed, int(helper_fd))
             url = os.environ.get(HELPER_URL, "")
-            await _share_calls(engine, nursery, public_url or url)
+            await engine.registry.serve(nursery, public_url or url)
             settle_collector()
             task_status.started(url)
             await serve_handed(
@@ -748,37 +652,12 @@ async def serve_engine(
             )
         )
         url = _websocket_url(binds[0])
-        await _share_calls(engine, nursery, public_url or url)
+        await engine.registry.serve(nursery, public_url or url)
         if workers is not None and workers > 1:
             helpers = await nursery.start(_keep_helpers, workers - 1, url, redis is not None)
         if workers is not None:
             settle_collector()
         task_status.started(url)
-
-
-@asynccontextmanager
-async def _sharing(engine: Engine, redis: str | None) -> AsyncIterator[None]:
-    """Connects the engine to the shared Redis for the block, when there is one."""
-    if redis is None:
-        yield
-        return
-    async with open_shared_state(redis) as shared:
-        engine.shared = shared
-        try:
-            yield
-        finally:
-            engine.shared = None
-
-
-async def _share_calls(engine: Engine, nursery: trio.Nursery, address: str) -> None:
-    """Registers this instance's calls under ``address`` and answers actions forwarded to it."""
-    shared = engine.shared
-    if shared is None:
-        return
-    shared.me = attrs.evolve(shared.me, address=address)
-    await nursery.start(
-        partial(shared.run, lambda: list(engine.rest.calls.values()), engine.act_here)
-    )
 
 
 async def _keep_helpers(

@@ -121,7 +121,7 @@ async def test_a_call_rung_on_one_engine_is_driven_through_another(redis_url: st
             assert f"Call '{call_id}' is held by the engine at {a.url}" in error
             async with connect(f"{a.url}?call_id={call_id}", headers=list(AUTH.items())) as ws:
                 await a.engine.wait_until(lambda _: call.attachment is not None)
-                await a.engine.flush_calls()
+                await a.engine.registry.flush()
                 listed = await http.get(f"{b_base}/operator/calls", headers=AUTH)
                 assert [c["attached"] for c in listed.json()["calls"]] == [True]
                 hangup = await http.post(
@@ -198,7 +198,7 @@ def test_redis_lost_fails_closed_and_ends_nothing_else() -> None:
 async def _hostile(redis_url: str, call_id: str, secret: str, body: bytes) -> None:
     async with two_engines(redis_url) as (a, b), httpx2.AsyncClient(timeout=10) as http:
         held = a.engine.ring()
-        await a.engine.flush_calls()
+        await a.engine.registry.flush()
         for target in (call_id, held.id):
             for verb in ("accept", "reject", "refer", "hangup"):
                 answer = await http.post(

@@ -227,17 +227,25 @@ def _digits(body: bytes) -> str:
 
 
 async def _dtmf(engine: Engine, kind: str, target: str, body: bytes) -> HttpResponse:
+    if kind == "calls":  # held here, or by another engine sharing the Redis
+        return await engine.registry.act_anywhere("dtmf", target, body)
+    return await _press(engine, target, _digits(body))
+
+
+async def dtmf_on_call(engine: Engine, call_id: str, body: bytes) -> HttpResponse:
+    """Presses keys in the session attached to a call held here (forwarded here, too)."""
     digits = _digits(body)
-    session_id = target
-    if kind == "calls":
-        call = engine.rest.call(target)
-        if call.attachment is None or call.session_id is None:
-            raise HttpError(
-                409,
-                f"Call '{target}' has no session attached; attach one with ?call_id= first.",
-                code="call_not_attached",
-            )
-        session_id = call.session_id
+    call = engine.rest.call(call_id)
+    if call.attachment is None or call.session_id is None:
+        raise HttpError(
+            409,
+            f"Call '{call_id}' has no session attached; attach one with ?call_id= first.",
+            code="call_not_attached",
+        )
+    return await _press(engine, call.session_id, digits)
+
+
+async def _press(engine: Engine, session_id: str, digits: str) -> HttpResponse:
     session = _live_session(engine, session_id)
     sent = 0
     with trio.move_on_after(_EMIT_TIMEOUT_S):

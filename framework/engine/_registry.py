@@ -17,7 +17,7 @@ never comes to that there.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -38,6 +38,8 @@ class Registry:
     rest: RestState
     shared: SharedState | None = None
     """The state shared through Redis, while the engine is served with one."""
+    actions: dict[str, Callable[[str, bytes], Awaitable[HttpResponse]]] = attrs.field(factory=dict)
+    """Call actions beyond the REST ones (the operator's ``dtmf``), by verb."""
 
     def changed(self, call: Call) -> None:
         """Told of every call added or changed here (``RestState.changed``)."""
@@ -153,6 +155,9 @@ class Registry:
 
     async def act(self, verb: str, call_id: str, body: bytes) -> HttpResponse:
         """A call action on a call held here (one forwarded here is never sent on)."""
+        special = self.actions.get(verb)
+        if special is not None:
+            return await special(call_id, body)
         response = self.rest.act_on_call(verb, call_id, body)
         await self.flush()
         return response

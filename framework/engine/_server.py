@@ -37,7 +37,7 @@ from ._hosted_mcp import HostedMcpClient
 from ._http import Receive, Scope, Send, answer_lifespan, server_config
 from ._network import Link, LinkLimits, current_link, serve_handed, serve_links
 from ._operator import PREFIX as OPERATOR_PREFIX
-from ._operator import operate
+from ._operator import dtmf_on_call, operate
 from ._registry import Registry
 from ._rest import (
     HANGUP_CLOSE_CODE,
@@ -238,6 +238,7 @@ class Engine:
         self.rest = RestState(model=self.model, clock=self.clock)
         self.registry = Registry(rest=self.rest)
         self.rest.changed = self.registry.changed
+        self.registry.actions["dtmf"] = partial(dtmf_on_call, self)
         if self.webhook_url is not None and not self.webhook_secret:
             raise ValueError("a webhook URL needs a webhook secret to sign with")
 

@@ -35,18 +35,20 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import orjson
 import trio
 
-from framework.protocol import RealtimeSessionCreateRequest, from_dict, to_dict
+from framework.protocol import ProtocolError, RealtimeSessionCreateRequest, from_dict, to_dict
 
 from ._rest import MAX_CLIENT_SECRETS, MAX_EXPIRY_S, Call, ClientSecret, HttpError, HttpResponse
 
 _log = logging.getLogger("cantata.engine")
+T = TypeVar("T")
 
 KEY_PREFIX = "cantata:engine:"
 """Where the engine's keys live in the shared Redis."""
@@ -66,6 +68,8 @@ MAX_ID_CHARS = 128
 """Longer call ids and client secrets are unknown without asking Redis."""
 MAX_LISTED_CALLS = 10_000
 """The most calls one listing returns."""
+MAX_ANSWERING = 16
+"""Forwarded actions one instance carries out at once (a DTMF may take seconds)."""
 REDIS_TIMEOUT_S = 3.0
 """How long one Redis command may take before the store counts Redis as lost."""
 _INBOX_TTL_S = 30  # an inbox nobody reads (its instance died) goes with its last action
@@ -146,7 +150,7 @@ class SharedState:
     async def put(self, secret: ClientSecret) -> None:
         """Stores a minted secret until it expires; past :data:`MAX_SHARED_SECRETS`, the
         ones nearest their expiry are forgotten (as one engine forgets its oldest)."""
-        ttl = max(1, int(secret.expires_at - time.time()))
+        ttl = max(1, secret.expires_at - secret.created_at)  # minted just now, by its clock
         body = {
             "created_at": secret.created_at,
             "expires_at": secret.expires_at,
@@ -174,16 +178,7 @@ class SharedState:
         if len(value) > MAX_ID_CHARS:
             return None
         raw = await self._call("check a client secret", "get", self._key(value))
-        if raw is None:
-            return None
-        body = orjson.loads(raw)
-        return ClientSecret(
-            value=value,
-            created_at=body["created_at"],
-            expires_at=body["expires_at"],
-            session=from_dict(body["session"], RealtimeSessionCreateRequest),
-            transcription=body["transcription"],
-        )
+        return None if raw is None else _parsed(raw, "client secret", partial(_secret, value))
 
     # --- the registry of calls --------------------------------------------------------
 
@@ -238,10 +233,7 @@ class SharedState:
         if len(call_id) > MAX_ID_CHARS:
             return None
         raw = await self._call("look up a call", "get", self._call_key(call_id))
-        if raw is None:
-            return None
-        engine = orjson.loads(raw)["engine"]
-        return Instance(id=engine["id"], address=engine["address"])
+        return None if raw is None else _parsed(raw, "call", _holder)
 
     async def calls(self) -> list[dict[str, Any]]:
         """The records of the calls every instance holds, oldest first."""
@@ -254,8 +246,8 @@ class SharedState:
         if not ids:
             return []
         raws = await self._call("list the calls", "mget", [self._call_key(i.decode()) for i in ids])
-        records = [orjson.loads(raw) for raw in raws if raw is not None]
-        return sorted(records, key=lambda record: record["created_at"])
+        records = [_parsed(raw, "call", _view) for raw in raws if raw is not None]
+        return sorted(filter(None, records), key=lambda record: int(record["created_at"]))
 
     # --- actions forwarded to the holder ----------------------------------------------
 
@@ -295,8 +287,16 @@ class SharedState:
                 code="call_holder_unreachable",
                 type="server_error",
             )
-        data = orjson.loads(answer[1])
-        return HttpResponse(data["status"], data["body"].encode("latin-1"))
+        response = _parsed(answer[1], "forwarded answer", _response)
+        if response is None:
+            raise HttpError(
+                502,
+                f"The engine at {holder.address} that holds call '{call_id}' answered with "
+                "something that is not an answer; check that it runs this version.",
+                code=None,
+                type="server_error",
+            )
+        return response
 
     async def _answer(self, raw: bytes, act: Action) -> None:
         try:
@@ -312,11 +312,20 @@ class SharedState:
             response = await act(str(verb), str(call_id), body)
         except HttpError as error:
             response = error.response()
+        except Exception as error:  # a fault here must not stop the inbox for every call
+            _log.warning("a forwarded %s of call %s failed: %s", verb, call_id, str(error))
+            response = HttpError(
+                500,
+                f"The engine holding call '{call_id}' failed to {verb} it; see its log.",
+                code=None,
+                type="server_error",
+            ).response()
         answer = {"status": response.status, "body": response.body.decode("latin-1")}
-        pipe = self.client.pipeline(transaction=True)
-        async with pipe:
-            pipe.rpush(reply, [orjson.dumps(answer)])
-            pipe.expire(reply, int(FORWARD_TIMEOUT_S) + _INBOX_TTL_S)
+        async with self._guard(f"answer a forwarded {verb}"):
+            pipe = self.client.pipeline(transaction=True)
+            async with pipe:
+                pipe.rpush(reply, [orjson.dumps(answer)])
+                pipe.expire(reply, int(FORWARD_TIMEOUT_S) + _INBOX_TTL_S)
 
     # --- the instance's own tasks -----------------------------------------------------
 
@@ -359,22 +368,73 @@ class SharedState:
     async def _read_inbox(self, act: Action) -> None:
         inbox = self._inbox(self.me.id)
         lost = False
-        while True:
-            try:
-                popped = await self.client.blpop([inbox], _READ_BLOCK_S)
-                if popped is not None:
-                    await self._answer(popped[1], act)
-            except Exception as error:
-                if not lost:
-                    _log.warning(
-                        "cannot read forwarded call actions from Redis at %s (%s); retrying",
-                        redacted(self.url),
-                        str(error),
+        answering = trio.Semaphore(MAX_ANSWERING)
+        async with trio.open_nursery() as nursery:
+            while True:
+                await answering.acquire()  # a slow action delays the next ones, at most
+                try:
+                    popped = await self._call(
+                        "read forwarded actions", "blpop", [inbox], _READ_BLOCK_S
                     )
-                lost = True
-                await trio.sleep(1)
-            else:
+                except SharedStoreError as error:
+                    answering.release()
+                    if not lost:
+                        _log.warning("%s; retrying", str(error))
+                    lost = True
+                    await trio.sleep(1)
+                    continue
                 lost = False
+                if popped is None:
+                    answering.release()
+                else:
+                    nursery.start_soon(self._answer_released, popped[1], act, answering)
+
+    async def _answer_released(self, raw: bytes, act: Action, answering: trio.Semaphore) -> None:
+        try:
+            await self._answer(raw, act)
+        except SharedStoreError as error:
+            _log.warning("%s", str(error))  # its requester times out and says so
+        finally:
+            answering.release()
+
+
+def _parsed(raw: bytes, what: str, build: Callable[[dict[str, Any]], T]) -> T | None:
+    """A record read from Redis, or None (and a warning) when it is not one.
+
+    Anyone who can write to the Redis can write there; a bad record counts as none.
+    """
+    try:
+        data = orjson.loads(raw)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        return build(data)
+    except (ValueError, KeyError, TypeError, AttributeError, ProtocolError) as error:
+        _log.warning("skipped a malformed %s record in Redis: %s", what, str(error))
+        return None
+
+
+def _secret(value: str, data: dict[str, Any]) -> ClientSecret:
+    return ClientSecret(
+        value=value,
+        created_at=int(data["created_at"]),
+        expires_at=int(data["expires_at"]),
+        session=from_dict(data["session"], RealtimeSessionCreateRequest),
+        transcription=bool(data["transcription"]),
+    )
+
+
+def _holder(data: dict[str, Any]) -> Instance:
+    engine = data["engine"]
+    return Instance(id=str(engine["id"]), address=str(engine["address"]))
+
+
+def _view(data: dict[str, Any]) -> dict[str, Any]:
+    _holder(data)  # every listed record names its holder
+    return data
+
+
+def _response(data: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(int(data["status"]), str(data["body"]).encode("latin-1"))
 
 
 @asynccontextmanager

@@ -124,6 +124,14 @@ async def test_a_call_rung_on_one_engine_is_driven_through_another(redis_url: st
                 await a.engine.registry.flush()
                 listed = await http.get(f"{b_base}/operator/calls", headers=AUTH)
                 assert [c["attached"] for c in listed.json()["calls"]] == [True]
+                # The keypad, pressed through B, reaches the session A holds.
+                pressed = await http.post(
+                    f"{b_base}/operator/calls/{call_id}/dtmf", headers=AUTH, json={"digits": "1#"}
+                )
+                assert pressed.json() == {"session_id": call.session_id, "sent": 2}
+                keys = [(await ws.until("input_audio_buffer.dtmf_event_received"))[-1]]
+                keys.append(await ws.recv())
+                assert [key["event"] for key in keys] == ["1", "#"]
                 hangup = await http.post(
                     f"{b.http_url}/realtime/calls/{call_id}/hangup", headers=AUTH
                 )

@@ -29,6 +29,7 @@ from ._rest import Call, ClientSecret, HttpError, HttpResponse, RestState, unkno
 from ._shared import Instance, SharedState, SharedStoreError, open_shared_state, unavailable
 
 _log = logging.getLogger("cantata.engine")
+_LEAVE_S = 2.0  # how long a stopping engine tries to delete its calls' records
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -62,6 +63,9 @@ class Registry:
                 yield
             finally:
                 self.shared = None
+                # An engine that stops forgets its calls: other engines stop naming it.
+                with trio.CancelScope(shield=True), trio.move_on_after(_LEAVE_S):
+                    await shared.leave()
 
     async def serve(self, nursery: trio.Nursery, address: str) -> None:
         """Registers the calls held here under ``address``, and answers the actions other

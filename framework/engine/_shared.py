@@ -221,6 +221,19 @@ class SharedState:
                 pipe.zremrangebyscore(self._calls, "-inf", time.time())
         self._published = (self._published - gone) | set(records)
 
+    async def leave(self) -> None:
+        """Deletes the records of the calls held here, as the engine stops; Redis lost is
+        logged, and the records then expire on their own."""
+        if not self._published:
+            return
+        try:
+            # A connection of its own: the engine's went with its cancelled tasks.
+            async with open_shared_state(self.url) as fresh:
+                fresh._published = self._published
+                await fresh._publish((), every=True)
+        except SharedStoreError as error:
+            _log.warning("%s", str(error))
+
     @property
     def _calls(self) -> str:
         return f"{self.prefix}calls"

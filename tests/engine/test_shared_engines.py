@@ -22,7 +22,7 @@ from openai import AsyncOpenAI, NotFoundError
 from trio_websocket import ConnectionClosed
 
 from framework.engine import Engine, RunningEngine, open_engine
-from framework.engine._shared import KEY_PREFIX
+from framework.engine._shared import KEY_PREFIX, open_shared_state
 from framework.testing import redis_server
 from framework.transport import HandshakeRefused, open_connection
 
@@ -144,6 +144,10 @@ async def test_a_call_rung_on_one_engine_is_driven_through_another(redis_url: st
             again = await http.post(f"{b.http_url}/realtime/calls/{call_id}/hangup", headers=AUTH)
             assert again.status_code == 409  # A's answer, forwarded as it gave it
             assert "it has ended" in again.json()["error"]["message"]
+        # Stopped, A forgot its calls: nobody names it any more.
+        async with open_shared_state(redis_url) as store:
+            assert await store.calls() == []
+            assert await store.holder_of(call_id) is None
 
 
 async def test_malformed_entries_in_an_inbox_are_skipped(redis_url: str) -> None:

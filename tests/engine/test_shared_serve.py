@@ -9,6 +9,7 @@ call rung on the first is listed, accepted and hung up through the second.
 from __future__ import annotations
 
 import json
+import signal
 
 import httpx2
 import pytest
@@ -103,6 +104,11 @@ async def test_two_hosts_one_with_two_workers_share_secrets_and_calls(redis_url:
                 assert closed.value.reason.code == 1000
             listed = await _cantata("calls", "--engine", _base(b))
             assert [c["state"] for c in listed["calls"]] == ["ended"]  # type: ignore[union-attr]
+            # A stops as Ctrl-C stops it, and forgets its calls on the way out.
+            a.process.send_signal(signal.SIGINT)
+            await a.process.wait()
+            assert a.process.returncode == 0, a.stderr.text
+            assert (await _cantata("calls", "--engine", _base(b)))["calls"] == []
         assert "Traceback" not in a.stderr.text + b.stderr.text
 
 

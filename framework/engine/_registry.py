@@ -8,8 +8,8 @@ carries a call action for a call another engine holds to that engine, and tells 
 ``?call_id=`` WebSocket for such a call where it is held.
 
 A WebSocket is not carried from one engine to another: the client is told the
-holder's address (421, which RFC 9110 gives to a request sent to a server that
-cannot answer it) and dials that engine. Within one host's ``--workers`` set the
+holder's address (421, which RFC 9110, 15.5.20, gives to a request sent to a
+server that cannot answer it) and dials that engine. Within one host's ``--workers`` set the
 primary holds every call and serves every attach (see :mod:`._workers`), so it
 never comes to that there.
 """

@@ -186,11 +186,12 @@ def _serve_options(cmd: argparse.ArgumentParser) -> None:
     _fleet_serve_options(cmd)
 
 
-def _fleet_options(cmd: argparse.ArgumentParser) -> None:
+_FLEET_REDIS = "the fleet's Redis (default: $CANTATA_REDIS_URL)"
+
+
+def _fleet_options(cmd: argparse.ArgumentParser, redis_help: str = _FLEET_REDIS) -> None:
     """Where the fleet lives: its Redis and its key prefix."""
-    cmd.add_argument(
-        "--redis", metavar="URL", help="the fleet's Redis (default: $CANTATA_REDIS_URL)"
-    )
+    cmd.add_argument("--redis", metavar="URL", help=redis_help)
     cmd.add_argument("--prefix", default="cantata", help="the fleet's Redis key prefix")
 
 
@@ -203,13 +204,19 @@ def _fleet_serve_options(cmd: argparse.ArgumentParser) -> None:
         help="engine: the local Realtime engine; ingress: the fleet's webhook front door",
     )
     cmd.add_argument("--ops-port", type=int, help="serve /healthz and /metrics on this port")
-    _fleet_options(cmd)
+    _fleet_options(
+        cmd,
+        "engine: share client secrets and calls with every engine using this Redis; "
+        "ingress: the fleet's Redis (default: $CANTATA_REDIS_URL)",
+    )
     cmd.add_argument(
         "--realtime-url",
         help="ingress: the Realtime server whose calls it accepts (default: the hosted API)",
     )
     cmd.add_argument(
-        "--public-url", help="ingress: the base URL Twilio reaches it at (for signatures)"
+        "--public-url",
+        help="ingress: the base URL Twilio reaches it at (for signatures); engine with "
+        "--redis: the ws:// URL other engines name for the calls it holds",
     )
 
 

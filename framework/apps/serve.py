@@ -42,7 +42,11 @@ def _cannot_listen(error: BaseException, args: argparse.Namespace) -> str:
     import socket
     import ssl
 
+    from framework.engine import SharedStoreError
+
     where = f"{args.host}:{args.port}"
+    if isinstance(error, SharedStoreError):
+        return str(error)
     if isinstance(error, socket.gaierror):
         return (
             f"cannot listen on {args.host!r}: no such host ({error.strerror}); "
@@ -143,6 +147,8 @@ def serve(args: argparse.Namespace) -> int:
                         certfile=args.certfile,
                         keyfile=args.keyfile,
                         workers=args.workers,
+                        redis=args.redis,
+                        public_url=args.public_url,
                         task_status=task_status,
                     )
                 )

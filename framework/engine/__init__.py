@@ -64,6 +64,7 @@ from ._session import Disconnected as Disconnected
 from ._session import EngineSession as EngineSession
 from ._session import SessionOptions as SessionOptions
 from ._session import SessionStatistics as SessionStatistics
+from ._shared import SharedStoreError as SharedStoreError
 from ._speech import NoTranscriber as NoTranscriber
 from ._speech import Synthesizer as Synthesizer
 from ._speech import ToneSynthesizer as ToneSynthesizer

@@ -12,7 +12,9 @@ it has one, is required; client secrets are not enough):
   any client. When the engine has a webhook URL, the ``realtime.call.incoming``
   event is POSTed there, signed as Standard Webhooks specifies (what the
   official SDK's ``webhooks.unwrap`` verifies); the answer says how it went.
-* ``GET /operator/calls`` and ``GET /operator/sessions`` list what is live.
+* ``GET /operator/calls`` and ``GET /operator/sessions`` list what is live
+  (the calls of every engine sharing the engine's Redis, when it has one, each
+  with the engine that holds it; the sessions of this process).
 * ``POST /operator/sessions/{id}/dtmf`` and ``POST /operator/calls/{id}/dtmf``
   (body ``{"digits": "12#"}``) emit one ``input_audio_buffer.dtmf_event_received``
   per digit into the session (for a call: the session attached to it). The
@@ -48,7 +50,7 @@ import trio
 from framework.errors import CantataError
 from framework.protocol import InputAudioBufferDtmfEventReceivedEvent
 
-from ._rest import Call, HttpError, HttpResponse, _json_object, _no_unknown, _type_error
+from ._rest import HttpError, HttpResponse, _json_object, _no_unknown, _type_error
 
 if TYPE_CHECKING:
     from ._server import Engine
@@ -139,7 +141,7 @@ async def operate(
     if route == ("POST", "/calls"):
         return await _ring(engine, body)
     if route == ("GET", "/calls"):
-        return _listing({"calls": [_call_view(c) for c in engine.rest.calls.values()]})
+        return _listing({"calls": await engine.registry.calls()})
     if route == ("GET", "/sessions"):
         return _listing({"sessions": [_session_view(s) for s in engine.sessions]})
     if route == ("POST", "/refuse"):
@@ -156,17 +158,6 @@ async def operate(
 
 def _listing(data: object) -> HttpResponse:
     return HttpResponse(200, orjson.dumps(data))
-
-
-def _call_view(call: Call) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "transport": call.transport,
-        "state": call.state,
-        "created_at": call.created_at,
-        "session_id": call.session_id,
-        "attached": call.attachment is not None,
-    }
 
 
 def _session_view(session: EngineSession) -> dict[str, Any]:
@@ -199,6 +190,7 @@ async def _ring(engine: Engine, body: bytes) -> HttpResponse:
         callee=_string(data, "callee", "sip:agent@cantata.invalid"),
         headers=headers,
     )
+    await engine.registry.flush()
     event = call.webhook_event()
     delivery = None
     if engine.webhook_url is not None:
@@ -235,17 +227,25 @@ def _digits(body: bytes) -> str:
 
 
 async def _dtmf(engine: Engine, kind: str, target: str, body: bytes) -> HttpResponse:
+    if kind == "calls":  # held here, or by another engine sharing the Redis
+        return await engine.registry.act_anywhere("dtmf", target, body)
+    return await _press(engine, target, _digits(body))
+
+
+async def dtmf_on_call(engine: Engine, call_id: str, body: bytes) -> HttpResponse:
+    """Presses keys in the session attached to a call held here (forwarded here, too)."""
     digits = _digits(body)
-    session_id = target
-    if kind == "calls":
-        call = engine.rest.call(target)
-        if call.attachment is None or call.session_id is None:
-            raise HttpError(
-                409,
-                f"Call '{target}' has no session attached; attach one with ?call_id= first.",
-                code="call_not_attached",
-            )
-        session_id = call.session_id
+    call = engine.rest.call(call_id)
+    if call.attachment is None or call.session_id is None:
+        raise HttpError(
+            409,
+            f"Call '{call_id}' has no session attached; attach one with ?call_id= first.",
+            code="call_not_attached",
+        )
+    return await _press(engine, call.session_id, digits)
+
+
+async def _press(engine: Engine, session_id: str, digits: str) -> HttpResponse:
     session = _live_session(engine, session_id)
     sent = 0
     with trio.move_on_after(_EMIT_TIMEOUT_S):

@@ -170,6 +170,22 @@ class Call:
             },
         }
 
+    def view(self) -> dict[str, Any]:
+        """The call as listings show it."""
+        return {
+            "id": self.id,
+            "transport": self.transport,
+            "state": self.state,
+            "created_at": self.created_at,
+            "session_id": self.session_id,
+            "attached": self.attachment is not None,
+        }
+
+
+def unknown_call(call_id: str) -> HttpError:
+    """The 404 of a call no engine holds."""
+    return HttpError(404, f"Call '{call_id}' not found.", code="call_not_found")
+
 
 def _state_error(call: Call, action: str) -> HttpError:
     state = {
@@ -402,6 +418,8 @@ class RestState:
     clock: Clock = time.time
     client_secrets: dict[str, ClientSecret] = attrs.field(factory=dict, repr=False)
     calls: dict[str, Call] = attrs.field(factory=dict)
+    changed: Callable[[Call], None] = attrs.field(default=lambda call: None, repr=False)
+    """Told of every call added or changed (the engine's shared registry listens)."""
 
     def now(self) -> int:
         return int(self.clock())
@@ -525,8 +543,8 @@ class RestState:
 
     # --- client secrets -----------------------------------------------------------------
 
-    def create_client_secret(self, body: bytes) -> HttpResponse:
-        """``POST /v1/realtime/client_secrets``: mints an ephemeral key."""
+    def create_client_secret(self, body: bytes) -> tuple[ClientSecret, HttpResponse]:
+        """``POST /v1/realtime/client_secrets``: mints an ephemeral key; it, and the answer."""
         data = _json_object(body, empty_ok=True)
         _no_unknown(data, ("expires_after", "session"), "")
         seconds = DEFAULT_EXPIRY_S
@@ -564,10 +582,7 @@ class RestState:
             session=config,
             transcription=transcription,
         )
-        self._forget_expired(created)
-        self.client_secrets[secret.value] = secret
-        while len(self.client_secrets) > MAX_CLIENT_SECRETS:
-            del self.client_secrets[next(iter(self.client_secrets))]
+        self.remember(secret)
         shown = attrs.evolve(
             config,
             extra={
@@ -577,9 +592,16 @@ class RestState:
             },
         )
         body_session = to_dict(transcription_response_view(shown) if transcription else shown)
-        return _json(
+        return secret, _json(
             {"value": secret.value, "expires_at": secret.expires_at, "session": body_session}
         )
+
+    def remember(self, secret: ClientSecret) -> None:
+        """Keeps a client secret (minted here, or by another engine sharing a Redis)."""
+        self._forget_expired(self.now())
+        self.client_secrets[secret.value] = secret
+        while len(self.client_secrets) > MAX_CLIENT_SECRETS:
+            del self.client_secrets[next(iter(self.client_secrets))]
 
     def _forget_expired(self, now: int) -> None:
         stale = [k for k, s in self.client_secrets.items() if s.expires_at + _FORGET_AFTER_S < now]
@@ -617,6 +639,7 @@ class RestState:
             if old.ended_at is not None and old.ended_at + ENDED_CALL_KEPT_S < now:
                 del self.calls[old.id]
         self.calls[call.id] = call
+        self.changed(call)
         excess = len(self.calls) - MAX_CALLS
         if excess > 0:
             # Ended ones first, then the oldest; a call with a WebSocket attached stays.
@@ -633,7 +656,7 @@ class RestState:
         """
         found = self.calls.get(call_id)
         if found is None:
-            raise HttpError(404, f"Call '{call_id}' not found.", code="call_not_found")
+            raise unknown_call(call_id)
         return found
 
     def attachable(self, call_id: str) -> Call:
@@ -729,6 +752,7 @@ class RestState:
         call.state = "accepted"
         call.session = config
         call.session_id = f"sess_{secrets.token_hex(8)}"
+        self.changed(call)
         return HttpResponse(200)
 
     def reject_call(self, call_id: str, body: bytes) -> HttpResponse:
@@ -745,10 +769,28 @@ class RestState:
         call.state = "rejected"
         call.ended_at = self.now()
         call.status_code = status
+        self.changed(call)
         return HttpResponse(200)
 
-    def hangup_call(self, call_id: str) -> HttpResponse:
-        """``POST .../hangup``: ends an accepted call and closes its WebSocket."""
+    def act_on_call(self, verb: str, call_id: str, body: bytes) -> HttpResponse:
+        """``POST /v1/realtime/calls/{call_id}/{verb}``, for a call this engine holds.
+
+        Raises:
+            HttpError: as the verb's handler does; 404 for a verb there is not.
+        """
+        handlers = {
+            "accept": self.accept_call,
+            "reject": self.reject_call,
+            "hangup": self.hangup_call,
+            "refer": self.refer_call,
+        }
+        handler = handlers.get(verb)
+        if handler is None:
+            raise HttpError(404, f"Invalid URL (POST .../calls/{{id}}/{verb})", code="not_found")
+        return handler(call_id, body)
+
+    def hangup_call(self, call_id: str, body: bytes = b"") -> HttpResponse:
+        """``POST .../hangup``: ends an accepted call and closes its WebSocket (no body)."""
         self.hang_up(call_id)
         return HttpResponse(200)
 
@@ -765,6 +807,7 @@ class RestState:
         call.ended_at = self.now()
         if call.attachment is not None:
             call.attachment.cancel()
+        self.changed(call)
         return call
 
     def refer_call(self, call_id: str, body: bytes) -> HttpResponse:

@@ -8,6 +8,9 @@ connection and the engine forgets it. A WebSocket authenticated with a client
 secret starts from the secret's configuration; one opened with ``?call_id=``
 attaches to an accepted call, starts from the configuration given at accept,
 and is closed with :data:`HANGUP_CLOSE_CODE` when the call is hung up.
+
+Client secrets and calls are asked of :mod:`._registry`, which also knows those
+of the engines sharing a Redis, when the engine is served with one.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from ._hosted_mcp import HostedMcpClient
 from ._http import Receive, Scope, Send, answer_lifespan, server_config
 from ._network import Link, LinkLimits, current_link, serve_handed, serve_links
 from ._operator import PREFIX as OPERATOR_PREFIX
-from ._operator import operate
+from ._operator import dtmf_on_call, operate
+from ._registry import Registry
 from ._rest import (
     HANGUP_CLOSE_CODE,
     HANGUP_CLOSE_REASON,
@@ -48,6 +52,7 @@ from ._rest import (
     error_body,
 )
 from ._session import Connection, Disconnected, EngineSession, SessionOptions
+from ._shared import SharedState
 from ._speech import NoTranscriber, Synthesizer, ToneSynthesizer, Transcriber
 from ._vad import ClassifierFactory, EnergyClassifier
 from ._workers import (
@@ -224,11 +229,16 @@ class Engine:
     """WebSocket handshakes refused by the ``refuse`` knob so far."""
     rest: RestState = attrs.field(init=False)
     """Client secrets and calls (see :mod:`._rest`)."""
+    registry: Registry = attrs.field(init=False)
+    """The client secrets and calls, here and in a shared Redis (see :mod:`._registry`)."""
 
     def __attrs_post_init__(self) -> None:
         if self.brain is None:
             self.brain = ScriptedBrain(self.rules) if self.rules is not None else ScriptedBrain()
         self.rest = RestState(model=self.model, clock=self.clock)
+        self.registry = Registry(rest=self.rest)
+        self.rest.changed = self.registry.changed
+        self.registry.actions["dtmf"] = partial(dtmf_on_call, self)
         if self.webhook_url is not None and not self.webhook_secret:
             raise ValueError("a webhook URL needs a webhook secret to sign with")
 
@@ -256,6 +266,11 @@ class Engine:
         the hosted API would send for it.
         """
         return self.rest.ring(caller=caller, callee=callee, headers=headers)
+
+    @property
+    def shared(self) -> SharedState | None:
+        """The state shared with other engines through Redis, while served with one."""
+        return self.registry.shared
 
     def refuse(self, seconds: float, *, status: int = 503) -> None:
         """Test knob: refuses WebSocket handshakes with ``status`` for ``seconds`` from now.
@@ -362,22 +377,18 @@ class Engine:
             raise HttpError(404, f"Invalid URL ({method} {scope['path']})", code="not_found")
         key = self._presented_key(scope)
         # Only a browser's call to POST /realtime/calls may use a client secret.
-        secret = self.rest.authorize(
+        secret = await self.registry.authorize(
             key, api_key=self.api_key, ephemeral_ok=path == "/v1/realtime/calls"
         )
         body = await _read_body(receive)
         if path == "/v1/realtime/client_secrets":
-            return self.rest.create_client_secret(body)
+            return await self.registry.mint(body)
         if action is None:
-            return self.rest.create_call(_header(scope, b"content-type"), body, secret)
+            response = self.rest.create_call(_header(scope, b"content-type"), body, secret)
+            await self.registry.flush()
+            return response
         call_id, verb = action.groups()
-        if verb == "accept":
-            return self.rest.accept_call(call_id, body)
-        if verb == "reject":
-            return self.rest.reject_call(call_id, body)
-        if verb == "hangup":
-            return self.rest.hangup_call(call_id)
-        return self.rest.refer_call(call_id, body)
+        return await self.registry.act_anywhere(verb, call_id, body)
 
     def _presented_key(self, scope: Scope) -> str | None:
         for name, value in scope["headers"]:
@@ -417,24 +428,26 @@ class Engine:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         call: Call | None = None
         try:
-            secret = self.rest.authorize(
+            secret = await self.registry.authorize(
                 self._presented_key(scope), api_key=self.api_key, ephemeral_ok=True
             )
             if "call_id" in query:
-                call = self.rest.attachable(query["call_id"][0])
+                call = await self.registry.attachable(query["call_id"][0])
         except HttpError as e:
             await opening.deny(e.status, e.body())
             return
-        # Taken before the first await, so that two sockets racing for one call
+        # Taken before the next await, so that two sockets racing for one call
         # cannot both attach; a hangup before the scope is entered still counts.
         attachment = trio.CancelScope()
         if call is not None:
             call.attachment = attachment
+            self.rest.changed(call)
         try:
             await self._serve_socket(opening, query, secret, call, attachment)
         finally:
             if call is not None:
                 call.attachment = None
+                self.rest.changed(call)
 
     async def _serve_socket(
         self,
@@ -571,6 +584,8 @@ async def serve_engine(
     certfile: str | None = None,
     keyfile: str | None = None,
     workers: int | None = None,
+    redis: str | None = None,
+    public_url: str | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves the engine until cancelled; reports its WebSocket URL when listening.
@@ -585,12 +600,17 @@ async def serve_engine(
             number when the engine owns the process (``cantata serve``): that
             many processes serve sessions (see :mod:`._workers`; more than one
             needs plain ``ws://``), and each tunes its garbage collector.
+        redis: a Redis URL: client secrets and calls are shared with every
+            engine using it (see :mod:`._shared`).
+        public_url: the WebSocket URL other engines name when a call this one
+            holds is asked for there (default: the URL it listens on).
 
     Raises:
         ValueError: only one of ``certfile`` and ``keyfile``; workers with TLS,
             or fewer than one.
         OSError: the address cannot be bound, or a TLS file cannot be read.
         ssl.SSLError: the TLS files are not a certificate and its key.
+        SharedStoreError: Redis does not answer at ``redis``.
     """
     _check_tls(certfile, keyfile)
     if workers is not None and (workers < 1 or (workers > 1 and certfile is not None)):
@@ -601,12 +621,14 @@ async def serve_engine(
         (engine.connections.add if opened else engine.connections.discard)(link)
         engine._changed()
 
-    async with trio.open_nursery() as nursery:
+    async with engine.registry.sharing(redis), trio.open_nursery() as nursery:
         helper_fd = os.environ.get(HELPER_FD) if workers is not None else None
         if helper_fd is not None:  # a helper of a primary (see _workers)
             handed = await nursery.start(receive_handed, int(helper_fd))
+            url = os.environ.get(HELPER_URL, "")
+            await engine.registry.serve(nursery, public_url or url)
             settle_collector()
-            task_status.started(os.environ.get(HELPER_URL, ""))
+            task_status.started(url)
             await serve_handed(
                 engine,
                 config,
@@ -631,17 +653,21 @@ async def serve_engine(
             )
         )
         url = _websocket_url(binds[0])
+        await engine.registry.serve(nursery, public_url or url)
         if workers is not None and workers > 1:
-            helpers = await nursery.start(_keep_helpers, workers - 1, url)
+            helpers = await nursery.start(_keep_helpers, workers - 1, url, redis is not None)
         if workers is not None:
             settle_collector()
         task_status.started(url)
 
 
 async def _keep_helpers(
-    count: int, url: str, task_status: trio.TaskStatus[Helpers] = trio.TASK_STATUS_IGNORED
+    count: int,
+    url: str,
+    secrets_shared: bool,
+    task_status: trio.TaskStatus[Helpers] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with start_helpers(count, url) as helpers:
+    async with start_helpers(count, url, secrets_shared=secrets_shared) as helpers:
         task_status.started(helpers)
         await trio.sleep_forever()
 
@@ -679,10 +705,12 @@ async def open_engine(
     port: int = 0,
     certfile: str | None = None,
     keyfile: str | None = None,
+    redis: str | None = None,
 ) -> AsyncIterator[RunningEngine]:
     """Runs an engine for the duration of the block (port 0: any free port).
 
-    ``certfile`` and ``keyfile`` serve it over TLS, as :func:`serve_engine` does.
+    ``certfile`` and ``keyfile`` serve it over TLS, and ``redis`` shares its
+    client secrets and calls, as :func:`serve_engine` does.
 
     Raises:
         ValueError: only one of ``certfile`` and ``keyfile``.
@@ -697,6 +725,7 @@ async def open_engine(
                 port=port,
                 certfile=certfile,
                 keyfile=keyfile,
+                redis=redis,
                 task_status=task_status,
             )
         )

@@ -11,11 +11,13 @@ as if it had accepted it.
 
 What stays with the primary is what has state beyond one connection: the REST
 endpoints (client secrets, calls, the operator interface), a WebSocket that
-presents a client secret (``ek_``) or attaches to a call (``call_id``), and
-anything not ``/v1/realtime``. The registry of calls and client secrets thus
-lives in one process, and ``cantata calls``, ``ring`` and ``dtmf`` see all of
-it; only a plain session, which shares nothing with any other, moves. The
-primary's :attr:`Engine.sessions` lists its own sessions, not its helpers'.
+attaches to a call (``call_id``), and anything not ``/v1/realtime``. The calls
+thus live in the primary, so an attach reaches the call's holder without
+forwarding, and ``cantata calls``, ``ring`` and ``dtmf`` see all of them. A
+WebSocket that presents a client secret (``ek_``) stays too, unless the engine
+shares a Redis (``--redis``; see :mod:`._shared`): then every process reads the
+secrets from it, and such a session moves like a plain one. The primary's
+:attr:`Engine.sessions` lists its own sessions, not its helpers'.
 
 TLS cannot be handed on (its session begins before the head can be read), so
 ``workers`` needs plain ``ws://``. Helpers end with the primary: when its end
@@ -63,20 +65,27 @@ def settle_collector() -> None:
     gc.freeze()
 
 
-def _stays(head: bytes) -> bool:
+def _stays(head: bytes, *, secrets_shared: bool) -> bool:
     """Whether the request must be served by the primary (see the module docstring)."""
     request_line = head.split(b"\r\n", 1)[0]
     if not request_line.startswith(b"GET /v1/realtime"):
         return True
     # Conservative: a key or a query word anywhere keeps it, in whatever header.
-    return b"ek_" in head or b"call_id" in head
+    return b"call_id" in head or (not secrets_shared and b"ek_" in head)
 
 
 class Helpers:
-    """The primary's side: its channels to the helpers, and whose turn it is."""
+    """The primary's side: its channels to the helpers, and whose turn it is.
 
-    def __init__(self, channels: list[trio.socket.SocketType]) -> None:
+    ``secrets_shared``: every process reads the client secrets from a shared
+    Redis, so a session that presents one moves like a plain one.
+    """
+
+    def __init__(
+        self, channels: list[trio.socket.SocketType], *, secrets_shared: bool = False
+    ) -> None:
         self._channels = channels
+        self._secrets_shared = secrets_shared
         # The primary takes the first turn of each round, each helper one after.
         self._turns = itertools.cycle([None, *channels])
 
@@ -86,7 +95,7 @@ class Helpers:
         Returns:
             False when the primary serves it (its turn, or state it holds).
         """
-        if _stays(head):
+        if _stays(head, secrets_shared=self._secrets_shared):
             return False
         channel = next(self._turns)
         if channel is None:
@@ -101,7 +110,9 @@ class Helpers:
 
 
 @asynccontextmanager
-async def start_helpers(count: int, url: str) -> AsyncIterator[Helpers]:
+async def start_helpers(
+    count: int, url: str, *, secrets_shared: bool = False
+) -> AsyncIterator[Helpers]:
     """Runs ``count`` helper processes for the block: this command again, each on a channel.
 
     Raises:
@@ -124,7 +135,7 @@ async def start_helpers(count: int, url: str) -> AsyncIterator[Helpers]:
                     )
                 channels.append(trio.socket.from_stdlib_socket(mine))
                 processes.append(process)
-            yield Helpers(channels)
+            yield Helpers(channels, secrets_shared=secrets_shared)
         finally:
             with trio.CancelScope(shield=True):
                 for channel in channels:

@@ -66,13 +66,21 @@ class SansIOConnection(RealtimeConnection):
         if not data:
             return
         payload = b"".join(data)
+        if not payload:
+            return
+        lock = self._write_lock
         with trio.CancelScope(shield=True):
-            async with self._write_lock:
-                try:
-                    if payload:
-                        await self._stream.send_all(payload)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self._drop("the connection dropped")
+            try:
+                # A free lock is taken without a checkpoint: ``send_all`` has its own.
+                lock.acquire_nowait()
+            except trio.WouldBlock:
+                await lock.acquire()
+            try:
+                await self._stream.send_all(payload)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._drop("the connection dropped")
+            finally:
+                lock.release()
 
     def _drop(self, reason: str) -> None:
         if self._closed is None:

@@ -49,6 +49,9 @@ class SansIOConnection(RealtimeConnection):
         self._fragments: list[bytes] = []
         self._binary = False
         self._write_lock = trio.StrictFIFOLock()
+        # Plain TCP is written on its socket directly (see _send_on_socket); TLS
+        # through the stream.
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._pong = trio.Event()
         self._reading = False  # a task is in receive_some (only one may be)
         self._over = trio.Event()  # the peer's close, or the end of the stream, was read
@@ -58,9 +61,9 @@ class SansIOConnection(RealtimeConnection):
     async def _flush(self) -> None:
         """Writes what the protocol has made, whole, in the order it was made.
 
-        Shielded: bytes taken from the protocol are written or the line is
-        dropped, so a cancelled writer cannot cut a frame in half. The lock is
-        taken without yielding when it is free, so writers keep their order.
+        Bytes taken from the protocol are written or the line is dropped, so a
+        cancelled writer cannot cut a frame in half. The lock is taken without
+        yielding when it is free, so writers keep their order.
         """
         data = self._protocol.data_to_send()
         if not data:
@@ -69,18 +72,43 @@ class SansIOConnection(RealtimeConnection):
         if not payload:
             return
         lock = self._write_lock
-        with trio.CancelScope(shield=True):
-            try:
-                # A free lock is taken without a checkpoint: ``send_all`` has its own.
-                lock.acquire_nowait()
-            except trio.WouldBlock:
+        try:
+            # A free lock is taken without a checkpoint: the send has its own.
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            with trio.CancelScope(shield=True):
                 await lock.acquire()
-            try:
-                await self._stream.send_all(payload)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._drop("the connection dropped")
-            finally:
-                lock.release()
+        try:
+            if self._socket is None:
+                with trio.CancelScope(shield=True):
+                    await self._stream.send_all(payload)
+            else:
+                await self._send_on_socket(self._socket, payload)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self._drop("the connection dropped")
+        finally:
+            lock.release()
+
+    @staticmethod
+    async def _send_on_socket(socket: trio.socket.SocketType, payload: bytes) -> None:
+        """One ``send`` on a plain TCP socket, and a shielded rest only when needed.
+
+        A socket's ``send`` is whole or nothing with respect to a cancel: it
+        raises before writing anything, or writes and then checkpoints shielded.
+        So the common frame (a 20 ms append fits the socket buffer) costs one
+        send and no cancel scope. A cancel that came first, or a frame the socket
+        took only in part, is finished shielded, as the stream's path would
+        have; the cancel then reaches the caller at its next checkpoint.
+        """
+        try:
+            sent = await socket.send(payload)
+        except trio.Cancelled:
+            sent = 0  # nothing was written
+        if sent < len(payload):
+            with trio.CancelScope(shield=True):
+                view = memoryview(payload)[sent:]
+                while view:
+                    view = view[await socket.send(view) :]
 
     def _drop(self, reason: str) -> None:
         if self._closed is None:

@@ -255,3 +255,43 @@ async def test_a_send_cancelled_while_the_socket_is_full_still_writes_its_frame_
 async def _after(delay: float, then: Callable[[], None]) -> None:
     await trio.sleep(delay)
     then()
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the times one task is scheduled: once per schedule point it passes."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task, self.steps = task, 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += task is self.task
+
+
+async def test_plain_tcp_writes_the_kernel_takes_yield_only_now_and_then() -> None:
+    # On ws:// the websockets framing writes a frame the kernel takes at once
+    # without a schedule point, as asyncio does; every 16th write still yields,
+    # so that a tight loop of writes cannot hold the run loop.
+    with trio.fail_after(10):
+        async with (
+            open_engine() as running,
+            open_connection(running.url, framing="websockets") as conn,
+        ):
+            await conn.receive()
+            steps = _Steps(trio.lowlevel.current_task())
+            trio.lowlevel.add_instrument(steps)
+            try:
+                for _ in range(64):
+                    await conn.send_text('{"type":"input_audio_buffer.append","audio":"AAAA"}')
+            finally:
+                trio.lowlevel.remove_instrument(steps)
+            assert 64 // 16 <= steps.steps <= 64 // 16 + 2
+            # A cancel is still seen first, before anything is written.
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await conn.send_text('{"type":"input_audio_buffer.clear"}')
+            assert scope.cancelled_caught
+            await conn.send({"type": "session.update", "session": {"type": "realtime"}})
+            kinds = []
+            while not kinds or kinds[-1] != "SessionUpdatedEvent":
+                kinds.append(type(await conn.receive()).__name__)
+            assert "InputAudioBufferClearedEvent" not in kinds

@@ -8,8 +8,9 @@ and appends each chunk; the source sets the pace (a file read as fast as
 possible, a microphone in real time). Audio is never queued without bound: the
 inbox is small (:data:`AUDIO_INBOX`) and ``send_audio`` waits when it is full,
 which is the backpressure a paced source expects. ``send_audio`` skips the
-inbox when nothing is queued ahead of its chunk (:meth:`AudioInputActor.offer`):
-the writer's wake-up is then the only task switch of a chunk.
+inbox when nothing is queued ahead of its chunk (:meth:`AudioInputActor.offer`),
+and the outbox too when the session's writer is idle: the chunk is then written
+in the caller's task, with no task switch at all.
 
 While the connection is down (between ``ConnectionLost`` and
 ``ConnectionRestored``) the user goes on speaking: their audio is held, the
@@ -38,7 +39,7 @@ from framework.protocol import (
     to_json,
 )
 
-from ._contracts import AudioTap
+from ._contracts import AudioTap, DirectWriter
 from ._edge import post
 from ._messages import (
     AudioInbox,
@@ -55,6 +56,8 @@ _log = logging.getLogger("cantata.audio")
 
 AUDIO_INBOX = 16
 """Chunks of audio waiting to be appended (with 20 ms chunks, 320 ms)."""
+
+_CLOSED = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 
@@ -98,12 +101,14 @@ class AudioInputActor:
         to_responses: trio.MemorySendChannel[ResponseInbox],
         source: AsyncIterable[bytes] | None = None,
         taps: Sequence[AudioTap] = (),
+        writer: DirectWriter | None = None,
     ) -> None:
         self._inbox = inbox
         self._outbox = outbox
         self._to_responses = to_responses
         self._source = source
         self._taps = tuple(taps)
+        self._writer = writer
         self._ids = EventIds()
         self.appended_bytes = 0
         self.dropped_bytes = 0
@@ -150,27 +155,49 @@ class AudioInputActor:
                 finally:
                     self._busy -= 1
 
-    def offer(self, audio: bytes) -> bool:
-        """Appends ``audio`` at once, in the caller's task, when that keeps the order.
+    async def offer(self, audio: bytes) -> bool:
+        """Appends ``audio`` in the caller's task, when that keeps the order.
 
-        The application's chunks otherwise cross the inbox, and the actor's
-        wake-up is a task switch per chunk on top of the writer's. This takes a
-        chunk directly only when nothing of the actor's is queued or half done
-        (no message in the inbox, no chunk or commit in progress), the line is
-        up and the outbox has room; it runs without a checkpoint, so nothing
-        else touches the actor's state meanwhile. False: send it through the inbox.
+        The application's chunks otherwise cross the inbox and the outbox, a task
+        switch at each. This takes a chunk directly only when nothing of the
+        actor's is queued or half done (no message in the inbox, no chunk or
+        commit in progress) and the line is up. When the session's writer waits
+        on an empty outbox, the chunk is written on the wire here and now;
+        otherwise it joins the outbox behind what is there. False: send it
+        through the inbox.
         """
         if self._busy or not self._open or self._held is not None or not audio:
             return False
         if self._inbox.statistics().current_buffer_used:
             return False
+        writer = self._writer
+        if writer is None or not writer.can_write_now():
+            try:
+                self._outbox.send_nowait(_append_event(audio))
+            except (trio.WouldBlock, *_CLOSED):
+                return False
+            self._taken_now(audio)
+            await trio.lowlevel.checkpoint()
+            return True
+        self._taken_now(audio)
+        encoded = base64.b64encode(audio).decode("ascii")
+        # Chunks that come meanwhile go through the inbox, behind this one.
+        self._busy += 1
         try:
-            self._outbox.send_nowait(_append_event(audio))
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
+            if not await writer.write_now(_APPEND_HEAD + encoded + '"}'):
+                # The line dropped under it: the writer sends it on the next line.
+                try:
+                    self._outbox.send_nowait(InputAudioBufferAppendEvent(audio=encoded))
+                except (trio.WouldBlock, *_CLOSED):
+                    self.appended_bytes -= len(audio)
+                    self.dropped_bytes += len(audio)
+        finally:
+            self._busy -= 1
+        return True
+
+    def _taken_now(self, audio: bytes) -> None:
         self._tap(audio)
         self.appended_bytes += len(audio)
-        return True
 
     def _tap(self, audio: bytes) -> None:
         """A chunk is taken: the taps see it, and it is counted."""

@@ -181,6 +181,9 @@ class Line:
     """The event id of the last ``response.create`` written to it."""
     replayed: set[str] = attrs.Factory(set)
     """Items re-created on it as text: their audio is not on its server."""
+    writing: trio.StrictFIFOLock = attrs.Factory(trio.StrictFIFOLock)
+    """Held while a frame is written on it in service, by the writer or at once
+    (:meth:`~._session_actor.SessionActor.write_now`): one frame at a time, in order."""
     reading: trio.CancelScope = attrs.Factory(trio.CancelScope)
     listening: trio.CancelScope | None = None
     waiting: trio.CancelScope | None = None

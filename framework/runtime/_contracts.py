@@ -39,6 +39,7 @@ __all__ = [
     "AgentLike",
     "AudioTap",
     "Contribution",
+    "DirectWriter",
     "PluginContext",
     "SessionConfigRequest",
     "SessionPlugin",
@@ -59,6 +60,18 @@ class Wire(Protocol):
     async def receive_text(self) -> str: ...
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class DirectWriter(Protocol):
+    """Writes a frame at once, in the caller's task, when the session's writer is idle."""
+
+    def can_write_now(self) -> bool:
+        """Whether :meth:`write_now` may be called now (nothing is queued or being written)."""
+        ...
+
+    async def write_now(self, text: str) -> bool:
+        """Writes ``text`` whole; False when the line dropped under it."""
+        ...
 
 
 class AudioTap(Protocol):

@@ -306,8 +306,7 @@ class Session:
             ConnectionClosed: the session has ended.
         """
         parts = self._parts
-        if parts is not None and parts.audio.offer(audio):
-            await trio.lowlevel.checkpoint()
+        if parts is not None and await parts.audio.offer(audio):
             return
         try:
             # No checkpoint when there is room: a paced source sends fifty chunks a

@@ -101,6 +101,7 @@ from framework.protocol import (
     to_json,
 )
 from framework.tools import FunctionTool
+from framework.transport import RealtimeConnection
 
 from ._audio_actor import frame_text
 from ._continuity import (
@@ -439,12 +440,62 @@ class SessionActor:
             if isinstance(event, ConversationItemTruncateEvent) and event.item_id in line.replayed:
                 await self._cut_replayed(line, event)
             else:
-                await line.wire.send_text(frame_text(event))
+                await self._send_on(line, frame_text(event))
             self._held = None
             if isinstance(event, ResponseCreateEvent) and isinstance(event.event_id, str):
                 line.last_create = event.event_id
             if self._metrics is not None:
                 self._metrics.sent(event)
+
+    def can_write_now(self) -> bool:
+        """Whether a frame may be written at once, in the caller's task (:meth:`write_now`).
+
+        Only while the writer waits on an empty outbox and nothing is being
+        written: the frame then follows everything written before it and
+        precedes whatever is queued after it.
+        """
+        line = self._line
+        if line is None or line.switching or line.waiting is None or self._held is not None:
+            return False
+        if line.writing.locked():
+            return False
+        # A message handed to the waiting writer has left the queue but is not written
+        # yet: the writer is then no longer among the receivers waiting.
+        return self._outbox.statistics().tasks_waiting_receive > 0
+
+    async def write_now(self, text: str) -> bool:
+        """Writes ``text`` on the line, in the caller's task; False when the line dropped.
+
+        Call it right after :meth:`can_write_now` said yes, with no checkpoint
+        between. A cancel of the caller does not cut the frame: a Realtime
+        connection writes whole frames, and any other wire is shielded here.
+        """
+        line = self._line
+        assert line is not None
+        line.writing.acquire_nowait()
+        try:
+            if isinstance(line.wire, RealtimeConnection):
+                await line.wire.send_text(text)
+            else:
+                with trio.CancelScope(shield=True):
+                    await line.wire.send_text(text)
+        except ConnectionClosed:
+            return False
+        finally:
+            line.writing.release()
+        return True
+
+    async def _send_on(self, line: Line, text: str) -> None:
+        """The writer's write: after any frame being written at once, in order."""
+        lock = line.writing
+        try:
+            lock.acquire_nowait()  # no checkpoint when it is free: the send has its own
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            await line.wire.send_text(text)
+        finally:
+            lock.release()
 
     async def _cut_replayed(self, line: Line, event: ConversationItemTruncateEvent) -> None:
         """A barge-in into audio this line's server never had (the item was replayed as
@@ -455,14 +506,14 @@ class SessionActor:
         known.truncated_ms = event.audio_end_ms
         heard = replay_item(known, self._output_bytes_per_ms())
         delete = ConversationItemDeleteEvent(event_id=self._next_id("cut"), item_id=event.item_id)
-        await line.wire.send_text(to_json(delete))
+        await self._send_on(line, to_json(delete))
         if heard is not None:
             create = ConversationItemCreateEvent(
                 event_id=self._next_id("cut"),
                 previous_item_id=self.history.before(event.item_id) or "root",
                 item=heard,
             )
-            await line.wire.send_text(to_json(create))
+            await self._send_on(line, to_json(create))
 
     def _stamped(self, event: ClientEvent) -> ClientEvent:
         """Names an item the client creates, and remembers it until the server confirms it."""

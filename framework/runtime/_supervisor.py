@@ -278,6 +278,7 @@ async def open_session(
                     to_responses=response_send.clone(),
                     source=audio_in,
                     taps=taps,
+                    writer=session_actor,
                 )
             events.observe(hooks.observe)
             session_actor.handle = hooks.session = handle

@@ -130,7 +130,7 @@ class RealtimeConnection(abc.ABC):
 
     @abc.abstractmethod
     async def send_text(self, text: str) -> None:
-        """Sends one already-serialized event."""
+        """Sends one already-serialized event, whole: a cancel never cuts a frame."""
 
     @abc.abstractmethod
     async def receive_text(self) -> str:
@@ -201,7 +201,10 @@ class _TrioWebSocketConnection(RealtimeConnection):
         if self._closed is not None:
             raise self._closed
         try:
-            await self._ws.send_message(text)
+            # Shielded: a cancel that came while the socket was full would cut the
+            # frame, and every frame after it would be garbage to the server.
+            with trio.CancelScope(shield=True):
+                await self._ws.send_message(text)
         except trio_websocket.ConnectionClosed as e:
             raise self._ended(e) from None
         self.sent += 1

@@ -6,6 +6,9 @@ suite; masking in C); this module only moves bytes. What it saves over the
 default per frame: no reader task and no queue between it and the session's
 reader (frames are parsed in the task that asks for the next event), masking
 in C instead of Python, and one lock-free write when nothing else is writing.
+On plain TCP (``ws://``: the local engine, or a proxy that ends TLS) a frame the
+kernel takes at once is written without a schedule point, as asyncio writes
+(see :meth:`SansIOConnection._write_direct`); a cancel is still seen first.
 
 Pongs, and the answer to the server's close, are written by whoever reads, so
 a ping waits for the reader to see its pong: a session always has a reader.
@@ -14,6 +17,7 @@ a ping waits for the reader to see its pong: a session always has a reader.
 from __future__ import annotations
 
 import logging
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -31,6 +35,8 @@ from framework.errors import ConnectionClosed
 from ._connection import MAX_MESSAGE_BYTES, RealtimeConnection, refusal
 
 _RECEIVE_BYTES = 65536
+_YIELD_EVERY = 16
+"""Writes the kernel took at once, at most, between two schedule points of one connection."""
 _CLOSE_WAIT_S = 5.0  # for the server's answer to our close frame
 # The protocol's own logger stays above DEBUG: at DEBUG it would write every
 # handshake header, the API key among them.
@@ -49,6 +55,11 @@ class SansIOConnection(RealtimeConnection):
         self._fragments: list[bytes] = []
         self._binary = False
         self._write_lock = trio.StrictFIFOLock()
+        # Plain TCP is written on its socket directly (see _send_on_socket); TLS
+        # through the stream.
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._direct: socket.socket | None = None  # see _write_direct
+        self._unyielded = 0
         self._pong = trio.Event()
         self._reading = False  # a task is in receive_some (only one may be)
         self._over = trio.Event()  # the peer's close, or the end of the stream, was read
@@ -58,21 +69,95 @@ class SansIOConnection(RealtimeConnection):
     async def _flush(self) -> None:
         """Writes what the protocol has made, whole, in the order it was made.
 
-        Shielded: bytes taken from the protocol are written or the line is
-        dropped, so a cancelled writer cannot cut a frame in half. The lock is
-        taken without yielding when it is free, so writers keep their order.
+        Bytes taken from the protocol are written or the line is dropped, so a
+        cancelled writer cannot cut a frame in half. The lock is taken without
+        yielding when it is free, so writers keep their order.
         """
         data = self._protocol.data_to_send()
         if not data:
             return
         payload = b"".join(data)
-        with trio.CancelScope(shield=True):
-            async with self._write_lock:
-                try:
-                    if payload:
-                        await self._stream.send_all(payload)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self._drop("the connection dropped")
+        if not payload:
+            return
+        lock = self._write_lock
+        try:
+            # A free lock is taken without a checkpoint: the send has its own.
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            with trio.CancelScope(shield=True):
+                await lock.acquire()
+        try:
+            if self._direct is not None:
+                await self._write_direct(self._direct, payload)
+            elif self._socket is None:
+                with trio.CancelScope(shield=True):
+                    await self._stream.send_all(payload)
+            else:
+                await self._send_on_socket(self._socket, payload)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self._drop("the connection dropped")
+        finally:
+            lock.release()
+
+    async def _write_direct(self, direct: socket.socket, payload: bytes) -> None:
+        """Writes what the kernel takes at once without a schedule point; waits for the rest.
+
+        trio makes every socket write a schedule point, a pass of its run loop
+        (and a poll of the kernel) per frame: for fifty chunks a second per
+        session, the largest cost of a voice client after the write itself.
+        ``direct`` is a second descriptor on the same socket, written
+        synchronously: a frame the kernel takes whole returns at once, and only
+        a frame it cannot take goes through trio's socket and waits. So that a
+        tight loop of writes cannot hold the run loop, every
+        :data:`_YIELD_EVERY`-th write still yields.
+        """
+        try:
+            sent = direct.send(payload)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(payload):
+            assert self._socket is not None
+            self._unyielded = 0
+            await self._send_on_socket(self._socket, payload[sent:])
+            return
+        self._unyielded += 1
+        if self._unyielded >= _YIELD_EVERY:
+            self._unyielded = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _open_direct(self) -> None:
+        """Opens ``_direct`` on a plain TCP socket (not TLS, whose bytes the stream makes)."""
+        if self._socket is not None and self._direct is None:
+            sock = self._socket
+            self._direct = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            self._direct.setblocking(False)
+
+    def _close_direct(self) -> None:
+        """Closes the second descriptor: the socket ends when trio's descriptor does."""
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
+
+    @staticmethod
+    async def _send_on_socket(socket: trio.socket.SocketType, payload: bytes) -> None:
+        """One ``send`` on a plain TCP socket, and a shielded rest only when needed.
+
+        A socket's ``send`` is whole or nothing with respect to a cancel: it
+        raises before writing anything, or writes and then checkpoints shielded.
+        So the common frame (a 20 ms append fits the socket buffer) costs one
+        send and no cancel scope. A cancel that came first, or a frame the socket
+        took only in part, is finished shielded, as the stream's path would
+        have; the cancel then reaches the caller at its next checkpoint.
+        """
+        try:
+            sent = await socket.send(payload)
+        except trio.Cancelled:
+            sent = 0  # nothing was written
+        if sent < len(payload):
+            with trio.CancelScope(shield=True):
+                view = memoryview(payload)[sent:]
+                while view:
+                    view = view[await socket.send(view) :]
 
     def _drop(self, reason: str) -> None:
         if self._closed is None:
@@ -83,6 +168,8 @@ class SansIOConnection(RealtimeConnection):
             raise self._closed
         if self._protocol.state is not OPEN:
             raise self._close_seen()
+        # A cancel is seen before the frame is made: the write may not yield.
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._protocol.send_text(text.encode())
         await self._flush()
         if self._closed is not None:
@@ -188,6 +275,7 @@ class SansIOConnection(RealtimeConnection):
             if not self._pong.is_set():
                 _log_timeout(self.url, patience)
                 self._closed = ConnectionClosed(1006, "keepalive timed out")
+                self._close_direct()
                 await trio.aclose_forcefully(self._stream)
                 return
 
@@ -246,8 +334,12 @@ async def open_sansio(
         raise ConnectionClosed(
             1006, f"no handshake from {host_header} in {connect_timeout:g} s"
         ) from None
+    connection._open_direct()
     try:
         yield connection
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT_S):
-            await connection.aclose()
+        try:
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT_S):
+                await connection.aclose()
+        finally:
+            connection._close_direct()

@@ -156,3 +156,90 @@ def test_an_append_the_template_cannot_write_goes_through_the_converter(
     event: InputAudioBufferAppendEvent,
 ) -> None:
     assert frame_text(event) == to_json(event)
+
+
+class _TaskWire(_SlowWire):
+    """A wire that notes which task wrote each frame, and can hold the writer up."""
+
+    def __init__(self, inner: ScriptedServer) -> None:
+        super().__init__(inner)
+        self.writers: list[tuple[str, trio.lowlevel.Task]] = []
+        self.delays: list[float] = []  # the next sends' durations, in order
+
+    async def send_text(self, text: str) -> None:
+        self.writers.append((orjson.loads(text)["type"], trio.lowlevel.current_task()))
+        if self.delays:
+            await trio.sleep(self.delays.pop(0))
+        await self.inner.send_text(text)
+
+
+async def test_a_chunk_is_written_in_the_callers_task_while_the_writer_is_idle(
+    autojump_clock: MockClock,
+) -> None:
+    server = ScriptedServer()
+    wire = _TaskWire(server)
+    async with open_session(Agent(turn_detection=None), connection=wire) as session:
+        await trio.testing.wait_all_tasks_blocked()
+        await session.send_audio(b"\x01\x00" * 480)
+        me = trio.lowlevel.current_task()
+        appends = [task for kind, task in wire.writers if kind == "input_audio_buffer.append"]
+        assert appends == [me]  # written before send_audio returned, by its caller
+        # While the writer is busy with a slow frame, the next chunk waits behind it
+        # in the outbox, and the writer writes it.
+        wire.delays = [0.5]
+        await session.send_text("hello", respond=False)
+        await session.send_audio(b"\x02\x00" * 480)
+        await server.expect(InputAudioBufferAppendEvent)
+        await trio.sleep(1)
+    kinds = [kind for kind, _ in wire.writers]
+    assert kinds[-2:] == ["conversation.item.create", "input_audio_buffer.append"]
+    assert wire.writers[-1][1] is not me
+    assert _audio(server) == [b"\x01\x00" * 480, b"\x02\x00" * 480]
+
+
+_STEPS = st.lists(
+    st.tuples(st.sampled_from(["audio", "text", "commit"]), st.sampled_from([0.0, 0.0, 0.01])),
+    max_size=30,
+)
+
+
+@given(_STEPS)
+def test_whatever_way_each_part_takes_it_reaches_the_wire_in_the_order_it_was_sent(
+    steps: list[tuple[str, float]],
+) -> None:
+    # Chunks go straight to the wire, through the outbox or through the inbox,
+    # depending on what is queued and whether the writer is busy (a send may take
+    # 10 ms here); texts and commits go through the outbox. The server must see
+    # every one of them in the order the application sent them.
+    async def scenario() -> tuple[list[str], list[str]]:
+        server = ScriptedServer(answer_items=False)
+        wire = _TaskWire(server)
+        sent: list[str] = []
+        async with open_session(Agent(turn_detection=None), connection=wire) as session:
+            for n, (kind, delay) in enumerate(steps):
+                wire.delays.append(delay)
+                if kind == "audio":
+                    await session.send_audio(n.to_bytes(2, "little") * 160)
+                    sent.append(f"audio {n}")
+                elif kind == "text":
+                    await session.send_text(f"text {n}", respond=False)
+                    sent.append(f"text {n}")
+                else:
+                    await session.commit(respond=False)
+                    sent.append("commit")
+            with trio.fail_after(60):
+                for _ in range(len(steps) + 1):  # and the session.update
+                    await server.expect(object)
+        seen = []
+        for event in server.received:
+            if isinstance(event, InputAudioBufferAppendEvent):
+                seen.append(f"audio {int.from_bytes(base64.b64decode(event.audio)[:2], 'little')}")
+            elif isinstance(event, InputAudioBufferCommitEvent):
+                seen.append("commit")
+            elif event.type == "conversation.item.create":
+                text = orjson.loads(to_json(event))["item"]["content"][0]["text"]
+                seen.append(f"text {text[5:]}")
+        return sent, seen
+
+    sent, seen = trio.run(scenario, clock=MockClock(autojump_threshold=0))
+    assert seen == sent

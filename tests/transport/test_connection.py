@@ -6,6 +6,7 @@ Every test runs with both framings: trio-websocket (the default) and the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -209,3 +210,88 @@ async def test_a_large_event_crosses_whole(connect: Callable[..., Any]) -> None:
             updated = await conn.receive()
             assert type(updated).__name__ == "SessionUpdatedEvent"
             assert updated.session.instructions == instructions
+
+
+async def test_a_send_cancelled_while_the_socket_is_full_still_writes_its_frame_whole(
+    connect: Callable[..., Any],
+) -> None:
+    # The server reads nothing for 0.3 s, so the client's socket fills and a send
+    # waits halfway through a frame; the caller's deadline passes meanwhile. A
+    # frame cut there would make every byte after it garbage to the server.
+    from trio_websocket import ConnectionClosed as Closed
+    from trio_websocket import serve_websocket
+
+    reading, ended = trio.Event(), trio.Event()
+    got: list[str] = []
+
+    async def handler(request: Any) -> None:
+        ws = await request.accept()
+        await reading.wait()
+        with contextlib.suppress(Closed):
+            while not ended.is_set():
+                got.append(await ws.get_message())
+                if got[-1] == "end":
+                    ended.set()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
+            url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+            async with connect(url) as conn:
+                nursery.start_soon(_after, 0.3, reading.set)
+                sent = []
+                with trio.move_on_after(0.1):
+                    for n in range(400):
+                        await conn.send_text(f"{n:03d}" + "x" * 100_000)
+                        sent.append(f"{n:03d}")
+                assert reading.is_set()  # a send was waiting when the deadline passed
+                await conn.send_text("end")
+                await ended.wait()
+            nursery.cancel_scope.cancel()
+    assert [m[:3] for m in got[:-1]] == sent
+    assert all(len(m) == 100_003 for m in got[:-1])
+
+
+async def _after(delay: float, then: Callable[[], None]) -> None:
+    await trio.sleep(delay)
+    then()
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the times one task is scheduled: once per schedule point it passes."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task, self.steps = task, 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += task is self.task
+
+
+async def test_plain_tcp_writes_the_kernel_takes_yield_only_now_and_then() -> None:
+    # On ws:// the websockets framing writes a frame the kernel takes at once
+    # without a schedule point, as asyncio does; every 16th write still yields,
+    # so that a tight loop of writes cannot hold the run loop.
+    with trio.fail_after(10):
+        async with (
+            open_engine() as running,
+            open_connection(running.url, framing="websockets") as conn,
+        ):
+            await conn.receive()
+            steps = _Steps(trio.lowlevel.current_task())
+            trio.lowlevel.add_instrument(steps)
+            try:
+                for _ in range(64):
+                    await conn.send_text('{"type":"input_audio_buffer.append","audio":"AAAA"}')
+            finally:
+                trio.lowlevel.remove_instrument(steps)
+            assert 64 // 16 <= steps.steps <= 64 // 16 + 2
+            # A cancel is still seen first, before anything is written.
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await conn.send_text('{"type":"input_audio_buffer.clear"}')
+            assert scope.cancelled_caught
+            await conn.send({"type": "session.update", "session": {"type": "realtime"}})
+            kinds = []
+            while not kinds or kinds[-1] != "SessionUpdatedEvent":
+                kinds.append(type(await conn.receive()).__name__)
+            assert "InputAudioBufferClearedEvent" not in kinds

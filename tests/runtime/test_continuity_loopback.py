@@ -214,13 +214,16 @@ async def test_rollover_at_a_short_expiry_loses_and_repeats_no_audio(framing: Fr
                         await trio.sleep(0.02)  # a microphone's pace
             await session.wait_quiet()
             await sink.drain()
-            last = _only(engine)
+            # The session the client is on: on a slow machine the next rollover may
+            # already have opened its standby beside it.
+            (last,) = [s for s in engine.sessions if s.id == session.id]
+            standby = len(engine.sessions) - 1
             received_ms = sum(s.statistics().input.received_ms for s in served)
             nursery.cancel_scope.cancel()
     rolled = [e for e in events if isinstance(e, RolledOver)]
     assert len(rolled) >= 2
     assert not [e for e in events if isinstance(e, Reconnecting | ErrorReported)]
-    assert len(served) == len(rolled) + 1
+    assert len(served) == len(rolled) + 1 + standby
     # Every byte of the microphone reached exactly one session, none twice.
     assert received_ms * 48 == sent
     # Each utterance became one turn on the server, and one reply was played.

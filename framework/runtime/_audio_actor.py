@@ -62,6 +62,11 @@ _CLOSED = (trio.BrokenResourceError, trio.ClosedResourceError)
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 
 
+def _append_text(encoded: str) -> str:
+    """An append's JSON text for base64 ``encoded`` (which needs no escaping)."""
+    return _APPEND_HEAD + encoded + '"}'
+
+
 def frame_text(event: ClientEvent) -> str:
     """The JSON text of a client event; an append is written from a template.
 
@@ -74,7 +79,7 @@ def frame_text(event: ClientEvent) -> str:
     if type(event) is InputAudioBufferAppendEvent and event.event_id is UNSET and not event.extra:
         audio = event.audio
         if '"' not in audio and "\\" not in audio and audio.isprintable():
-            return _APPEND_HEAD + audio + '"}'
+            return _append_text(audio)
     return to_json(event)
 
 
@@ -184,7 +189,7 @@ class AudioInputActor:
         # Chunks that come meanwhile go through the inbox, behind this one.
         self._busy += 1
         try:
-            if not await writer.write_now(_APPEND_HEAD + encoded + '"}'):
+            if not await writer.write_now(_append_text(encoded)):
                 # The line dropped under it: the writer sends it on the next line.
                 try:
                     self._outbox.send_nowait(InputAudioBufferAppendEvent(audio=encoded))

@@ -49,7 +49,7 @@ from framework.protocol import (
     parse_client_event,
     to_dict,
 )
-from framework.transport import Framing, open_connection
+from framework.transport import Framing, RealtimeConnection, open_connection
 
 from ._contracts import Wire
 from ._history import History, HistoryItem
@@ -184,10 +184,16 @@ class Line:
     writing: trio.StrictFIFOLock = attrs.Factory(trio.StrictFIFOLock)
     """Held while a frame is written on it in service, by the writer or at once
     (:meth:`~._session_actor.SessionActor.write_now`): one frame at a time, in order."""
+    whole_frames: bool = attrs.field(init=False)
+    """Its wire writes a frame whole even when the writer is cancelled (a Realtime
+    connection does); any other wire is shielded by whoever writes at once."""
     reading: trio.CancelScope = attrs.Factory(trio.CancelScope)
     listening: trio.CancelScope | None = None
     waiting: trio.CancelScope | None = None
     rolling: trio.CancelScope = attrs.Factory(trio.CancelScope)
+
+    def __attrs_post_init__(self) -> None:
+        self.whole_frames = isinstance(self.wire, RealtimeConnection)
 
     def stop(self) -> None:
         """Stops its reader and its writer, each between two events (for a switch)."""

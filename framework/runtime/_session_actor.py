@@ -101,7 +101,6 @@ from framework.protocol import (
     to_json,
 )
 from framework.tools import FunctionTool
-from framework.transport import RealtimeConnection
 
 from ._audio_actor import frame_text
 from ._continuity import (
@@ -472,17 +471,14 @@ class SessionActor:
         """
         line = self._line
         assert line is not None
-        line.writing.acquire_nowait()
         try:
-            if isinstance(line.wire, RealtimeConnection):
-                await line.wire.send_text(text)
+            if line.whole_frames:
+                await self._send_on(line, text)
             else:
                 with trio.CancelScope(shield=True):
-                    await line.wire.send_text(text)
+                    await self._send_on(line, text)
         except ConnectionClosed:
             return False
-        finally:
-            line.writing.release()
         return True
 
     async def _send_on(self, line: Line, text: str) -> None:

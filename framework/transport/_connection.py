@@ -19,7 +19,7 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -28,6 +28,8 @@ import trio_websocket
 
 from framework.errors import ConnectionClosed, HandshakeRefused, single_errors
 from framework.protocol import ClientEvent, ServerEvent, parse_server_event, to_json
+
+from ._direct import DirectStream
 
 HOSTED_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_MODEL = "gpt-realtime"
@@ -111,11 +113,12 @@ class RealtimeConnection(abc.ABC):
     """One open Realtime WebSocket (from :func:`open_connection`).
 
     The events are the same whichever framing carries them; a subclass moves
-    the frames (``send_text``, ``receive_text``, ``aclose``, ``_keepalive``).
+    the frames (``send_text``, ``receive_text``, ``aclose``, ``_ping``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, stream: trio.abc.Stream) -> None:
         self.url = url
+        self._stream = stream
         self._closed: ConnectionClosed | None = None
         self.sent = 0
         self.received = 0
@@ -141,8 +144,46 @@ class RealtimeConnection(abc.ABC):
         """Closes the connection with a closing handshake (bounded by a timeout)."""
 
     @abc.abstractmethod
+    async def _ping(self) -> None:
+        """Sends a ping and returns when its pong is read.
+
+        Raises:
+            ConnectionClosed: the connection has ended.
+        """
+
     async def _keepalive(self, interval: float, patience: float) -> None:
-        """Pings every ``interval`` seconds; a pong missing after ``patience`` drops the line."""
+        """Pings every ``interval`` seconds; a pong missing after ``patience`` drops the line.
+
+        Each ping runs in a task of its own, so that the patience also covers a
+        ping that cannot even be written: a frame the server does not read holds
+        the line, and waits for it whole. Dropping the line closes the stream
+        under that frame too.
+        """
+        async with trio.open_nursery() as nursery:
+            while self._closed is None:
+                await trio.sleep(interval)
+                answered, ended = trio.Event(), list[bool]()
+                nursery.start_soon(self._ping_once, answered, ended)
+                with trio.move_on_after(patience):
+                    await answered.wait()
+                if ended:
+                    return
+                if not answered.is_set():
+                    if self._closed is None:
+                        _log.warning(
+                            "no pong from %s in %.0f s; dropping the connection", self.url, patience
+                        )
+                        self._closed = ConnectionClosed(1006, "keepalive timed out")
+                    nursery.cancel_scope.cancel()
+                    await trio.aclose_forcefully(self._stream)
+                    return
+
+    async def _ping_once(self, answered: trio.Event, ended: list[bool]) -> None:
+        try:
+            await self._ping()
+        except ConnectionClosed:
+            ended.append(True)
+        answered.set()
 
     async def send(self, event: ClientEvent | Mapping[str, Any]) -> None:
         """Sends one client event (a protocol object, or a plain dict sent as is).
@@ -184,9 +225,13 @@ class RealtimeConnection(abc.ABC):
 class _TrioWebSocketConnection(RealtimeConnection):
     """The default framing: trio-websocket (wsproto), with its own reader task."""
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, url: str) -> None:
-        super().__init__(url)
+    def __init__(
+        self, ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream, url: str
+    ) -> None:
+        super().__init__(url, stream)
         self._ws = ws
+        # A DirectStream writes every frame whole; over TLS a cancel could cut one.
+        self._shield = not isinstance(stream, DirectStream)
 
     def _ended(self, error: trio_websocket.ConnectionClosed) -> ConnectionClosed:
         if self._closed is None:
@@ -201,9 +246,15 @@ class _TrioWebSocketConnection(RealtimeConnection):
         if self._closed is not None:
             raise self._closed
         try:
-            # Shielded: a cancel that came while the socket was full would cut the
-            # frame, and every frame after it would be garbage to the server.
-            with trio.CancelScope(shield=True):
+            if self._shield:
+                # A cancel that came while the socket was full would cut the frame,
+                # and every frame after it would be garbage to the server.
+                with trio.CancelScope(shield=True):
+                    await self._ws.send_message(text)
+            else:
+                # A cancel is seen at trio-websocket's lock, before any byte is
+                # written (it makes frames without compression, so a frame made
+                # and not sent changes nothing); the stream writes the rest whole.
                 await self._ws.send_message(text)
         except trio_websocket.ConnectionClosed as e:
             raise self._ended(e) from None
@@ -224,22 +275,11 @@ class _TrioWebSocketConnection(RealtimeConnection):
             self._closed = ConnectionClosed(code, reason or "closed by the client")
         await self._ws.aclose(code, reason)
 
-    async def _keepalive(self, interval: float, patience: float) -> None:
-        """Pings the server; a missing pong drops the line instead of hanging."""
-        while True:
-            await trio.sleep(interval)
-            try:
-                with trio.fail_after(patience):
-                    await self._ws.ping()
-            except trio.TooSlowError:
-                _log.warning(
-                    "no pong from %s in %.0f s; dropping the connection", self.url, patience
-                )
-                self._closed = ConnectionClosed(1006, "keepalive timed out")
-                await self._ws.aclose(1011, "keepalive timed out")
-                return
-            except trio_websocket.ConnectionClosed:
-                return
+    async def _ping(self) -> None:
+        try:
+            await self._ws.ping()
+        except trio_websocket.ConnectionClosed as e:
+            raise self._ended(e) from None
 
 
 @asynccontextmanager
@@ -251,6 +291,7 @@ async def open_connection(
     headers: Sequence[tuple[str, str]] = (),
     connect_timeout: float = 10.0,
     keepalive_interval: float | None = KEEPALIVE_INTERVAL_S,
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT_S,
     framing: Framing = "trio-websocket",
 ) -> AsyncIterator[RealtimeConnection]:
     """Opens a Realtime WebSocket for the duration of the block.
@@ -264,6 +305,9 @@ async def open_connection(
         headers: extra request headers.
         connect_timeout: seconds allowed for TCP, TLS and the handshake.
         keepalive_interval: seconds between pings (``None``: no pings).
+        keepalive_timeout: seconds a ping may wait for its pong (and to be
+            sent, behind a write the server does not read) before the line is
+            dropped.
         framing: what frames the WebSocket: ``"trio-websocket"`` (the default),
             or ``"websockets"``, the ``websockets`` package's Sans-I/O protocol
             (C masking, frames read in the reader's own task, no task between).
@@ -296,7 +340,7 @@ async def open_connection(
     # retrying with a bad key would leak one per attempt.
     try:
         with trio.fail_after(connect_timeout):
-            stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+            stream: DirectStream | trio.SSLStream[trio.SocketStream]
             if secure:
                 tls = await trio.open_ssl_over_tcp_stream(
                     host, port, ssl_context=ssl.create_default_context(), https_compatible=True
@@ -306,7 +350,7 @@ async def open_connection(
                 await _tls_handshake(tls, host_header)
                 stream = tls
             else:
-                stream = await trio.open_tcp_stream(host, port)
+                stream = DirectStream(await trio.open_tcp_stream(host, port))
     except trio.TooSlowError:
         raise ConnectionClosed(
             1006, f"no answer from {host_header} in {connect_timeout:g} s"
@@ -327,9 +371,7 @@ async def open_connection(
                 )
             async with opened as connection, trio.open_nursery() as nursery:
                 if keepalive_interval:
-                    nursery.start_soon(
-                        connection._keepalive, keepalive_interval, KEEPALIVE_TIMEOUT_S
-                    )
+                    nursery.start_soon(connection._keepalive, keepalive_interval, keepalive_timeout)
                 try:
                     yield connection
                 finally:
@@ -340,7 +382,7 @@ async def open_connection(
 
 @asynccontextmanager
 async def _open_trio_websocket(
-    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
+    stream: DirectStream | trio.SSLStream[trio.SocketStream],
     target: str,
     host_header: str,
     resource: str,
@@ -355,7 +397,9 @@ async def _open_trio_websocket(
                     with trio.fail_after(connect_timeout):
                         ws = await trio_websocket.wrap_client_stream(
                             nursery,
-                            stream,
+                            # Any trio stream will do; the annotation names only the
+                            # two kinds trio-websocket opens itself.
+                            cast(trio.SocketStream, stream),
                             host_header,
                             resource,
                             extra_headers=extra,
@@ -367,7 +411,7 @@ async def _open_trio_websocket(
                         1006, f"no handshake from {host_header} in {connect_timeout:g} s"
                     ) from None
                 try:
-                    yield _TrioWebSocketConnection(ws, target)
+                    yield _TrioWebSocketConnection(ws, stream, target)
                 finally:
                     with trio.CancelScope(shield=True), trio.move_on_after(5):
                         await ws.aclose()

@@ -8,7 +8,7 @@ reader (frames are parsed in the task that asks for the next event), masking
 in C instead of Python, and one lock-free write when nothing else is writing.
 On plain TCP (``ws://``: the local engine, or a proxy that ends TLS) a frame the
 kernel takes at once is written without a schedule point, as asyncio writes
-(see :meth:`SansIOConnection._write_direct`); a cancel is still seen first.
+(see :class:`~._direct.DirectStream`); a cancel is still seen first.
 
 Pongs, and the answer to the server's close, are written by whoever reads, so
 a ping waits for the reader to see its pong: a session always has a reader.
@@ -17,7 +17,6 @@ a ping waits for the reader to see its pong: a session always has a reader.
 from __future__ import annotations
 
 import logging
-import socket
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -33,10 +32,9 @@ from websockets.uri import parse_uri
 from framework.errors import ConnectionClosed
 
 from ._connection import MAX_MESSAGE_BYTES, RealtimeConnection, refusal
+from ._direct import DirectStream
 
 _RECEIVE_BYTES = 65536
-_YIELD_EVERY = 16
-"""Writes the kernel took at once, at most, between two schedule points of one connection."""
 _CLOSE_WAIT_S = 5.0  # for the server's answer to our close frame
 # The protocol's own logger stays above DEBUG: at DEBUG it would write every
 # handshake header, the API key among them.
@@ -48,18 +46,14 @@ class SansIOConnection(RealtimeConnection):
     """One open WebSocket on ``websockets``' :class:`ClientProtocol` over a trio stream."""
 
     def __init__(self, stream: trio.abc.Stream, protocol: ClientProtocol, url: str) -> None:
-        super().__init__(url)
-        self._stream = stream
+        super().__init__(url, stream)
         self._protocol = protocol
         self._messages: deque[str | bytes] = deque()
         self._fragments: list[bytes] = []
         self._binary = False
         self._write_lock = trio.StrictFIFOLock()
-        # Plain TCP is written on its socket directly (see _send_on_socket); TLS
-        # through the stream.
-        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
-        self._direct: socket.socket | None = None  # see _write_direct
-        self._unyielded = 0
+        # A DirectStream writes every frame whole; over TLS a cancel could cut one.
+        self._shield = not isinstance(stream, DirectStream)
         self._pong = trio.Event()
         self._reading = False  # a task is in receive_some (only one may be)
         self._over = trio.Event()  # the peer's close, or the end of the stream, was read
@@ -81,83 +75,21 @@ class SansIOConnection(RealtimeConnection):
             return
         lock = self._write_lock
         try:
-            # A free lock is taken without a checkpoint: the send has its own.
+            # A free lock is taken without a checkpoint, so writers keep their order.
             lock.acquire_nowait()
         except trio.WouldBlock:
             with trio.CancelScope(shield=True):
                 await lock.acquire()
         try:
-            if self._direct is not None:
-                await self._write_direct(self._direct, payload)
-            elif self._socket is None:
+            if self._shield:
                 with trio.CancelScope(shield=True):
                     await self._stream.send_all(payload)
             else:
-                await self._send_on_socket(self._socket, payload)
+                await self._stream.send_all(payload)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             self._drop("the connection dropped")
         finally:
             lock.release()
-
-    async def _write_direct(self, direct: socket.socket, payload: bytes) -> None:
-        """Writes what the kernel takes at once without a schedule point; waits for the rest.
-
-        trio makes every socket write a schedule point, a pass of its run loop
-        (and a poll of the kernel) per frame: for fifty chunks a second per
-        session, the largest cost of a voice client after the write itself.
-        ``direct`` is a second descriptor on the same socket, written
-        synchronously: a frame the kernel takes whole returns at once, and only
-        a frame it cannot take goes through trio's socket and waits. So that a
-        tight loop of writes cannot hold the run loop, every
-        :data:`_YIELD_EVERY`-th write still yields.
-        """
-        try:
-            sent = direct.send(payload)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        if sent < len(payload):
-            assert self._socket is not None
-            self._unyielded = 0
-            await self._send_on_socket(self._socket, payload[sent:])
-            return
-        self._unyielded += 1
-        if self._unyielded >= _YIELD_EVERY:
-            self._unyielded = 0
-            await trio.lowlevel.cancel_shielded_checkpoint()
-
-    def _open_direct(self) -> None:
-        """Opens ``_direct`` on a plain TCP socket (not TLS, whose bytes the stream makes)."""
-        if self._socket is not None and self._direct is None:
-            sock = self._socket
-            self._direct = socket.fromfd(sock.fileno(), sock.family, sock.type)
-            self._direct.setblocking(False)
-
-    def _close_direct(self) -> None:
-        """Closes the second descriptor: the socket ends when trio's descriptor does."""
-        if self._direct is not None:
-            self._direct.close()
-            self._direct = None
-
-    @staticmethod
-    async def _send_on_socket(socket: trio.socket.SocketType, payload: bytes) -> None:
-        """One ``send`` on a plain TCP socket, and a shielded rest only when needed.
-
-        A socket's ``send`` is whole or nothing with respect to a cancel: it
-        raises before writing anything, or writes and then checkpoints shielded.
-        So the common frame (a 20 ms append fits the socket buffer) costs one
-        send and no cancel scope. A cancel that came first, or a frame the socket
-        took only in part, is finished shielded, as the stream's path would
-        have; the cancel then reaches the caller at its next checkpoint.
-        """
-        try:
-            sent = await socket.send(payload)
-        except trio.Cancelled:
-            sent = 0  # nothing was written
-        if sent < len(payload):
-            with trio.CancelScope(shield=True):
-                view = memoryview(payload)[sent:]
-                while view:
-                    view = view[await socket.send(view) :]
 
     def _drop(self, reason: str) -> None:
         if self._closed is None:
@@ -261,29 +193,16 @@ class SansIOConnection(RealtimeConnection):
                         else:
                             await self._read()
 
-    async def _keepalive(self, interval: float, patience: float) -> None:
-        """Pings the server; no pong read within ``patience`` drops the line."""
-        while True:
-            await trio.sleep(interval)
-            if self._closed is not None or self._protocol.state is not OPEN:
-                return
-            self._pong = trio.Event()
-            self._protocol.send_ping(b"")
-            await self._flush()
-            with trio.move_on_after(patience):
-                await self._pong.wait()
-            if not self._pong.is_set():
-                _log_timeout(self.url, patience)
-                self._closed = ConnectionClosed(1006, "keepalive timed out")
-                self._close_direct()
-                await trio.aclose_forcefully(self._stream)
-                return
-
-
-def _log_timeout(url: str, patience: float) -> None:
-    logging.getLogger("cantata.transport").warning(
-        "no pong from %s in %.0f s; dropping the connection", url, patience
-    )
+    async def _ping(self) -> None:
+        """A ping, answered when whoever reads events reads its pong."""
+        if self._closed is not None:
+            raise self._closed
+        if self._protocol.state is not OPEN:
+            raise self._close_seen()
+        self._pong = pong = trio.Event()
+        self._protocol.send_ping(b"")
+        await self._flush()
+        await pong.wait()
 
 
 @asynccontextmanager
@@ -334,12 +253,8 @@ async def open_sansio(
         raise ConnectionClosed(
             1006, f"no handshake from {host_header} in {connect_timeout:g} s"
         ) from None
-    connection._open_direct()
     try:
         yield connection
     finally:
-        try:
-            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT_S):
-                await connection.aclose()
-        finally:
-            connection._close_direct()
+        with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT_S):
+            await connection.aclose()

@@ -6,9 +6,12 @@ Every test runs with both framings: trio-websocket (the default) and the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hashlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +35,7 @@ from framework.transport import (
 )
 
 KEY = "sk-test-correct-horse-battery"
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455's, for a hand-made 101
 FRAMINGS: list[Framing] = ["trio-websocket", "websockets"]
 
 
@@ -267,14 +271,18 @@ class _Steps(trio.abc.Instrument):
         self.steps += task is self.task
 
 
-async def test_plain_tcp_writes_the_kernel_takes_yield_only_now_and_then() -> None:
-    # On ws:// the websockets framing writes a frame the kernel takes at once
-    # without a schedule point, as asyncio does; every 16th write still yields,
-    # so that a tight loop of writes cannot hold the run loop.
+@pytest.mark.parametrize(("framing", "per_write"), [("websockets", 0), ("trio-websocket", 1)])
+async def test_plain_tcp_writes_the_kernel_takes_yield_only_now_and_then(
+    framing: Framing, per_write: int
+) -> None:
+    # On ws:// a frame the kernel takes at once is written without a schedule
+    # point of the socket, as asyncio does; every 16th write still yields, so
+    # that a tight loop of writes cannot hold the run loop. trio-websocket adds
+    # one of its own per frame, at its send lock.
     with trio.fail_after(10):
         async with (
             open_engine() as running,
-            open_connection(running.url, framing="websockets") as conn,
+            open_connection(running.url, framing=framing) as conn,
         ):
             await conn.receive()
             steps = _Steps(trio.lowlevel.current_task())
@@ -284,7 +292,8 @@ async def test_plain_tcp_writes_the_kernel_takes_yield_only_now_and_then() -> No
                     await conn.send_text('{"type":"input_audio_buffer.append","audio":"AAAA"}')
             finally:
                 trio.lowlevel.remove_instrument(steps)
-            assert 64 // 16 <= steps.steps <= 64 // 16 + 2
+            least = 64 * per_write + 64 // 16
+            assert least <= steps.steps <= least + 2
             # A cancel is still seen first, before anything is written.
             with trio.CancelScope() as scope:
                 scope.cancel()
@@ -295,3 +304,39 @@ async def test_plain_tcp_writes_the_kernel_takes_yield_only_now_and_then() -> No
             while not kinds or kinds[-1] != "SessionUpdatedEvent":
                 kinds.append(type(await conn.receive()).__name__)
             assert "InputAudioBufferClearedEvent" not in kinds
+
+
+async def test_a_silent_server_is_dropped_even_while_a_send_waits_on_a_full_socket(
+    connect: Callable[..., Any],
+) -> None:
+    # The server answers the handshake and then neither reads nor answers
+    # pings. A send fills the socket and waits, holding the line; the keepalive
+    # must still drop the line after its patience, and free that send.
+    async def silent(stream: trio.SocketStream) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await stream.receive_some(4096)
+        found = re.search(rb"(?i)sec-websocket-key: *(\S+)", request)
+        assert found is not None
+        accept = base64.b64encode(hashlib.sha1(found.group(1) + _WS_GUID).digest())
+        await stream.send_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                functools.partial(trio.serve_tcp, silent, 0, host="127.0.0.1")
+            )
+            port = listeners[0].socket.getsockname()[1]
+            url = f"ws://127.0.0.1:{port}/v1/realtime"
+            began = trio.current_time()
+            with pytest.raises(ConnectionClosed) as closed:
+                async with connect(url, keepalive_interval=0.1, keepalive_timeout=0.3) as conn:
+                    while True:
+                        await conn.send_text("x" * 100_000)
+            nursery.cancel_scope.cancel()
+    assert closed.value.reason == "keepalive timed out"
+    assert trio.current_time() - began < 3

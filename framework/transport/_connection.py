@@ -14,6 +14,7 @@ or an error message.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import os
 import ssl
@@ -29,7 +30,7 @@ import trio_websocket
 from framework.errors import ConnectionClosed, HandshakeRefused, single_errors
 from framework.protocol import ClientEvent, ServerEvent, parse_server_event, to_json
 
-from ._direct import DirectStream
+from ._direct import DirectStream, ShieldedStream
 
 HOSTED_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_MODEL = "gpt-realtime"
@@ -113,7 +114,8 @@ class RealtimeConnection(abc.ABC):
     """One open Realtime WebSocket (from :func:`open_connection`).
 
     The events are the same whichever framing carries them; a subclass moves
-    the frames (``send_text``, ``receive_text``, ``aclose``, ``_ping``).
+    the frames (``send_text``, ``receive_text``, ``aclose``, ``_ping``) on a
+    stream that writes whole (see :mod:`._direct`).
     """
 
     def __init__(self, url: str, stream: trio.abc.Stream) -> None:
@@ -162,27 +164,24 @@ class RealtimeConnection(abc.ABC):
         async with trio.open_nursery() as nursery:
             while self._closed is None:
                 await trio.sleep(interval)
-                answered, ended = trio.Event(), list[bool]()
-                nursery.start_soon(self._ping_once, answered, ended)
+                answered = trio.Event()
+                nursery.start_soon(self._ping_once, answered)
                 with trio.move_on_after(patience):
                     await answered.wait()
-                if ended:
-                    return
-                if not answered.is_set():
-                    if self._closed is None:
-                        _log.warning(
-                            "no pong from %s in %.0f s; dropping the connection", self.url, patience
-                        )
-                        self._closed = ConnectionClosed(1006, "keepalive timed out")
-                    nursery.cancel_scope.cancel()
-                    await trio.aclose_forcefully(self._stream)
-                    return
+                if answered.is_set():
+                    continue  # a pong, or the end of the connection (then _closed is set)
+                if self._closed is None:
+                    _log.warning(
+                        "no pong from %s in %.0f s; dropping the connection", self.url, patience
+                    )
+                    self._closed = ConnectionClosed(1006, "keepalive timed out")
+                nursery.cancel_scope.cancel()
+                await trio.aclose_forcefully(self._stream)
+                return
 
-    async def _ping_once(self, answered: trio.Event, ended: list[bool]) -> None:
-        try:
+    async def _ping_once(self, answered: trio.Event) -> None:
+        with contextlib.suppress(ConnectionClosed):  # it has set _closed
             await self._ping()
-        except ConnectionClosed:
-            ended.append(True)
         answered.set()
 
     async def send(self, event: ClientEvent | Mapping[str, Any]) -> None:
@@ -230,8 +229,6 @@ class _TrioWebSocketConnection(RealtimeConnection):
     ) -> None:
         super().__init__(url, stream)
         self._ws = ws
-        # A DirectStream writes every frame whole; over TLS a cancel could cut one.
-        self._shield = not isinstance(stream, DirectStream)
 
     def _ended(self, error: trio_websocket.ConnectionClosed) -> ConnectionClosed:
         if self._closed is None:
@@ -246,16 +243,10 @@ class _TrioWebSocketConnection(RealtimeConnection):
         if self._closed is not None:
             raise self._closed
         try:
-            if self._shield:
-                # A cancel that came while the socket was full would cut the frame,
-                # and every frame after it would be garbage to the server.
-                with trio.CancelScope(shield=True):
-                    await self._ws.send_message(text)
-            else:
-                # A cancel is seen at trio-websocket's lock, before any byte is
-                # written (it makes frames without compression, so a frame made
-                # and not sent changes nothing); the stream writes the rest whole.
-                await self._ws.send_message(text)
+            # A cancel is seen at trio-websocket's lock, before any byte is written
+            # (it makes frames without compression, so a frame made and not sent
+            # changes nothing); the stream writes the rest whole.
+            await self._ws.send_message(text)
         except trio_websocket.ConnectionClosed as e:
             raise self._ended(e) from None
         self.sent += 1
@@ -340,7 +331,7 @@ async def open_connection(
     # retrying with a bad key would leak one per attempt.
     try:
         with trio.fail_after(connect_timeout):
-            stream: DirectStream | trio.SSLStream[trio.SocketStream]
+            stream: DirectStream | ShieldedStream
             if secure:
                 tls = await trio.open_ssl_over_tcp_stream(
                     host, port, ssl_context=ssl.create_default_context(), https_compatible=True
@@ -348,7 +339,7 @@ async def open_connection(
                 # Handshaken here: inside trio-websocket a failed TLS handshake
                 # would only show as a WebSocket handshake that never comes.
                 await _tls_handshake(tls, host_header)
-                stream = tls
+                stream = ShieldedStream(tls)
             else:
                 stream = DirectStream(await trio.open_tcp_stream(host, port))
     except trio.TooSlowError:
@@ -382,7 +373,7 @@ async def open_connection(
 
 @asynccontextmanager
 async def _open_trio_websocket(
-    stream: DirectStream | trio.SSLStream[trio.SocketStream],
+    stream: DirectStream | ShieldedStream,
     target: str,
     host_header: str,
     resource: str,

@@ -1,9 +1,11 @@
-"""A plain TCP stream whose writes need no schedule point and are never cut.
+"""The streams both framings write on: every write whole, even when its writer is cancelled.
 
-Both framings write their frames on a :class:`DirectStream` when the line is
-plain TCP (``ws://``: the local engine, or a proxy that ends TLS). Over TLS
-the bytes are the TLS stream's to make, and the framings shield its writes
-instead.
+A WebSocket frame cut by a cancel would make every byte after it garbage to
+the server, so a framing writes only on one of these and needs no cancel scope
+of its own. On plain TCP (``ws://``: the local engine, or a proxy that ends
+TLS) that is a :class:`DirectStream`, which also writes without a schedule
+point while the kernel keeps up; over TLS, whose bytes the TLS stream makes,
+a :class:`ShieldedStream`.
 """
 
 from __future__ import annotations
@@ -82,4 +84,24 @@ class DirectStream(trio.abc.HalfCloseableStream):
 
     async def aclose(self) -> None:
         self.close_direct()
+        await self.inner.aclose()
+
+
+class ShieldedStream(trio.abc.Stream):
+    """A TLS stream whose every write is shielded: bytes handed to it are all written."""
+
+    def __init__(self, inner: trio.SSLStream[trio.SocketStream]) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        with trio.CancelScope(shield=True):
+            await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
         await self.inner.aclose()

@@ -32,7 +32,6 @@ from websockets.uri import parse_uri
 from framework.errors import ConnectionClosed
 
 from ._connection import MAX_MESSAGE_BYTES, RealtimeConnection, refusal
-from ._direct import DirectStream
 
 _RECEIVE_BYTES = 65536
 _CLOSE_WAIT_S = 5.0  # for the server's answer to our close frame
@@ -52,8 +51,6 @@ class SansIOConnection(RealtimeConnection):
         self._fragments: list[bytes] = []
         self._binary = False
         self._write_lock = trio.StrictFIFOLock()
-        # A DirectStream writes every frame whole; over TLS a cancel could cut one.
-        self._shield = not isinstance(stream, DirectStream)
         self._pong = trio.Event()
         self._reading = False  # a task is in receive_some (only one may be)
         self._over = trio.Event()  # the peer's close, or the end of the stream, was read
@@ -81,12 +78,8 @@ class SansIOConnection(RealtimeConnection):
             with trio.CancelScope(shield=True):
                 await lock.acquire()
         try:
-            if self._shield:
-                with trio.CancelScope(shield=True):
-                    await self._stream.send_all(payload)
-            else:
-                await self._stream.send_all(payload)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await self._stream.send_all(payload)  # whole, even if this task is cancelled
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._drop("the connection dropped")
         finally:
             lock.release()
@@ -95,11 +88,14 @@ class SansIOConnection(RealtimeConnection):
         if self._closed is None:
             self._closed = ConnectionClosed(1006, reason)
 
-    async def send_text(self, text: str) -> None:
+    def _check_open(self) -> None:
         if self._closed is not None:
             raise self._closed
         if self._protocol.state is not OPEN:
             raise self._close_seen()
+
+    async def send_text(self, text: str) -> None:
+        self._check_open()
         # A cancel is seen before the frame is made: the write may not yield.
         await trio.lowlevel.checkpoint_if_cancelled()
         self._protocol.send_text(text.encode())
@@ -195,10 +191,7 @@ class SansIOConnection(RealtimeConnection):
 
     async def _ping(self) -> None:
         """A ping, answered when whoever reads events reads its pong."""
-        if self._closed is not None:
-            raise self._closed
-        if self._protocol.state is not OPEN:
-            raise self._close_seen()
+        self._check_open()
         self._pong = pong = trio.Event()
         self._protocol.send_ping(b"")
         await self._flush()

@@ -19,6 +19,7 @@ from openai import AsyncOpenAI
 from trio_websocket import open_websocket_url
 
 from framework.engine import Engine, RunningEngine, open_engine
+from framework.transport import Framing, open_connection
 
 from .test_rest import in_asyncio
 
@@ -137,3 +138,30 @@ async def test_only_one_tls_file_is_refused(cert_files: tuple[str, str]) -> None
     with pytest.raises(ValueError, match="both a certificate file and its key file"):
         async with open_engine(Engine(), certfile=cert_files[0]):
             pass
+
+
+@pytest.mark.parametrize("framing", ["trio-websocket", "websockets"])
+async def test_cantatas_own_client_over_wss(
+    running: RunningEngine,
+    authority: trustme.CA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    framing: Framing,
+) -> None:
+    # The client verifies with the system's trust store: here, the test authority.
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    instructions = "x" * 1_000_000  # many TLS records each way
+    with trio.fail_after(20):
+        async with open_connection(running.url, api_key=KEY, framing=framing) as conn:
+            assert type(await conn.receive()).__name__ == "SessionCreatedEvent"
+            await conn.send(
+                {
+                    "type": "session.update",
+                    "session": {"type": "realtime", "instructions": instructions},
+                }
+            )
+            updated = await conn.receive()
+            assert type(updated).__name__ == "SessionUpdatedEvent"
+            assert updated.session.instructions == instructions

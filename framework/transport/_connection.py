@@ -221,6 +221,30 @@ class RealtimeConnection(abc.ABC):
             yield event
 
 
+class _EagerSendLock:
+    """trio-websocket's send lock, taken without a schedule point when it is free.
+
+    trio's own lock makes every frame a pass of the run loop and a poll of the
+    kernel, the largest fixed cost per audio chunk left after the framing. On
+    a :class:`DirectStream` the stream yields every few writes itself, so a run
+    of sends still lets other tasks in; a cancel is still seen here, before the
+    frame's bytes are written.
+    """
+
+    def __init__(self) -> None:
+        self._lock = trio.StrictFIFOLock()
+
+    async def __aenter__(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
 class _TrioWebSocketConnection(RealtimeConnection):
     """The default framing: trio-websocket (wsproto), with its own reader task."""
 
@@ -229,6 +253,13 @@ class _TrioWebSocketConnection(RealtimeConnection):
     ) -> None:
         super().__init__(url, stream)
         self._ws = ws
+        # trio-websocket writes every frame under this lock, made once per
+        # connection. A release that names it otherwise keeps trio's lock and its
+        # cost; over TLS the stream yields per write anyway.
+        lock = getattr(ws, "_stream_lock", None)
+        free = isinstance(lock, trio.StrictFIFOLock) and not lock.locked()
+        if free and isinstance(stream, DirectStream):
+            ws._stream_lock = _EagerSendLock()  # type: ignore[assignment]
 
     def _ended(self, error: trio_websocket.ConnectionClosed) -> ConnectionClosed:
         if self._closed is None:

@@ -271,14 +271,14 @@ class _Steps(trio.abc.Instrument):
         self.steps += task is self.task
 
 
-@pytest.mark.parametrize(("framing", "per_write"), [("websockets", 0), ("trio-websocket", 1)])
+@pytest.mark.parametrize("framing", ["websockets", "trio-websocket"])
 async def test_plain_tcp_writes_the_kernel_takes_yield_only_now_and_then(
-    framing: Framing, per_write: int
+    framing: Framing,
 ) -> None:
     # On ws:// a frame the kernel takes at once is written without a schedule
-    # point of the socket, as asyncio does; every 16th write still yields, so
-    # that a tight loop of writes cannot hold the run loop. trio-websocket adds
-    # one of its own per frame, at its send lock.
+    # point, as asyncio does, under either framing (trio-websocket's send lock
+    # is taken at once when free); every 16th write still yields, so that a
+    # tight loop of writes cannot hold the run loop.
     with trio.fail_after(10):
         async with (
             open_engine() as running,
@@ -292,7 +292,7 @@ async def test_plain_tcp_writes_the_kernel_takes_yield_only_now_and_then(
                     await conn.send_text('{"type":"input_audio_buffer.append","audio":"AAAA"}')
             finally:
                 trio.lowlevel.remove_instrument(steps)
-            least = 64 * per_write + 64 // 16
+            least = 64 // 16
             assert least <= steps.steps <= least + 2
             # A cancel is still seen first, before anything is written.
             with trio.CancelScope() as scope:

@@ -669,9 +669,10 @@ def wait_for_quiet(limit_s: float) -> float:
             return busy
 
 
-def run_client(
+def client_command(
     framework: str, n: int, args: argparse.Namespace, url: str, pid: int, audio: Path
-) -> dict[str, Any]:
+) -> list[str]:
+    """The command line of one client process."""
     script = {
         "cantata": [str(Path(__file__).resolve()), "_client"],
         "cantata-websockets": [str(Path(__file__).resolve()), "_client", "--framing=websockets"],
@@ -679,28 +680,71 @@ def run_client(
         "agents-sdk": [str(HERE / "_agents_sdk_client.py")],
         "agents-sdk-nodeflate": [str(HERE / "_agents_sdk_client.py"), "--compression=off"],
     }[framework]
-    turn_ms = args.speech_ms + args.silence_ms
     options = [
         f"--url={url}",
         f"--audio={audio}",
         f"--sessions={n}",
         f"--chunk-ms={args.chunk_ms}",
-        f"--turn-ms={turn_ms}",
+        f"--turn-ms={args.speech_ms + args.silence_ms}",
         f"--lead-ms={args.lead_ms}",
         f"--tail-ms={args.tail_ms}",
         f"--engine-pid={pid}",
     ]
+    return [sys.executable, *script, *options]
+
+
+def client_timeout(n: int, args: argparse.Namespace) -> float:
+    return float((args.turns + 2) * (args.speech_ms + args.silence_ms) / 1000 + 60 + n)
+
+
+def client_result(framework: str, returncode: int, stdout: str, stderr: str) -> dict[str, Any]:
+    if returncode:
+        raise RuntimeError(f"{framework} client failed:\n{stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_client(
+    framework: str, n: int, args: argparse.Namespace, url: str, pid: int, audio: Path
+) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, *script, *options],
+        client_command(framework, n, args, url, pid, audio),
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=(args.turns + 2) * turn_ms / 1000 + 60 + n,
+        timeout=client_timeout(n, args),
     )
-    if done.returncode:
-        raise RuntimeError(f"{framework} client failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return client_result(framework, done.returncode, done.stdout, done.stderr)
+
+
+def run_together(
+    frameworks: Sequence[str], n: int, args: argparse.Namespace, engine: list[str], audio: Path
+) -> list[dict[str, Any]]:
+    """Every client at once, each against an engine of its own.
+
+    The machine's load drifts over minutes; clients that run side by side see
+    the same drift, so their ratio holds steadier than that of runs in turn.
+    """
+    engines = [start_engine(engine) for _ in frameworks]
+    try:
+        clients = [
+            subprocess.Popen(
+                client_command(framework, n, args, url, proc.pid, audio),
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for framework, (proc, url) in zip(frameworks, engines, strict=True)
+        ]
+        outputs = [client.communicate(timeout=client_timeout(n, args)) for client in clients]
+        return [
+            client_result(framework, client.returncode, out, err)
+            for framework, client, (out, err) in zip(frameworks, clients, outputs, strict=True)
+        ]
+    finally:
+        for proc, _ in engines:
+            stop_engine(proc)
 
 
 def check(result: dict[str, Any], turns: int) -> list[str]:
@@ -780,13 +824,14 @@ def summary(results: list[dict[str, Any]], turns: int) -> None:
             f"{100 * others:>6.0f}% {f'{min(completed)}/{(turns + 1) * n}':>10} "
             f"{f'{min(tools)}/{n}':>6} {truncs:>7} {ok:>9}"
         )
+    targets = {"agents-sdk": 1.0, "agents-sdk-nodeflate": 1.0, "trio-ws-floor": 1.15}
     for n, row in medians.items():
-        if "cantata" in row and "agents-sdk" in row:
-            ratio = row["cantata"] / row["agents-sdk"]
-            verdict = "meets" if ratio < 1.0 else "misses"
-            print(f"N={n}: cantata / agents-sdk = {ratio:.2f} ({verdict} the < 1.0 target)")
-        if "cantata" in row and "trio-ws-floor" in row:
-            print(f"N={n}: cantata / trio-ws-floor = {row['cantata'] / row['trio-ws-floor']:.2f}")
+        for mine in ("cantata", "cantata-websockets"):
+            for peer, target in targets.items():
+                if mine in row and peer in row:
+                    ratio = row[mine] / row[peer]
+                    verdict = "meets" if ratio <= target else "misses"
+                    print(f"N={n}: {mine} / {peer} = {ratio:.2f} ({verdict} {target:.2f})")
 
 
 def cpu_main(args: argparse.Namespace) -> None:
@@ -805,13 +850,24 @@ def cpu_main(args: argparse.Namespace) -> None:
         silence_ms=args.silence_ms,
     )
     audio.write_bytes(script)
-    proc, url = start_engine([str(Path(__file__).resolve()), "_engine", f"--rules={rules}"])
-    print(
-        f"engine pid {proc.pid} on {url}; per session {args.turns} turns "
-        f"({len(script) / 48000:.0f} s of audio in {args.chunk_ms} ms chunks), "
-        f"the weather on turn {args.tool_turn}"
+    engine = [str(Path(__file__).resolve()), "_engine", f"--rules={rules}"]
+    shape = (
+        f"per session {args.turns} turns ({len(script) / 48000:.0f} s of audio in "
+        f"{args.chunk_ms} ms chunks), the weather on turn {args.tool_turn}"
     )
     results = []
+    if args.together:
+        print(f"clients side by side, an engine each; {shape}")
+        for n in args.sessions:
+            for _ in range(args.repeat):
+                wait_for_quiet(args.quiet_wait)
+                for result in run_together(args.frameworks, n, args, engine, audio):
+                    results.append(result)
+                    report(result, args.turns)
+        summary(results, args.turns)
+        return
+    proc, url = start_engine(engine)
+    print(f"engine pid {proc.pid} on {url}; {shape}")
     try:
         for n in args.sessions:
             for rep in range(args.repeat):
@@ -857,6 +913,11 @@ def main() -> None:
     cpu.add_argument("--lead-ms", type=int, default=1000, help="from connected to the first chunk")
     cpu.add_argument("--tail-ms", type=int, default=1000, help="window past the last chunk")
     cpu.add_argument("--quiet-wait", type=float, default=60, help="wait for an idle machine (s)")
+    cpu.add_argument(
+        "--together",
+        action="store_true",
+        help="run the clients of one repeat at the same time, each with its own engine",
+    )
     cpu.set_defaults(handler=cpu_main)
 
     # Internal: the processes the cpu benchmark starts.

@@ -212,9 +212,19 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
     try:
         for n in args.sessions:
             for rep in range(args.repeat):
-                order = CLIENTS if rep % 2 == 0 else CLIENTS[::-1]
-                for client in order:
-                    result = bench_runtime.run_client(client, n, cpu_args, url, proc.pid, audio)
+                # A few sessions each: the clients run side by side (an engine each), so
+                # that the machine's drift over minutes hits them alike. More would
+                # compete for the two cores: those run in turn, in alternating order.
+                if n <= args.together_up_to:
+                    results = bench_runtime.run_together(CLIENTS, n, cpu_args, engine, audio)
+                else:
+                    order = CLIENTS if rep % 2 == 0 else CLIENTS[::-1]
+                    results = [
+                        bench_runtime.run_client(client, n, cpu_args, url, proc.pid, audio)
+                        for client in order
+                    ]
+                for result in results:
+                    client = result["framework"]
                     problems = bench_runtime.check(result, args.turns)
                     if problems:
                         incomplete.append(f"{client} N={n}: {problems[0]}")
@@ -333,7 +343,8 @@ def table(rows: Sequence[Row], args: argparse.Namespace) -> str:
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
         f"`tests/benchmarks/compare.py --repeat {args.repeat}`"
         f"{' --quick' if args.quick else ''}: medians, (min-max) over the repeats, "
-        "ratios run by run.",
+        f"ratios run by run; client CPU at N <= {args.together_up_to}: the clients side by "
+        "side, an engine each.",
         "",
         "| benchmark | Cantata | peer or floor | ratio | load average |",
         "|---|---|---|---|---|",
@@ -358,6 +369,13 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
     parser.add_argument("--sessions", type=int, nargs="+", default=[10, 50], metavar="N")
     parser.add_argument("--turns", type=int, default=4, help="user turns per CPU session")
+    parser.add_argument(
+        "--together-up-to",
+        type=int,
+        default=10,
+        metavar="N",
+        help="cpu: clients of N sessions or fewer run side by side, an engine each",
+    )
     parser.add_argument("--latency-turns", type=int, default=500)
     parser.add_argument("--parse-seconds", type=float, default=2.0)
     parser.add_argument("--engine-levels", type=int, nargs="+", default=[130, 250, 350])

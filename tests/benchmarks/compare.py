@@ -183,7 +183,22 @@ def latency_part(args: argparse.Namespace) -> list[Row]:
 
 # --- client CPU and memory --------------------------------------------------------------
 
-CLIENTS = ("cantata", "cantata-websockets", "agents-sdk", "agents-sdk-nodeflate", "trio-ws-floor")
+MINE = ("cantata", "cantata-websockets")
+PEERS = ("agents-sdk", "agents-sdk-nodeflate", "trio-ws-floor")
+CLIENTS = MINE + PEERS
+
+
+def batches(n: int, rep: int, args: argparse.Namespace) -> list[tuple[str, ...]]:
+    """The clients that run side by side, batch after batch, in one repeat.
+
+    A few sessions each: all five at once. More would compete for the two
+    cores, so then each of Cantata's framings beside each peer, two at a time,
+    in alternating order.
+    """
+    if n <= args.together_up_to:
+        return [CLIENTS]
+    pairs: list[tuple[str, ...]] = [(ours, peer) for peer in PEERS for ours in MINE]
+    return pairs if rep % 2 == 0 else [pair[::-1] for pair in reversed(pairs)]
 
 
 def cpu_part(args: argparse.Namespace) -> list[Row]:
@@ -204,44 +219,38 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
         )
     )
     engine = [str(HERE / "bench_runtime.py"), "_engine", f"--rules={rules}"]
-    proc, url = bench_runtime.start_engine(engine)
     cpu: dict[tuple[int, str], Figures] = {}
     idle: dict[tuple[int, str], Figures] = {}
     active: dict[tuple[int, str], Figures] = {}
+    side_by_side: dict[tuple[int, str, str], Figures] = {}  # ratios of clients run at once
     incomplete: list[str] = []
-    try:
-        for n in args.sessions:
-            for rep in range(args.repeat):
-                # A few sessions each: the clients run side by side (an engine each), so
-                # that the machine's drift over minutes hits them alike. More would
-                # compete for the two cores: those run in turn, in alternating order.
-                if n <= args.together_up_to:
-                    results = bench_runtime.run_together(CLIENTS, n, cpu_args, engine, audio)
-                else:
-                    order = CLIENTS if rep % 2 == 0 else CLIENTS[::-1]
-                    results = [
-                        bench_runtime.run_client(client, n, cpu_args, url, proc.pid, audio)
-                        for client in order
-                    ]
+    for n in args.sessions:
+        for rep in range(args.repeat):
+            for batch in batches(n, rep, args):
+                results = bench_runtime.run_together(batch, n, cpu_args, engine, audio)
+                figures = {r["framework"]: bench_runtime.per_minute(r) for r in results}
+                for ours in MINE:
+                    for theirs in PEERS:
+                        if ours in figures and theirs in figures:
+                            ratio = side_by_side.setdefault((n, ours, theirs), Figures())
+                            ratio.add(figures[ours] / figures[theirs])
                 for result in results:
                     client = result["framework"]
                     problems = bench_runtime.check(result, args.turns)
                     if problems:
                         incomplete.append(f"{client} N={n}: {problems[0]}")
                     key = (n, client)
-                    cpu.setdefault(key, Figures()).add(bench_runtime.per_minute(result))
+                    cpu.setdefault(key, Figures()).add(figures[client])
                     # From one session up: the first one's imports are not per session.
                     rss1, rss_idle, rss_active = result["rss_kib"]
                     idle.setdefault(key, Figures()).add((rss_idle - rss1) / (n - 1))
                     active.setdefault(key, Figures()).add((rss_active - rss1) / (n - 1))
                     print(
-                        f"cpu: {client} N={n}: {cpu[key].values[-1]:.3f} s/session/min, "
+                        f"cpu: {client} N={n}: {figures[client]:.3f} s/session/min, "
                         f"{idle[key].values[-1]:.0f} / {active[key].values[-1]:.0f} KiB per "
-                        f"session idle / active; load {load():.2f}"
-                        + (f"; INCOMPLETE: {problems[0]}" if problems else "")
+                        f"session idle / active, beside {', '.join(set(batch) - {client})}; "
+                        f"load {load():.2f}" + (f"; INCOMPLETE: {problems[0]}" if problems else "")
                     )
-    finally:
-        bench_runtime.stop_engine(proc)
     for problem in incomplete:
         print(f"   ! {problem}")
     rows: list[Row] = []
@@ -253,12 +262,23 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
             cpu[(n, "agents-sdk-nodeflate")],
             cpu[(n, "trio-ws-floor")],
         )
-        for label, peer, peer_name in (
-            ("the Agents SDK, compression off on both", sdk_off, "Agents SDK, no deflate"),
-            ("the Agents SDK as shipped", sdk, "Agents SDK as shipped"),
-            ("the bare trio-websocket floor", floor, "trio-websocket, no framework"),
+        for label, peer, peer_name, peer_key in (
+            (
+                "the Agents SDK, compression off on both",
+                sdk_off,
+                "Agents SDK, no deflate",
+                "agents-sdk-nodeflate",
+            ),
+            ("the Agents SDK as shipped", sdk, "Agents SDK as shipped", "agents-sdk"),
+            (
+                "the bare trio-websocket floor",
+                floor,
+                "trio-websocket, no framework",
+                "trio-ws-floor",
+            ),
         ):
-            r, rf = ratios(mine, peer), ratios(fast, peer)
+            r = side_by_side[(n, "cantata", peer_key)]
+            rf = side_by_side[(n, "cantata-websockets", peer_key)]
             rows.append(
                 (
                     f"client CPU per voice session, s per minute of audio, N={n}, 20 ms "
@@ -275,13 +295,14 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
     k = "{:.0f}"
     for what, table in (("idle (connected, configured)", idle), ("active", active)):
         mine, sdk = table[(n, "cantata")], table[(n, "agents-sdk")]
-        r = ratios(mine, sdk)
+        # A process's own memory does not drift with the machine: medians against medians.
+        low, high = min(mine.values) / max(sdk.values), max(mine.values) / min(sdk.values)
         rows.append(
             (
                 f"client memory per session, {what}, N={n} (RSS growth from 1 to N sessions)",
                 f"{mine.median:.0f} KiB ({mine.spread(k)})",
                 f"Agents SDK: {sdk.median:.0f} KiB ({sdk.spread(k)})",
-                f"**{r.median:.2f}x** ({r.spread('{:.2f}')})",
+                f"**{mine.median / sdk.median:.2f}x** ({low:.2f}-{high:.2f})",
                 mine.load_range(),
             )
         )
@@ -343,8 +364,8 @@ def table(rows: Sequence[Row], args: argparse.Namespace) -> str:
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
         f"`tests/benchmarks/compare.py --repeat {args.repeat}`"
         f"{' --quick' if args.quick else ''}: medians, (min-max) over the repeats, "
-        f"ratios run by run; client CPU at N <= {args.together_up_to}: the clients side by "
-        "side, an engine each.",
+        "ratios run by run; client CPU from clients run side by side, an engine each "
+        f"(all five at N <= {args.together_up_to}, else two at a time).",
         "",
         "| benchmark | Cantata | peer or floor | ratio | load average |",
         "|---|---|---|---|---|",
@@ -374,7 +395,7 @@ def main() -> None:
         type=int,
         default=10,
         metavar="N",
-        help="cpu: clients of N sessions or fewer run side by side, an engine each",
+        help="cpu: clients of N sessions or fewer run all at once, larger ones two at a time",
     )
     parser.add_argument("--latency-turns", type=int, default=500)
     parser.add_argument("--parse-seconds", type=float, default=2.0)

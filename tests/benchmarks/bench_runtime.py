@@ -726,23 +726,25 @@ def run_together(
     the same drift, so their ratio holds steadier than that of runs in turn.
     """
     engines = [start_engine(engine) for _ in frameworks]
+    clients: list[subprocess.Popen[str]] = []
     try:
-        clients = [
-            subprocess.Popen(
-                client_command(framework, n, args, url, proc.pid, audio),
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+        for framework, (proc, url) in zip(frameworks, engines, strict=True):
+            command = client_command(framework, n, args, url, proc.pid, audio)
+            clients.append(
+                subprocess.Popen(
+                    command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
             )
-            for framework, (proc, url) in zip(frameworks, engines, strict=True)
-        ]
         outputs = [client.communicate(timeout=client_timeout(n, args)) for client in clients]
         return [
             client_result(framework, client.returncode, out, err)
             for framework, client, (out, err) in zip(frameworks, clients, outputs, strict=True)
         ]
     finally:
+        for client in clients:  # none is left behind when one fails or overruns
+            if client.poll() is None:
+                client.kill()
+                client.wait()
         for proc, _ in engines:
             stop_engine(proc)
 

@@ -257,26 +257,16 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
     s = "{:.3f}"
     for n in args.sessions:
         mine, fast = cpu[(n, "cantata")], cpu[(n, "cantata-websockets")]
-        sdk, sdk_off, floor = (
-            cpu[(n, "agents-sdk")],
-            cpu[(n, "agents-sdk-nodeflate")],
-            cpu[(n, "trio-ws-floor")],
-        )
-        for label, peer, peer_name, peer_key in (
+        for label, peer_name, peer_key in (
             (
                 "the Agents SDK, compression off on both",
-                sdk_off,
                 "Agents SDK, no deflate",
                 "agents-sdk-nodeflate",
             ),
-            ("the Agents SDK as shipped", sdk, "Agents SDK as shipped", "agents-sdk"),
-            (
-                "the bare trio-websocket floor",
-                floor,
-                "trio-websocket, no framework",
-                "trio-ws-floor",
-            ),
+            ("the Agents SDK as shipped", "Agents SDK as shipped", "agents-sdk"),
+            ("the bare trio-websocket floor", "trio-websocket, no framework", "trio-ws-floor"),
         ):
+            peer = cpu[(n, peer_key)]
             r = side_by_side[(n, "cantata", peer_key)]
             rf = side_by_side[(n, "cantata-websockets", peer_key)]
             rows.append(

@@ -9,11 +9,10 @@ G.711.
 
 from __future__ import annotations
 
-import base64
-
 import attrs
 import numpy as np
 import numpy.typing as npt
+import pybase64
 
 from framework.audio import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 from framework.protocol import AudioPCM, AudioPCMA, AudioPCMU
@@ -81,7 +80,7 @@ def wire_format(fmt: object) -> WireFormat:
 
 def b64(data: bytes | bytearray) -> str:
     """Audio bytes as the protocol carries them: base64 text."""
-    return base64.b64encode(data).decode("ascii")
+    return pybase64.b64encode_as_string(data)
 
 
 @attrs.define

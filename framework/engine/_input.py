@@ -28,12 +28,12 @@ Bounds, and what happens when one is reached:
 
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 from typing import Protocol
 
 import attrs
+import pybase64
 import trio
 
 from framework.protocol import (
@@ -206,7 +206,7 @@ class InputAudio:
     async def append(self, event: InputAudioBufferAppendEvent) -> None:
         """``input_audio_buffer.append``: buffers the audio and runs turn detection on it."""
         try:
-            data = base64.b64decode(event.audio, validate=True)
+            data = pybase64.b64decode(event.audio, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError(
                 "Invalid 'audio': the value is not valid base64.",

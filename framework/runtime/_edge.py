@@ -18,12 +18,12 @@ Every message it sends is shown first to ``observe`` (the metrics collector).
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Never, Protocol, TypeAlias, TypeVar, cast
 
+import pybase64
 import trio
 
 from framework.audio import AudioFormat
@@ -52,6 +52,7 @@ from framework.protocol import (
     RealtimeConversationItemAssistantMessage,
     RealtimeConversationItemFunctionCall,
     RealtimeConversationItemFunctionCallOutput,
+    RealtimeError,
     RealtimeErrorEvent,
     RealtimeMcpApprovalRequest,
     RealtimeMcpListTools,
@@ -353,7 +354,21 @@ class Edge:
 
     @_translates(ResponseAudioDeltaEvent)
     async def _audio_delta(self, event: ResponseAudioDeltaEvent) -> None:
-        audio = base64.b64decode(event.delta)
+        try:
+            audio = pybase64.b64decode(event.delta, validate=True)
+        except ValueError:
+            # The delta is lost, not the session: the rest of the reply still plays.
+            _log.warning("an audio delta of %s is not base64; dropped", event.response_id)
+            self._events.publish(
+                ErrorReported(
+                    error=RealtimeError(
+                        type="client_error",
+                        code="malformed_server_event",
+                        message=f"response.output_audio.delta {event.event_id}: not base64",
+                    )
+                )
+            )
+            return
         await self._send(
             self._to_responses,
             AudioDelta(response_id=event.response_id, item_id=event.item_id, audio=audio),

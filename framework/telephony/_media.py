@@ -18,13 +18,13 @@ Twilio sends as strings are read as strings and turned into ints where used.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 import attrs
 import orjson
+import pybase64
 
 from framework.errors import CantataError
 
@@ -186,7 +186,7 @@ def _parse_start(data: Mapping[str, Any]) -> Start:
 def _parse_media(data: Mapping[str, Any]) -> Media:
     media = _object(data, "media")
     try:
-        payload = base64.b64decode(_text(media, "payload"), validate=True)
+        payload = pybase64.b64decode(_text(media, "payload"), validate=True)
     except binascii.Error:
         raise MediaStreamError("media.payload: not base64") from None
     return Media(
@@ -267,7 +267,7 @@ def parse_message(frame: str | bytes) -> StreamMessage:
 
 
 def _payload(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return pybase64.b64encode_as_string(data)
 
 
 def _with_sequence(message: dict[str, Any], sequence: str | None) -> dict[str, Any]:

@@ -7,20 +7,24 @@ what the application saw.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import attrs
 import pytest
 import trio
 from trio.testing import MockClock
 
-from framework import Agent, ConnectionClosed, SessionRefused, open_session
+from framework import Agent, ConnectionClosed, Session, SessionRefused, open_session
+from framework.audio import ClockSink
 from framework.plugin import Contribution, Plugin
 from framework.protocol import (
     AudioPCMU,
     ConversationItemCreateEvent,
     RealtimeConversationItemFunctionCallOutput,
     RealtimeSessionCreateRequest,
+    ResponseAudioDeltaEvent,
     ResponseCreateEvent,
     SessionUpdateEvent,
 )
@@ -144,6 +148,16 @@ async def test_a_burst_of_tool_changes_is_one_update(autojump_clock: MockClock) 
     assert output.item.output == "4"
 
 
+async def _errors_until_a_response_ends(session: Session) -> list[ErrorReported]:
+    errors: list[ErrorReported] = []
+    async for event in session:
+        if isinstance(event, ErrorReported):
+            errors.append(event)
+        if type(event).__name__ == "ResponseFinished":
+            break
+    return errors
+
+
 async def test_a_malformed_event_is_reported_and_the_session_goes_on(
     autojump_clock: MockClock,
 ) -> None:
@@ -151,15 +165,31 @@ async def test_a_malformed_event_is_reported_and_the_session_goes_on(
     async with open_session(Agent(), connection=server) as session:
         await server._down_send.send('{"type": "response.done"}')  # no response: malformed
         await server.send(*server.text_response("still here"))
-        errors: list[ErrorReported] = []
-        async for event in session:
-            if isinstance(event, ErrorReported):
-                errors.append(event)
-            if type(event).__name__ == "ResponseFinished":
-                break
+        errors = await _errors_until_a_response_ends(session)
     (error,) = errors
     assert error.error.code == "malformed_server_event"
     assert error.error.message == "event_id: missing required field"
+
+
+async def test_an_audio_delta_that_is_not_base64_is_reported_and_the_reply_plays_on(
+    autojump_clock: MockClock,
+) -> None:
+    server = ScriptedServer()
+    sink = ClockSink()
+    async with open_session(Agent(), connection=server, audio_out=sink) as session:
+        head, tail = b"\x01\x00" * 240, b"\x02\x00" * 240
+        events = server.audio_response(head + tail)
+        (delta,) = [e for e in events if isinstance(e, ResponseAudioDeltaEvent)]
+        first = attrs.evolve(delta, delta=base64.b64encode(head).decode())
+        broken = attrs.evolve(delta, event_id="evt_broken", delta="AAE")  # padding cut
+        last = attrs.evolve(delta, event_id="evt_last", delta=base64.b64encode(tail).decode())
+        at = events.index(delta)
+        await server.send(*events[:at], first, broken, last, *events[at + 1 :])
+        errors = await _errors_until_a_response_ends(session)
+    (error,) = errors
+    assert error.error.code == "malformed_server_event"
+    assert "evt_broken" in error.error.message
+    assert bytes(sink.audio[delta.item_id]) == head + tail
 
 
 async def test_a_server_close_is_one_connection_closed(autojump_clock: MockClock) -> None:

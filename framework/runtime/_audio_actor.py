@@ -24,11 +24,11 @@ read, and it closes its send ends.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections import deque
 from collections.abc import AsyncIterable, Sequence
 
+import pybase64
 import trio
 
 from framework.protocol import (
@@ -84,7 +84,7 @@ def frame_text(event: ClientEvent) -> str:
 
 
 def _append_event(audio: bytes) -> InputAudioBufferAppendEvent:
-    return InputAudioBufferAppendEvent(audio=base64.b64encode(audio).decode("ascii"))
+    return InputAudioBufferAppendEvent(audio=pybase64.b64encode_as_string(audio))
 
 
 class AudioInputActor:
@@ -165,15 +165,18 @@ class AudioInputActor:
 
         The application's chunks otherwise cross the inbox and the outbox, a task
         switch at each. This takes a chunk directly only when nothing of the
-        actor's is queued or half done (no message in the inbox, no chunk or
-        commit in progress) and the line is up. When the session's writer waits
+        actor's is queued or half done (its reader waits on an empty inbox, so
+        no message is queued there or handed to it and not yet acted on; no chunk
+        or commit in progress) and the line is up. When the session's writer waits
         on an empty outbox, the chunk is written on the wire here and now;
         otherwise it joins the outbox behind what is there. False: send it
         through the inbox.
         """
         if self._busy or not self._open or self._held is not None or not audio:
             return False
-        if self._inbox.statistics().current_buffer_used:
+        if not self._inbox.statistics().tasks_waiting_receive:
+            # A message handed to the waiting reader (a commit, a lost line) has left
+            # the buffer but is not acted on yet: the chunk goes behind it.
             return False
         writer = self._writer
         if writer is None or not writer.can_write_now():
@@ -185,7 +188,7 @@ class AudioInputActor:
             await trio.lowlevel.checkpoint()
             return True
         self._taken_now(audio)
-        encoded = base64.b64encode(audio).decode("ascii")
+        encoded = pybase64.b64encode_as_string(audio)
         # Chunks that come meanwhile go through the inbox, behind this one.
         self._busy += 1
         try:

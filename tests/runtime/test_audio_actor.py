@@ -21,6 +21,7 @@ from framework.protocol import (
     to_json,
 )
 from framework.runtime._audio_actor import frame_text
+from framework.runtime._messages import CommitAudio
 from framework.testing import ScriptedServer
 
 
@@ -54,6 +55,25 @@ async def test_a_commit_follows_the_audio_sent_before_it(
         if respond:
             await server.expect(ResponseCreateEvent)
     assert _kinds(server) == expected
+    assert _audio(server) == [b"\x01\x00" * 480, b"\x02\x00" * 480]
+
+
+async def test_a_chunk_sent_while_a_commit_is_handed_over_goes_after_it(
+    autojump_clock: MockClock,
+) -> None:
+    # A commit handed to the actor waiting on its inbox has left the inbox's buffer
+    # before the actor acts on it. A chunk another task sends in that instant (the
+    # microphone, while push-to-talk is released) must not be written ahead of it.
+    server = ScriptedServer()
+    async with open_session(Agent(turn_detection=None), connection=server) as session:
+        await trio.testing.wait_all_tasks_blocked()
+        await session.send_audio(b"\x01\x00" * 480)
+        # What commit() does, without its wait: the actor is handed the commit and
+        # has not run yet when the next chunk comes.
+        session._to_audio.send_nowait(CommitAudio(respond=False, queued=trio.Event()))
+        await session.send_audio(b"\x02\x00" * 480)
+        await trio.sleep(1)
+    assert _kinds(server) == ["append", "commit", "append"]
     assert _audio(server) == [b"\x01\x00" * 480, b"\x02\x00" * 480]
 
 

@@ -37,6 +37,9 @@ DEFAULT_MODEL = "gpt-realtime"
 # An audio delta of a few seconds is several hundred kilobytes of base64, and
 # conversation.item.retrieved carries a whole item's audio.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+RECEIVE_BYTES = 65536
+"""The most one read of the socket takes. An audio delta of 100 ms is about
+6.5 kB of JSON: trio-websocket's own 4 KiB would read it in two wakes."""
 KEEPALIVE_INTERVAL_S = 20.0
 KEEPALIVE_TIMEOUT_S = 10.0
 
@@ -427,6 +430,7 @@ async def _open_trio_websocket(
                             extra_headers=extra,
                             message_queue_size=256,
                             max_message_size=MAX_MESSAGE_BYTES,
+                            receive_buffer_size=RECEIVE_BYTES,
                         )
                 except trio.TooSlowError:
                     raise ConnectionClosed(

@@ -31,9 +31,8 @@ from websockets.uri import parse_uri
 
 from framework.errors import ConnectionClosed
 
-from ._connection import MAX_MESSAGE_BYTES, RealtimeConnection, refusal
+from ._connection import MAX_MESSAGE_BYTES, RECEIVE_BYTES, RealtimeConnection, refusal
 
-_RECEIVE_BYTES = 65536
 _CLOSE_WAIT_S = 5.0  # for the server's answer to our close frame
 # The protocol's own logger stays above DEBUG: at DEBUG it would write every
 # handshake header, the API key among them.
@@ -118,7 +117,7 @@ class SansIOConnection(RealtimeConnection):
     async def _read(self) -> None:
         self._reading = True
         try:
-            data = await self._stream.receive_some(_RECEIVE_BYTES)
+            data = await self._stream.receive_some(RECEIVE_BYTES)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         finally:
@@ -223,7 +222,7 @@ async def open_sansio(
             await connection._flush()
             while True:
                 try:
-                    data = await stream.receive_some(_RECEIVE_BYTES)
+                    data = await stream.receive_some(RECEIVE_BYTES)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""
                 if data:

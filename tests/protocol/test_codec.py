@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -530,3 +532,31 @@ def test_what_the_parser_accepts_the_writer_writes(shape: list[str]) -> None:
     assert isinstance(event, p.SessionUpdateEvent)
     echoed = p.SessionUpdatedEvent(event_id="e", session=event.session)  # type: ignore[arg-type]
     assert json.loads(to_json(echoed))["session"] == json.loads(frame)["session"]
+
+
+_FIRST_PARSE = """
+import framework.protocol._codec as codec
+from framework.protocol import parse_server_event
+
+parse_server_event('{"type": "error", "event_id": "e1", "error": {"type": "x", "message": "m"}}')
+
+def refuse(cls):
+    raise AssertionError(f"structurer built late for {cls.__name__}")
+
+codec._codegen._build_structurer = refuse
+event = parse_server_event(
+    '{"type": "response.output_audio.delta", "event_id": "e2", "response_id": "r", "item_id": "i",'
+    ' "output_index": 0, "content_index": 0, "delta": "AAAA"}'
+)
+print(type(event).__name__)
+"""
+
+
+def test_the_first_server_event_builds_every_server_event_structurer() -> None:
+    # A session's first response must not generate code while its audio streams:
+    # after the first event a process parses, no event type builds its structurer.
+    result = subprocess.run(
+        [sys.executable, "-c", _FIRST_PARSE], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ResponseAudioDeltaEvent"

@@ -136,6 +136,13 @@ async def post(channel: trio.MemorySendChannel[_M], message: _M) -> None:
         await channel.send(message)
 
 
+def malformed(message: str) -> ErrorReported:
+    """What the application is told of a server event the session could not use."""
+    return ErrorReported(
+        error=RealtimeError(type="client_error", code="malformed_server_event", message=message)
+    )
+
+
 class SessionState(Protocol):
     """What the edge reads of its SessionActor."""
 
@@ -360,13 +367,7 @@ class Edge:
             # The delta is lost, not the session: the rest of the reply still plays.
             _log.warning("an audio delta of %s is not base64; dropped", event.response_id)
             self._events.publish(
-                ErrorReported(
-                    error=RealtimeError(
-                        type="client_error",
-                        code="malformed_server_event",
-                        message=f"response.output_audio.delta {event.event_id}: not base64",
-                    )
-                )
+                malformed(f"response.output_audio.delta {event.event_id}: not base64")
             )
             return
         await self._send(

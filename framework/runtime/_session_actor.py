@@ -118,7 +118,7 @@ from ._continuity import (
     retryable,
 )
 from ._contracts import AgentLike, Contribution, SessionConfigRequest, SessionPlugin, Wire
-from ._edge import Edge
+from ._edge import Edge, malformed
 from ._events import (
     ErrorReported,
     EventHub,
@@ -536,13 +536,7 @@ class SessionActor:
             return parse_server_event(text)
         except ProtocolError as e:
             _log.warning("malformed server event: %s", e)
-            self._events.publish(
-                ErrorReported(
-                    error=RealtimeError(
-                        type="client_error", code="malformed_server_event", message=str(e)
-                    )
-                )
-            )
+            self._events.publish(malformed(str(e)))
             return None
 
     async def _read(self, line: Line) -> None:
